@@ -1,0 +1,73 @@
+//! `airlock/bundle.json`: the bundle's own metadata (docs/bundle-format.md). Written first
+//! in the tar by `bundle::write`, read by `inspect` without touching the blobs.
+
+use crate::image::{Descriptor, Layer};
+use crate::digest::Digest;
+
+pub const FORMAT: &str = "airlock.bundle/v1";
+pub const META_PATH: &str = "airlock/bundle.json";
+pub const SUMS_PATH: &str = "airlock/SHA256SUMS";
+pub const SIGNATURE_PATH: &str = "airlock/SHA256SUMS.minisig";
+pub const COMPOSE_DIR: &str = "airlock/compose/";
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BundleMeta {
+    pub format: String,
+    pub airlock_version: String,
+    /// RFC 3339 UTC.
+    pub created: String,
+    pub project: String,
+    /// `os/arch[/variant]` the images were chosen for.
+    pub platform: String,
+    pub compose: ComposeMeta,
+    pub images: Vec<ImageMeta>,
+    /// Number of distinct blobs carried.
+    pub blobs: u64,
+    /// Bytes of all blobs carried (as stored, compressed).
+    pub size: u64,
+    /// Bytes of all layers uncompressed (what the engine needs on disk).
+    pub uncompressed_size: u64,
+    #[serde(default)]
+    pub base: Option<BaseMeta>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ComposeMeta {
+    /// Compose files, relative to the project directory, in `-f` order (included and extended files too).
+    pub files: Vec<String>,
+    /// Env files, relative to the project directory.
+    pub env_files: Vec<String>,
+    /// Profiles enabled when the bundle was packed.
+    #[serde(default)]
+    pub profiles: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ImageMeta {
+    /// The reference as the compose files write it.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub normalized: String,
+    /// Plan kinds that named this reference (`image`, `build-from`, ...).
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    #[serde(default)]
+    pub services: Vec<String>,
+    /// `registry` or `engine`.
+    pub source: String,
+    pub top: Descriptor,
+    pub manifest: Descriptor,
+    pub config: Descriptor,
+    pub layers: Vec<Layer>,
+    /// Bytes of the layers as stored.
+    pub size: u64,
+    pub uncompressed_size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BaseMeta {
+    /// Identity of the base bundle (sha256 of its bundle.json).
+    pub id: String,
+    /// Blobs this bundle relies on without carrying them.
+    pub assumed: Vec<Digest>,
+}

@@ -1,0 +1,4 @@
+//! Bundles: owns the bundle file format (docs/bundle-format.md). `write` is the sink used by
+//! `pack`; `read` is the source used by `verify`, `inspect`, `load`, `up` and `serve`.
+
+pub mod meta;

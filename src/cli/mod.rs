@@ -1,0 +1,149 @@
+//! Command line: owns argument parsing (clap), dispatch to one file per command, output
+//! conventions (`--json`, `--quiet`, `NO_COLOR`) and the mapping of errors to exit codes
+//! (0 ok, 1 checks failed, 2 bad input or usage, 3 engine or registry unreachable).
+//! Also answers the Docker CLI plugin protocol (`docker airlock ...`).
+
+pub mod output;
+pub mod plan;
+
+use crate::error::{Class, Classified, Classify};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "airlock",
+    version,
+    about = "Carry Docker Compose deployments across an air gap",
+    long_about = "airlock reads a Compose project exactly as Compose does, lists every image it needs \
+(including Dockerfile bases of built services), packs them into one verified bundle that `docker load` \
+also accepts, and on the offline host loads, starts and validates the stack.\n\n\
+Online:   airlock plan  ->  airlock pack -o stack.tar\n\
+Offline:  airlock verify stack.tar  ->  airlock up stack.tar  ->  airlock check",
+    after_help = "Exit codes: 0 ok, 1 checks failed, 2 bad input or usage, 3 engine or registry unreachable.\n\
+Environment: DOCKER_HOST, DOCKER_CONFIG, AIRLOCK_CACHE, NO_COLOR, COMPOSE_FILE, COMPOSE_PROFILES, COMPOSE_PROJECT_NAME."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Args, Debug, Clone, Default)]
+pub struct Global {
+    /// Print a machine-readable JSON document on stdout instead of tables (schema in docs/json.md).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print only errors (and the JSON document with --json).
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+    /// Never use colour (also when NO_COLOR is set).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+}
+
+/// How to find and load the Compose project; the same flags as `docker compose`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ProjectArgs {
+    /// Compose file(s), merged in order (default: compose.yaml, docker-compose.yml, ... and their override files; or COMPOSE_FILE).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Project directory (default: the directory of the first compose file).
+    #[arg(long, value_name = "DIR")]
+    pub project_directory: Option<PathBuf>,
+    /// Environment file(s) for interpolation, instead of `<project dir>/.env` (repeatable).
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_files: Vec<PathBuf>,
+    /// Enable a profile (repeatable; `*` enables all; also COMPOSE_PROFILES).
+    #[arg(long = "profile", value_name = "NAME")]
+    pub profiles: Vec<String>,
+    /// Project name (default: `name:`, COMPOSE_PROJECT_NAME, or the directory name).
+    #[arg(short = 'p', long = "project-name", value_name = "NAME")]
+    pub project_name: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List every image a Compose project needs, with offline-readiness findings.
+    Plan(plan::PlanArgs),
+}
+
+/// Entry point of both binaries (`airlock` and the Docker CLI plugin `docker-airlock`).
+pub fn main() -> ExitCode {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(code) = docker_plugin(&mut args) {
+        return code;
+    }
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                _ => ExitCode::from(2),
+            };
+        }
+    };
+    let out = output::Output::new(&cli.global);
+    let result = run(cli, &out);
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            out.error(&err);
+            ExitCode::from(class_of(&err).exit_code())
+        }
+    }
+}
+
+fn run(cli: Cli, out: &output::Output) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Plan(args) => plan::run(args, out),
+    }
+}
+
+/// Docker CLI plugin protocol: `docker-airlock docker-cli-plugin-metadata` prints the
+/// metadata; when invoked as `docker airlock ...` the CLI passes `airlock` as the first argument.
+fn docker_plugin(args: &mut Vec<std::ffi::OsString>) -> Option<ExitCode> {
+    if args.get(1).and_then(|a| a.to_str()) == Some("docker-cli-plugin-metadata") {
+        println!(
+            "{}",
+            serde_json::json!({
+                "SchemaVersion": "0.1.0",
+                "Vendor": "airlock",
+                "Version": env!("CARGO_PKG_VERSION"),
+                "ShortDescription": "Carry Compose deployments across an air gap",
+                "URL": "https://github.com/airlock/airlock"
+            })
+        );
+        return Some(ExitCode::SUCCESS);
+    }
+    let invoked_as_plugin = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name().and_then(|f| f.to_str()).map(|f| f.starts_with("docker-airlock")))
+        .unwrap_or(false);
+    if invoked_as_plugin && args.get(1).and_then(|a| a.to_str()) == Some("airlock") {
+        args.remove(1);
+    }
+    None
+}
+
+/// The class of an error chain: the first error in the chain that has one decides.
+/// Every module error type is listed here.
+pub fn class_of(err: &anyhow::Error) -> Class {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<Classified>() {
+            return e.class();
+        }
+        if cause.downcast_ref::<crate::reference::ReferenceError>().is_some()
+            || cause.downcast_ref::<crate::digest::DigestError>().is_some()
+            || cause.downcast_ref::<crate::platform::PlatformError>().is_some()
+        {
+            return Class::Input;
+        }
+        // module error types: add one line each
+    }
+    Class::Input
+}

@@ -1,0 +1,15 @@
+//! airlock: carry Docker Compose deployments across an air gap.
+//!
+//! Data flows one way: compose project -> `plan` (image references) -> `registry`
+//! resolve (digests per platform) -> `store` (content-addressed, verified) -> sinks
+//! (`bundle` file, registry push, `engine` load). A bundle is itself a source.
+
+pub mod bundle;
+pub mod cli;
+pub mod compose;
+pub mod digest;
+pub mod error;
+pub mod image;
+pub mod platform;
+pub mod progress;
+pub mod reference;
