@@ -1,1 +1,336 @@
-//! Shared test harness (filled in below).
+//! Shared test harness: engine availability (skip rules), a real loopback registry
+//! (Debian's `docker-registry`, the distribution server), small test images built with the
+//! engine (`FROM scratch` + Debian's busybox-static), and the `airlock` binary with a
+//! private cache. Every helper panics with the command's stderr when the environment breaks.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The compose fixtures folder (`AIRLOCK_FIXTURES`, default `../shared/fixtures/compose`).
+pub fn fixtures() -> PathBuf {
+    match std::env::var_os("AIRLOCK_FIXTURES") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/compose"),
+    }
+}
+
+/// Whether engine tests should run. `false` = skip (only allowed when
+/// `AIRLOCK_REQUIRE_DOCKER` is unset and no engine answers); panics when the engine is
+/// required but absent.
+pub fn require_docker() -> bool {
+    static UP: OnceLock<bool> = OnceLock::new();
+    let up = *UP.get_or_init(|| {
+        Command::new("docker")
+            .args(["version", "--format", "{{.Server.Version}}"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    });
+    if !up {
+        if std::env::var_os("AIRLOCK_REQUIRE_DOCKER").is_some() {
+            panic!("AIRLOCK_REQUIRE_DOCKER is set but no Docker engine answers `docker version`");
+        }
+        eprintln!("skipping: no Docker engine (set AIRLOCK_REQUIRE_DOCKER=1 to make this an error)");
+    }
+    up
+}
+
+/// Run a command, panic with its output unless it succeeds.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    if !out.status.success() {
+        panic!(
+            "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
+/// `docker ARGS...`, panicking on failure; returns stdout trimmed.
+pub fn docker(args: &[&str]) -> String {
+    let out = run(Command::new("docker").args(args));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `docker ARGS...` ignoring failure (cleanup).
+pub fn docker_quiet(args: &[&str]) {
+    let _ = Command::new("docker").args(args).stdout(Stdio::null()).stderr(Stdio::null()).status();
+}
+
+/// Whether the engine has an image (by reference or ID).
+pub fn image_exists(reference: &str) -> bool {
+    Command::new("docker")
+        .args(["image", "inspect", reference])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().unwrap().port()
+}
+
+/// Wait until `127.0.0.1:port` accepts connections.
+pub fn wait_for_port(port: u16, timeout: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listens on 127.0.0.1:{port} after {timeout:?}");
+}
+
+/// A real distribution registry (Debian `docker-registry`) on a free loopback port, with
+/// its storage in a temporary directory. Killed on drop.
+pub struct Registry {
+    /// `127.0.0.1:PORT`
+    pub addr: String,
+    pub port: u16,
+    /// CA certificate (PEM) that signed the server certificate, for TLS registries.
+    pub ca_cert: Option<PathBuf>,
+    /// Basic auth credentials, for registries started with them.
+    pub credentials: Option<(String, String)>,
+    child: Child,
+    pub dir: tempfile::TempDir,
+}
+
+impl Registry {
+    /// Plain HTTP, anonymous.
+    pub fn start() -> Registry {
+        Self::start_with(false, None)
+    }
+
+    /// TLS with a self-signed CA (`ca_cert`) and htpasswd (bcrypt) Basic auth.
+    pub fn start_tls_basic(user: &str, password: &str) -> Registry {
+        Self::start_with(true, Some((user.to_string(), password.to_string())))
+    }
+
+    fn start_with(tls: bool, credentials: Option<(String, String)>) -> Registry {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let storage = dir.path().join("storage");
+        std::fs::create_dir_all(&storage).unwrap();
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+            storage.display()
+        );
+        let mut ca_cert = None;
+        if tls {
+            let (ca, cert, key) = make_certs(dir.path());
+            config.push_str(&format!("  tls:\n    certificate: {}\n    key: {}\n", cert.display(), key.display()));
+            ca_cert = Some(ca);
+        }
+        if let Some((user, password)) = &credentials {
+            let htpasswd = dir.path().join("htpasswd");
+            let out = run(Command::new("htpasswd").args(["-Bbn", user, password]));
+            std::fs::write(&htpasswd, &out.stdout).unwrap();
+            config.push_str(&format!("auth:\n  htpasswd:\n    realm: airlock-test\n    path: {}\n", htpasswd.display()));
+        }
+        let config_path = dir.path().join("config.yml");
+        std::fs::write(&config_path, config).unwrap();
+        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config_path)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start docker-registry (Debian package docker-registry; scripts/test installs it)");
+        wait_for_port(port, Duration::from_secs(20));
+        Registry { addr, port, ca_cert, credentials, child, dir }
+    }
+
+    /// `http://127.0.0.1:PORT` or `https://...`
+    pub fn url(&self) -> String {
+        let scheme = if self.ca_cert.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The registry's log (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    /// Push a local engine image into this registry as `<addr>/<repo_tag>`; returns that reference.
+    /// Uses skopeo (from the engine) so TLS and Basic auth need no `docker login`.
+    pub fn push(&self, local: &str, repo_tag: &str) -> String {
+        let target = format!("{}/{}", self.addr, repo_tag);
+        let mut cmd = Command::new("skopeo");
+        cmd.args(["copy", "--quiet", "--dest-tls-verify=false"]);
+        if let Some((u, p)) = &self.credentials {
+            cmd.arg(format!("--dest-creds={u}:{p}"));
+        }
+        cmd.arg(format!("docker-daemon:{local}")).arg(format!("docker://{target}"));
+        run(&mut cmd);
+        target
+    }
+
+    /// Write a DOCKER_CONFIG directory holding this registry's credentials; returns its path.
+    pub fn docker_config(&self, dir: &Path) -> PathBuf {
+        use base64::Engine as _;
+        let cfg = dir.join("docker-config");
+        std::fs::create_dir_all(&cfg).unwrap();
+        let auths = match &self.credentials {
+            Some((u, p)) => {
+                let auth = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+                serde_json::json!({ self.addr.clone(): { "auth": auth } })
+            }
+            None => serde_json::json!({}),
+        };
+        std::fs::write(cfg.join("config.json"), serde_json::json!({ "auths": auths }).to_string()).unwrap();
+        cfg
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A CA and a server certificate for 127.0.0.1/localhost, made with openssl.
+fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let ca_key = dir.join("ca.key");
+    let ca = dir.join("ca.crt");
+    let key = dir.join("server.key");
+    let csr = dir.join("server.csr");
+    let cert = dir.join("server.crt");
+    let ext = dir.join("ext.cnf");
+    std::fs::write(&ext, "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n").unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    run(Command::new("openssl").args([
+        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+        "-subj", "/CN=airlock test CA", "-keyout", &s(&ca_key), "-out", &s(&ca),
+    ]));
+    run(Command::new("openssl").args([
+        "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=127.0.0.1",
+        "-keyout", &s(&key), "-out", &s(&csr),
+    ]));
+    run(Command::new("openssl").args([
+        "x509", "-req", "-in", &s(&csr), "-CA", &s(&ca), "-CAkey", &s(&ca_key), "-CAcreateserial", "-days", "2",
+        "-extfile", &s(&ext), "-out", &s(&cert),
+    ]));
+    (ca, cert, key)
+}
+
+/// Small test images built with the engine, unique per `name` (a top layer carries the
+/// name) so tests can remove their own images without touching others':
+/// - `airlock-it/<name>/base:1`: busybox (one ~2 MB layer) + a file layer
+/// - `airlock-it/<name>/app:1` and `:2`: base + one more layer each (sharing base layers)
+pub struct TestImages {
+    pub base: String,
+    pub app1: String,
+    pub app2: String,
+    /// Build context directory (kept for rebuilding).
+    pub dir: tempfile::TempDir,
+}
+
+impl TestImages {
+    pub fn build(name: &str) -> TestImages {
+        // One build at a time: the classic builder is not friendly to concurrent builds of
+        // the same context files.
+        static LOCK: Mutex<()> = Mutex::new(());
+        let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("busybox-static (/bin/busybox); scripts/test installs it");
+        std::fs::copy(busybox, dir.path().join("busybox")).unwrap();
+        std::fs::write(dir.path().join("name.txt"), format!("{name}\n")).unwrap();
+        std::fs::write(dir.path().join("v1.txt"), "version 1\n").unwrap();
+        std::fs::write(dir.path().join("v2.txt"), "version 2\n").unwrap();
+        let base = format!("airlock-it/{name}/base:1");
+        let app1 = format!("airlock-it/{name}/app:1");
+        let app2 = format!("airlock-it/{name}/app:2");
+        std::fs::write(
+            dir.path().join("Dockerfile.base"),
+            "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nCOPY name.txt /etc/airlock-test-name\nCMD [\"/bin/sh\"]\n",
+        )
+        .unwrap();
+        for (tag, file) in [(&app1, "v1.txt"), (&app2, "v2.txt")] {
+            let df = format!("FROM {base}\nCOPY {file} /srv/version\nCMD [\"/bin/cat\", \"/srv/version\"]\n");
+            std::fs::write(dir.path().join(format!("Dockerfile.{}", &tag[tag.len() - 1..])), df).unwrap();
+        }
+        let ctx = dir.path().to_str().unwrap().to_string();
+        let build = |tag: &str, dockerfile: &str| {
+            run(Command::new("docker")
+                .env("DOCKER_BUILDKIT", "0")
+                .args(["build", "-q", "-t", tag, "-f", &format!("{ctx}/{dockerfile}"), &ctx]));
+        };
+        build(&base, "Dockerfile.base");
+        build(&app1, "Dockerfile.1");
+        build(&app2, "Dockerfile.2");
+        TestImages { base, app1, app2, dir }
+    }
+
+    pub fn all(&self) -> [&str; 3] {
+        [&self.base, &self.app1, &self.app2]
+    }
+
+    /// Push all three to `registry`; returns the registry references (base, app1, app2).
+    pub fn push(&self, registry: &Registry) -> [String; 3] {
+        let strip = |r: &str| r.to_string();
+        [
+            registry.push(&self.base, &strip(&self.base)),
+            registry.push(&self.app1, &strip(&self.app1)),
+            registry.push(&self.app2, &strip(&self.app2)),
+        ]
+    }
+
+    /// Remove the three local images (and any other tags given).
+    pub fn remove(&self, extra: &[&str]) {
+        for r in self.all().iter().chain(extra.iter()) {
+            docker_quiet(&["rmi", "-f", r]);
+        }
+    }
+}
+
+impl Drop for TestImages {
+    fn drop(&mut self) {
+        self.remove(&[]);
+    }
+}
+
+/// The `airlock` binary with a private cache directory (`AIRLOCK_CACHE`) and no colour.
+pub fn airlock(cache: &Path) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("airlock").expect("airlock binary");
+    cmd.env("AIRLOCK_CACHE", cache).env("NO_COLOR", "1");
+    cmd
+}
+
+#[test]
+fn harness_registry_serves_pushed_images() {
+    if !require_docker() {
+        return;
+    }
+    let images = TestImages::build("harness");
+    for reg in [Registry::start(), Registry::start_tls_basic("tester", "s3cret")] {
+        let pushed = images.push(&reg);
+        let mut cmd = Command::new("skopeo");
+        cmd.args(["inspect", "--tls-verify=false", "--raw"]);
+        if let Some((u, p)) = &reg.credentials {
+            cmd.arg(format!("--creds={u}:{p}"));
+        }
+        let out = run(cmd.arg(format!("docker://{}", pushed[1])));
+        let manifest: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        // base: busybox layer + RUN symlinks + name file; app adds one layer
+        assert_eq!(manifest["layers"].as_array().map(|l| l.len()), Some(4), "{manifest}");
+    }
+}
