@@ -13,3 +13,4 @@ pub mod image;
 pub mod platform;
 pub mod progress;
 pub mod reference;
+pub mod store;
