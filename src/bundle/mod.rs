@@ -2,3 +2,4 @@
 //! `pack`; `read` is the source used by `verify`, `inspect`, `load`, `up` and `serve`.
 
 pub mod meta;
+pub mod read;
