@@ -8,6 +8,7 @@ pub mod bundle;
 pub mod cli;
 pub mod compose;
 pub mod digest;
+pub mod dockerfile;
 pub mod error;
 pub mod image;
 pub mod platform;
