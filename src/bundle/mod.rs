@@ -3,3 +3,4 @@
 
 pub mod meta;
 pub mod read;
+pub mod verify;
