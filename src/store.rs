@@ -23,8 +23,15 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
-    #[error("Blob `{digest}` has wrong content: expected {expected_size} bytes with that digest, got {actual_size} bytes hashing to `{actual}`")]
-    DigestMismatch { digest: Digest, expected_size: u64, actual: Digest, actual_size: u64 },
+    #[error(
+        "Blob `{digest}` has wrong content: expected {expected_size} bytes with that digest, got {actual_size} bytes hashing to `{actual}`"
+    )]
+    DigestMismatch {
+        digest: Digest,
+        expected_size: u64,
+        actual: Digest,
+        actual_size: u64,
+    },
     #[error("Blob `{digest}` is larger than the {expected} bytes its descriptor says")]
     TooLarge { digest: Digest, expected: u64 },
     #[error("Blob `{digest}` is being downloaded by another airlock process (`{}` is locked)", path.display())]
@@ -46,7 +53,10 @@ impl Classify for StoreError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io { path: path.to_path_buf(), source }
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Per-layer facts learnt by decompressing the blob once.
@@ -77,14 +87,20 @@ pub struct Store {
 impl Store {
     /// `$AIRLOCK_CACHE`, else `$XDG_CACHE_HOME/airlock`, else `~/.cache/airlock`.
     pub fn default_root() -> Result<PathBuf, StoreError> {
-        let nonempty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let nonempty = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         if let Some(p) = nonempty("AIRLOCK_CACHE") {
             return Ok(p);
         }
         if let Some(p) = nonempty("XDG_CACHE_HOME") {
             return Ok(p.join("airlock"));
         }
-        nonempty("HOME").map(|h| h.join(".cache").join("airlock")).ok_or(StoreError::NoLocation)
+        nonempty("HOME")
+            .map(|h| h.join(".cache").join("airlock"))
+            .ok_or(StoreError::NoLocation)
     }
 
     /// Open (creating the directories) the store at `root`.
@@ -92,7 +108,10 @@ impl Store {
         let root = root.into();
         for sub in ["blobs/sha256", "ingest", "meta/sha256"] {
             let p = root.join(sub);
-            fs::create_dir_all(&p).map_err(|e| StoreError::Io { path: p.clone(), source: e.into() })?;
+            fs::create_dir_all(&p).map_err(|e| StoreError::Io {
+                path: p.clone(),
+                source: e.into(),
+            })?;
         }
         Ok(Store { root })
     }
@@ -106,16 +125,23 @@ impl Store {
     }
 
     fn ingest_path(&self, digest: &Digest) -> PathBuf {
-        self.root.join("ingest").join(format!("{}.partial", digest.hex()))
+        self.root
+            .join("ingest")
+            .join(format!("{}.partial", digest.hex()))
     }
 
     fn meta_path(&self, digest: &Digest) -> PathBuf {
-        self.root.join("meta/sha256").join(format!("{}.json", digest.hex()))
+        self.root
+            .join("meta/sha256")
+            .join(format!("{}.json", digest.hex()))
     }
 
     /// Size of the blob when present.
     pub fn size(&self, digest: &Digest) -> Option<u64> {
-        std::fs::metadata(self.blob_path(digest)).ok().filter(|m| m.is_file()).map(|m| m.len())
+        std::fs::metadata(self.blob_path(digest))
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
     }
 
     /// Whether the blob is present with the expected size. Marks it used.
@@ -130,7 +156,10 @@ impl Store {
 
     /// Refresh the blob's last-used time (its mtime); failures only affect `prune`.
     pub fn touch(&self, digest: &Digest) {
-        if let Ok(f) = std::fs::File::options().append(true).open(self.blob_path(digest)) {
+        if let Ok(f) = std::fs::File::options()
+            .append(true)
+            .open(self.blob_path(digest))
+        {
             let _ = f.set_modified(SystemTime::now());
         }
     }
@@ -140,9 +169,15 @@ impl Store {
         let path = self.blob_path(digest);
         fs::File::open(&path).map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
-                StoreError::Missing { digest: digest.clone(), root: self.root.clone() }
+                StoreError::Missing {
+                    digest: digest.clone(),
+                    root: self.root.clone(),
+                }
             } else {
-                StoreError::Io { path, source: e.into() }
+                StoreError::Io {
+                    path,
+                    source: e.into(),
+                }
             }
         })
     }
@@ -151,7 +186,10 @@ impl Store {
     pub fn read_small(&self, digest: &Digest, limit: u64) -> Result<Vec<u8>, StoreError> {
         let path = self.blob_path(digest);
         let mut out = Vec::new();
-        self.open_blob(digest)?.take(limit).read_to_end(&mut out).map_err(io_err(&path))?;
+        self.open_blob(digest)?
+            .take(limit)
+            .read_to_end(&mut out)
+            .map_err(io_err(&path))?;
         Ok(out)
     }
 
@@ -163,7 +201,10 @@ impl Store {
         }
         let mut w = self.writer(&digest, bytes.len() as u64)?;
         w.truncate()?;
-        w.write_all(bytes).map_err(|e| StoreError::Io { path: w.path.clone(), source: e })?;
+        w.write_all(bytes).map_err(|e| StoreError::Io {
+            path: w.path.clone(),
+            source: e,
+        })?;
         w.commit()?;
         Ok(digest)
     }
@@ -181,7 +222,10 @@ impl Store {
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(StoreError::Busy { digest: digest.clone(), path });
+                return Err(StoreError::Busy {
+                    digest: digest.clone(),
+                    path,
+                });
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(StoreError::Io { path, source: e }),
         }
@@ -220,8 +264,17 @@ impl Store {
             .tempfile_in(&dir)
             .map_err(io_err(&dir))?
             .keep()
-            .map_err(|e| StoreError::Io { path: dir.clone(), source: e.error })?;
-        Ok(Writer { root: self.root.clone(), path, file, hasher: Hasher::new(), expected: None })
+            .map_err(|e| StoreError::Io {
+                path: dir.clone(),
+                source: e.error,
+            })?;
+        Ok(Writer {
+            root: self.root.clone(),
+            path,
+            file,
+            hasher: Hasher::new(),
+            expected: None,
+        })
     }
 
     /// Layer facts recorded for a blob, if any.
@@ -235,8 +288,14 @@ impl Store {
         let path = self.meta_path(digest);
         let tmp = path.with_extension("json.tmp");
         let bytes = serde_json::to_vec(facts).unwrap_or_default();
-        fs::write(&tmp, bytes).map_err(|e| StoreError::Io { path: tmp.clone(), source: e })?;
-        fs::rename(&tmp, &path).map_err(|e| StoreError::Io { path: path.clone(), source: e })?;
+        fs::write(&tmp, bytes).map_err(|e| StoreError::Io {
+            path: tmp.clone(),
+            source: e,
+        })?;
+        fs::rename(&tmp, &path).map_err(|e| StoreError::Io {
+            path: path.clone(),
+            source: e,
+        })?;
         Ok(())
     }
 
@@ -248,7 +307,8 @@ impl Store {
         }
         let path = self.blob_path(digest);
         let file = self.open_blob(digest)?;
-        let facts = layer_facts_of(io::BufReader::with_capacity(1 << 20, file)).map_err(io_err(&path))?;
+        let facts =
+            layer_facts_of(io::BufReader::with_capacity(1 << 20, file)).map_err(io_err(&path))?;
         self.set_layer_facts(digest, &facts)?;
         Ok(facts)
     }
@@ -257,12 +317,25 @@ impl Store {
     pub fn list(&self) -> Result<Vec<Entry>, StoreError> {
         let dir = self.root.join("blobs/sha256");
         let mut out = Vec::new();
-        for e in fs::read_dir(&dir).map_err(|e| StoreError::Io { path: dir.clone(), source: e })? {
-            let e = e.map_err(|e| StoreError::Io { path: dir.clone(), source: e })?;
-            let Some(name) = e.file_name().to_str().map(str::to_string) else { continue };
-            let Ok(digest) = Digest::from_hex(&name) else { continue };
+        for e in fs::read_dir(&dir).map_err(|e| StoreError::Io {
+            path: dir.clone(),
+            source: e,
+        })? {
+            let e = e.map_err(|e| StoreError::Io {
+                path: dir.clone(),
+                source: e,
+            })?;
+            let Some(name) = e.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let Ok(digest) = Digest::from_hex(&name) else {
+                continue;
+            };
             let Ok(md) = e.metadata() else { continue };
-            let last_used = md.modified().ok().and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok());
+            let last_used = md
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok());
             out.push(Entry {
                 layer: self.layer_facts(&digest),
                 digest,
@@ -278,8 +351,14 @@ impl Store {
     pub fn partials(&self) -> Result<Vec<(PathBuf, u64)>, StoreError> {
         let dir = self.root.join("ingest");
         let mut out = Vec::new();
-        for e in fs::read_dir(&dir).map_err(|e| StoreError::Io { path: dir.clone(), source: e })? {
-            let e = e.map_err(|e| StoreError::Io { path: dir.clone(), source: e })?;
+        for e in fs::read_dir(&dir).map_err(|e| StoreError::Io {
+            path: dir.clone(),
+            source: e,
+        })? {
+            let e = e.map_err(|e| StoreError::Io {
+                path: dir.clone(),
+                source: e,
+            })?;
             out.push((e.path(), e.metadata().map(|m| m.len()).unwrap_or(0)));
         }
         out.sort();
@@ -302,7 +381,9 @@ impl Store {
     pub fn prune_partials(&self) -> Result<(u64, u64), StoreError> {
         let mut n = (0, 0);
         for (path, size) in self.partials()? {
-            let Ok(f) = std::fs::File::options().append(true).open(&path) else { continue };
+            let Ok(f) = std::fs::File::options().append(true).open(&path) else {
+                continue;
+            };
             if f.try_lock().is_ok() && std::fs::remove_file(&path).is_ok() {
                 n.0 += 1;
                 n.1 += size;
@@ -313,7 +394,10 @@ impl Store {
 
     /// Remove blobs not used within `age` (all blobs with `None`). Returns (blobs, bytes).
     pub fn prune(&self, age: Option<Duration>) -> Result<(u64, u64), StoreError> {
-        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         let mut n = (0, 0);
         for e in self.list()? {
             let old = match age {
@@ -342,7 +426,10 @@ pub fn layer_facts_of<R: io::BufRead>(mut r: R) -> io::Result<LayerFacts> {
         io::copy(&mut r, &mut sink)?;
     }
     let uncompressed_size = sink.0.len();
-    Ok(LayerFacts { diff_id: sink.0.finish(), uncompressed_size })
+    Ok(LayerFacts {
+        diff_id: sink.0.finish(),
+        uncompressed_size,
+    })
 }
 
 struct HashSink(Hasher);
@@ -428,7 +515,10 @@ impl Write for Writer {
         {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                StoreError::TooLarge { digest: digest.clone(), expected: *size },
+                StoreError::TooLarge {
+                    digest: digest.clone(),
+                    expected: *size,
+                },
             ));
         }
         let n = self.file.write(buf)?;

@@ -1,0 +1,171 @@
+//! Registry client (distribution API, formats.md sections 2-4): owns speaking to
+//! registries for pulls. `client` does HTTP (ping, challenges, tokens, retries, redirects,
+//! TLS/plain-HTTP rules), `auth` reads credentials, `resolve` turns a `Reference` into a
+//! `ResolvedImage` (index -> platform manifest -> config -> layers, original bytes kept) and
+//! `pull` fetches its blobs into the `store` (verified, resumed, `--jobs` at a time).
+//! Used by `cli::pack` and `cli::lock`.
+
+pub mod auth;
+pub mod client;
+pub mod pull;
+pub mod resolve;
+
+pub use client::{Client, Options};
+pub use pull::{PullStats, pull};
+pub use resolve::{Pin, resolve};
+
+use crate::digest::Digest;
+use crate::error::{Class, Classify};
+use crate::store::StoreError;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("Cannot reach registry `{host}` ({what})")]
+    Connect {
+        host: String,
+        what: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("Registry `{host}` answered {status} to {what}{}", if body.is_empty() { String::new() } else { format!(": {body}") })]
+    Status {
+        host: String,
+        what: String,
+        status: u16,
+        body: String,
+    },
+    #[error("Registry `{host}` does not know `{reference}` ({what} not found)")]
+    NotFound {
+        host: String,
+        reference: String,
+        what: String,
+    },
+    #[error("Registry `{host}` refused access to `{reference}` (401 Unauthorized{})\n\nhint: log in with `docker login {host}` or give credentials in `$DOCKER_CONFIG/config.json`", if *anonymous { ", no credentials found" } else { "" })]
+    Unauthorized {
+        host: String,
+        reference: String,
+        anonymous: bool,
+    },
+    #[error("Failed to get a token for `{reference}` from `{realm}`: {message}")]
+    Token {
+        realm: String,
+        reference: String,
+        message: String,
+    },
+    #[error(
+        "`{host}` is not a loopback address; refusing plain HTTP\n\nhint: pass `--insecure-registry {host}` to allow it"
+    )]
+    PlainHttp { host: String },
+    #[error(
+        "`{reference}` is a schema 1 manifest (`{media_type}`), which Docker removed in 28.2; re-push the image with a current client"
+    )]
+    Schema1 {
+        reference: String,
+        media_type: String,
+    },
+    #[error("Manifest `{what}` of `{reference}` is larger than the {limit} bytes allowed")]
+    ManifestTooLarge {
+        reference: String,
+        what: String,
+        limit: u64,
+    },
+    #[error("Manifest of `{reference}` has digest `{actual}`, expected `{expected}`")]
+    ManifestDigest {
+        reference: String,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("Manifest `{digest}` of `{reference}` is not a valid {what}: {message}")]
+    BadManifest {
+        reference: String,
+        digest: Digest,
+        what: String,
+        message: String,
+    },
+    #[error("Unsupported media type `{media_type}` for `{reference}`")]
+    MediaType {
+        reference: String,
+        media_type: String,
+    },
+    #[error("`{reference}` has no image for platform `{platform}` (available: {available})")]
+    NoPlatform {
+        reference: String,
+        platform: String,
+        available: String,
+    },
+    #[error(
+        "Layer {index} (`{digest}`) of `{reference}` uncompresses to `{actual}`, but the image config says `{expected}`"
+    )]
+    DiffId {
+        reference: String,
+        index: usize,
+        digest: Digest,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("Blob `{digest}` of `{reference}` failed")]
+    Blob {
+        reference: String,
+        digest: Digest,
+        #[source]
+        source: StoreError,
+    },
+    #[error("Download of blob `{digest}` of `{reference}` failed after {attempts} attempts")]
+    Download {
+        reference: String,
+        digest: Digest,
+        attempts: u32,
+        #[source]
+        source: Box<RegistryError>,
+    },
+    #[error(
+        "Blob `{digest}` of `{reference}`: the registry sent {status} to a resumed request (`Range: bytes={offset}-`), expected 206"
+    )]
+    RangeIgnored {
+        reference: String,
+        digest: Digest,
+        status: u16,
+        offset: u64,
+    },
+    #[error("Download of blob `{digest}` was interrupted after {received} bytes")]
+    Interrupted {
+        digest: Digest,
+        received: u64,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("Failed to read `{}`: {message}", path.display())]
+    Config { path: PathBuf, message: String },
+    #[error("Credential helper `{helper}` failed for `{server}`: {message}")]
+    Helper {
+        helper: String,
+        server: String,
+        message: String,
+    },
+    #[error("Cannot use CA certificate `{}`: {message}", path.display())]
+    CaCert { path: PathBuf, message: String },
+    #[error("`{reference}`: locked manifest `{digest}` is not in its index any more")]
+    LockedManifestGone { reference: String, digest: Digest },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Classify for RegistryError {
+    fn class(&self) -> Class {
+        use RegistryError::*;
+        match self {
+            Connect { .. }
+            | Status { .. }
+            | Token { .. }
+            | Download { .. }
+            | Interrupted { .. }
+            | RangeIgnored { .. } => Class::Environment,
+            ManifestDigest { .. } | BadManifest { .. } | DiffId { .. } | Blob { .. } => {
+                Class::Failed
+            }
+            Store(e) => e.class(),
+            _ => Class::Input,
+        }
+    }
+}
