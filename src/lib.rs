@@ -5,10 +5,12 @@
 //! (`bundle` file, registry push, `engine` load). A bundle is itself a source.
 
 pub mod bundle;
+pub mod check;
 pub mod cli;
 pub mod compose;
 pub mod digest;
 pub mod dockerfile;
+pub mod engine;
 pub mod error;
 pub mod image;
 pub mod lock;

@@ -1,0 +1,501 @@
+//! `engine::load`: streams a bundle into the engine's `POST /images/load`, sending only
+//! what the engine lacks. Images whose config digest (the image ID on the classic store) the
+//! engine has are skipped; for the rest a filtered tar is sent: `manifest.json` rewritten to
+//! the missing images, their configs, and only the layers whose ChainID the engine does not
+//! hold (the classic store reuses a layer by ChainID before opening its file; formats.md
+//! section 8). A containerd-store engine gets the whole tar (it names images from
+//! index.json). Every blob is hashed while it is copied. Afterwards the references the
+//! compose files use are tagged; digest-pinned references get a local tag (`pinned_tag`).
+//! Reads with `bundle::read`; used by `cli::load` and `cli::up`.
+
+use super::{Engine, EngineError, EngineState, chain_ids};
+use crate::bundle::meta::ImageMeta;
+use crate::bundle::read::{
+    BLOBS_DIR, Bundle, Flow, MANIFEST_PATH, ManifestEntry, MemberInfo, Meta, ReadError,
+};
+use crate::digest::{Digest, HashingReader};
+use crate::progress::Reporter;
+use crate::reference::Reference;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+
+/// What happened to one image of the bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Sent to the engine in this load.
+    Loaded,
+    /// The engine already had it; only tagged.
+    Present,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LoadedImage {
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// Image ID on the engine.
+    pub id: Digest,
+    pub config: Digest,
+    pub action: Action,
+    /// The local tags airlock set (`redis:7`; `name:airlock-<digest>` for digest-pinned references).
+    pub tags: Vec<String>,
+    pub services: Vec<String>,
+}
+
+/// A digest-pinned reference and the local tag that stands in for it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PinnedTag {
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub tag: String,
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LoadReport {
+    pub images: Vec<LoadedImage>,
+    /// Whether a load request was sent at all (false when everything was present).
+    pub sent: bool,
+    pub blobs_sent: u64,
+    pub bytes_sent: u64,
+    pub blobs_skipped: u64,
+    pub bytes_skipped: u64,
+    pub pinned: Vec<PinnedTag>,
+    /// Lines the engine answered (`Loaded image: ...`).
+    pub engine_messages: Vec<String>,
+}
+
+/// The local tag standing in for a digest-pinned reference on engines that cannot record
+/// repo digests from a load (formats.md 1.4): `<name>:airlock-<first 12 hex of the digest>`.
+pub fn pinned_tag(reference: &Reference) -> Option<(String, String)> {
+    let d = reference.digest()?;
+    Some((
+        reference.familiar_name(),
+        format!("airlock-{}", &d.hex()[..12]),
+    ))
+}
+
+/// `(repository, tag)` to tag a bundle image with: the reference's own tag, or the pinned tag.
+pub fn local_tag(reference: &Reference) -> Option<(String, String)> {
+    if let Some(p) = pinned_tag(reference) {
+        return Some(p);
+    }
+    reference
+        .tag_or_default()
+        .map(|t| (reference.familiar_name(), t.to_string()))
+}
+
+/// What to send.
+#[derive(Debug, Clone, Default)]
+pub struct LoadPlan {
+    /// manifest.json entries of the images to load.
+    pub entries: Vec<ManifestEntry>,
+    /// Members to copy into the stream (other than manifest.json).
+    pub send: HashSet<String>,
+    /// Send the whole tar as is (containerd store).
+    pub whole: bool,
+    /// Config digests already on the engine.
+    pub present: HashSet<Digest>,
+    pub bytes_to_send: u64,
+    pub blobs_skipped: u64,
+    pub bytes_skipped: u64,
+    /// Disk the engine needs: the stream is unpacked to a temporary directory first, then
+    /// the layers are unpacked.
+    pub disk_needed: u64,
+}
+
+fn blob_of(path: &str) -> Option<Digest> {
+    path.strip_prefix(BLOBS_DIR)
+        .and_then(|h| Digest::from_hex(h).ok())
+}
+
+fn image_for_config<'a>(meta: &'a Meta, config: &Digest) -> Option<&'a ImageMeta> {
+    meta.meta.images.iter().find(|i| &i.config.digest == config)
+}
+
+/// Decide what to send, from the bundle metadata and the engine's images and layers.
+pub fn plan(meta: &Meta, state: &EngineState) -> LoadPlan {
+    let mut plan = LoadPlan {
+        whole: state.containerd_store,
+        ..Default::default()
+    };
+    let sizes: HashMap<&str, u64> = meta.members.iter().map(|(n, s)| (n.as_str(), *s)).collect();
+    let blob_size = |path: &str, d: &Digest| -> u64 {
+        sizes.get(path).copied().unwrap_or_else(|| {
+            meta.meta
+                .images
+                .iter()
+                .flat_map(|i| i.layers.iter())
+                .find(|l| &l.blob.digest == d)
+                .map(|l| l.blob.size)
+                .unwrap_or(0)
+        })
+    };
+    // layer path -> whether every image that needs it must get it
+    let mut layer_needed: HashMap<String, bool> = HashMap::new();
+    let mut uncompressed: HashMap<String, u64> = HashMap::new();
+    for entry in &meta.manifest {
+        let Some(config) = blob_of(&entry.config) else {
+            plan.entries.push(entry.clone());
+            plan.send.insert(entry.config.clone());
+            plan.send.extend(entry.layers.iter().cloned());
+            continue;
+        };
+        let img = image_for_config(meta, &config);
+        let present = state.images.contains_key(&config)
+            || img.is_some_and(|i| state.images.contains_key(&i.top.digest));
+        if present {
+            plan.present.insert(config);
+            continue;
+        }
+        plan.entries.push(entry.clone());
+        plan.send.insert(entry.config.clone());
+        let diff_ids: Option<Vec<Digest>> =
+            img.map(|i| i.layers.iter().map(|l| l.diff_id.clone()).collect());
+        let chains = diff_ids
+            .filter(|d| d.len() == entry.layers.len())
+            .map(|d| chain_ids(&d));
+        for (i, layer) in entry.layers.iter().enumerate() {
+            let engine_has = chains
+                .as_ref()
+                .is_some_and(|c| state.chains.contains(&c[i]));
+            let needed = layer_needed.entry(layer.clone()).or_insert(false);
+            *needed |= !engine_has || plan.whole;
+            if let Some(l) = img.and_then(|im| im.layers.get(i)) {
+                uncompressed.insert(
+                    layer.clone(),
+                    l.uncompressed_size.unwrap_or(l.blob.size.saturating_mul(3)),
+                );
+            }
+        }
+    }
+    for (layer, needed) in &layer_needed {
+        let size = blob_of(layer).map(|d| blob_size(layer, &d)).unwrap_or(0);
+        if *needed {
+            plan.send.insert(layer.clone());
+            plan.disk_needed += uncompressed
+                .get(layer)
+                .copied()
+                .unwrap_or(size.saturating_mul(3));
+        } else {
+            plan.blobs_skipped += 1;
+            plan.bytes_skipped += size;
+        }
+    }
+    if plan.whole && !plan.entries.is_empty() {
+        plan.send = meta
+            .sums
+            .keys()
+            .filter(|n| !n.starts_with("airlock/"))
+            .cloned()
+            .collect();
+        plan.send.extend(
+            meta.members
+                .iter()
+                .map(|(n, _)| n.clone())
+                .filter(|n| !n.starts_with("airlock/")),
+        );
+    }
+    plan.bytes_to_send = plan
+        .send
+        .iter()
+        .map(|p| {
+            blob_of(p)
+                .map(|d| blob_size(p, &d))
+                .unwrap_or_else(|| sizes.get(p.as_str()).copied().unwrap_or(0))
+        })
+        .sum();
+    plan.disk_needed += plan.bytes_to_send;
+    plan
+}
+
+/// Writes the tar stream into a channel in 1 MiB pieces.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, io::Error>>,
+    buf: Vec<u8>,
+}
+
+const PIECE: usize = 1 << 20;
+
+impl ChannelWriter {
+    fn push(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let piece = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(PIECE)));
+        self.tx.blocking_send(Ok(piece)).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the engine stopped reading the load stream",
+            )
+        })
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let room = PIECE - self.buf.len();
+        let n = room.min(data.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() >= PIECE {
+            self.push()?;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.push()
+    }
+}
+
+/// Reports bytes as they are read.
+struct Progress<'a, R> {
+    inner: R,
+    digest: Digest,
+    reporter: &'a dyn Reporter,
+}
+
+impl<R: Read> Read for Progress<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.reporter.blob_progress(&self.digest, n as u64);
+        Ok(n)
+    }
+}
+
+/// Write the filtered tar. Runs on a blocking thread.
+fn write_stream(
+    bundle: &Bundle,
+    plan: &LoadPlan,
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, io::Error>>,
+    reporter: &dyn Reporter,
+) -> Result<u64, EngineError> {
+    let err_tx = tx.clone();
+    let mut builder = tar::Builder::new(ChannelWriter {
+        tx,
+        buf: Vec::with_capacity(PIECE),
+    });
+    let mut sent = 0u64;
+    let io_err = |info: &MemberInfo, source: io::Error| ReadError::Io {
+        path: bundle.path.clone(),
+        member: info.name.clone(),
+        source,
+    };
+    let result = bundle.walk(
+        |info: &MemberInfo, r: &mut dyn Read| -> Result<Flow, EngineError> {
+            if info.name == MANIFEST_PATH && !plan.whole {
+                let bytes = serde_json::to_vec(&plan.entries).unwrap_or_default();
+                let mut h = tar::Header::new_ustar();
+                h.set_size(bytes.len() as u64);
+                h.set_mode(0o644);
+                h.set_mtime(0);
+                builder
+                    .append_data(&mut h, MANIFEST_PATH, &bytes[..])
+                    .map_err(|e| io_err(info, e))?;
+                return Ok(Flow::Continue);
+            }
+            if !plan.send.contains(&info.name) {
+                return Ok(Flow::Continue);
+            }
+            match info.blob_digest() {
+                Some(digest) => {
+                    reporter.blob_start(&digest, info.size, &info.name, 0);
+                    let mut hashing = HashingReader::new(Progress {
+                        inner: r,
+                        digest: digest.clone(),
+                        reporter,
+                    });
+                    builder
+                        .append(&info.header, &mut hashing)
+                        .map_err(|e| io_err(info, e))?;
+                    let (_, actual, _) = hashing.finish();
+                    if actual != digest {
+                        return Err(EngineError::CorruptBlob {
+                            bundle: bundle.path.clone(),
+                            digest,
+                            actual,
+                        });
+                    }
+                    reporter.blob_done(&digest);
+                    sent += 1;
+                }
+                None => {
+                    builder
+                        .append(&info.header, r)
+                        .map_err(|e| io_err(info, e))?;
+                }
+            }
+            Ok(Flow::Continue)
+        },
+    );
+    let finished = result.and_then(|_| {
+        builder.finish().map_err(|e| {
+            EngineError::Bundle(ReadError::Io {
+                path: bundle.path.clone(),
+                member: "(end)".into(),
+                source: e,
+            })
+        })?;
+        builder.get_mut().flush().map_err(|e| {
+            EngineError::Bundle(ReadError::Io {
+                path: bundle.path.clone(),
+                member: "(end)".into(),
+                source: e,
+            })
+        })
+    });
+    if let Err(e) = finished {
+        // Make the request fail instead of letting the engine load a partial stream.
+        let _ = err_tx.blocking_send(Err(io::Error::other(e.to_string())));
+        return Err(e);
+    }
+    Ok(sent)
+}
+
+/// Load `meta`'s bundle into the engine: plan, check disk space, stream, verify, tag.
+pub async fn load(
+    engine: &Engine,
+    meta: &Meta,
+    reporter: Arc<dyn Reporter>,
+) -> Result<LoadReport, EngineError> {
+    let state = engine.state().await?;
+    let plan = plan(meta, &state);
+    let mut report = LoadReport {
+        blobs_skipped: plan.blobs_skipped,
+        bytes_skipped: plan.bytes_skipped,
+        ..Default::default()
+    };
+    if !plan.entries.is_empty() {
+        if let Some((path, available)) = engine.free_space(state.root_dir.as_deref())
+            && available < plan.disk_needed
+        {
+            return Err(EngineError::DiskSpace {
+                path,
+                needed: plan.disk_needed,
+                available,
+            });
+        }
+        reporter.total(plan.bytes_to_send);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, io::Error>>(4);
+        let bundle = meta.bundle.clone();
+        let plan_arc = Arc::new(plan.clone());
+        let writer_reporter = Arc::clone(&reporter);
+        let writer = tokio::task::spawn_blocking(move || {
+            write_stream(&bundle, &plan_arc, tx, &*writer_reporter)
+        });
+        let body = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        let opts = bollard::query_parameters::ImportImageOptions {
+            quiet: true,
+            ..Default::default()
+        };
+        let mut responses = engine.docker.import_image_stream(opts, body, None).boxed();
+        let mut engine_error = None;
+        while let Some(item) = responses.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(s) = info
+                        .stream
+                        .as_deref()
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                    {
+                        report.engine_messages.push(s.to_string());
+                    }
+                }
+                Err(e) => engine_error = Some(e),
+            }
+        }
+        drop(responses);
+        let sent = writer.await.map_err(EngineError::Join)??;
+        if let Some(e) = engine_error {
+            let message = match e {
+                bollard::errors::Error::DockerStreamError { error } => error,
+                bollard::errors::Error::DockerResponseServerError { message, .. } => message,
+                other => other.to_string(),
+            };
+            return Err(EngineError::LoadRefused {
+                bundle: meta.bundle.path.clone(),
+                message,
+            });
+        }
+        report.sent = true;
+        report.blobs_sent = sent;
+        report.bytes_sent = plan.bytes_to_send;
+    }
+    // Every image of the bundle must now be on the engine; tag the references compose uses.
+    let mut pinned: Vec<PinnedTag> = Vec::new();
+    let mut seen_tags: BTreeSet<String> = BTreeSet::new();
+    for img in &meta.meta.images {
+        let config = img.config.digest.clone();
+        let id = if state.containerd_store {
+            engine
+                .image_id(&img.normalized)
+                .await?
+                .or(engine.image_id(&config.to_string()).await?)
+        } else {
+            engine.image_id(&config.to_string()).await?
+        };
+        let Some(id) = id else {
+            return Err(EngineError::NotLoaded {
+                reference: img.reference.clone(),
+                config,
+            });
+        };
+        let mut tags = Vec::new();
+        if let Ok(reference) = Reference::parse(&img.reference)
+            && let Some((repo, tag)) = local_tag(&reference)
+        {
+            engine.tag(&id, &repo, &tag).await?;
+            let full = format!("{repo}:{tag}");
+            if reference.digest().is_some() && seen_tags.insert(full.clone()) {
+                pinned.push(PinnedTag {
+                    reference: img.reference.clone(),
+                    tag: full.clone(),
+                    services: img.services.clone(),
+                });
+            }
+            tags.push(full);
+        }
+        let action = if plan.present.contains(&config) {
+            Action::Present
+        } else {
+            Action::Loaded
+        };
+        report.images.push(LoadedImage {
+            reference: img.reference.clone(),
+            id,
+            config,
+            action,
+            tags,
+            services: img.services.clone(),
+        });
+    }
+    report.pinned = pinned;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pinned_tags() {
+        let hex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        let r = Reference::parse(&format!("nginx@sha256:{hex}")).unwrap();
+        assert_eq!(
+            pinned_tag(&r),
+            Some(("nginx".into(), "airlock-e3b0c44298fc".into()))
+        );
+        let r = Reference::parse(&format!("ghcr.io/a/b:1@sha256:{hex}")).unwrap();
+        assert_eq!(
+            local_tag(&r),
+            Some(("ghcr.io/a/b".into(), "airlock-e3b0c44298fc".into()))
+        );
+        let r = Reference::parse("redis").unwrap();
+        assert_eq!(local_tag(&r), Some(("redis".into(), "latest".into())));
+    }
+}

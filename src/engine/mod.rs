@@ -1,0 +1,454 @@
+//! The Docker engine as a medium: owns the connection (bollard, `DOCKER_HOST` honoured,
+//! API version negotiated), image listing and inspection, tagging, the containers of a
+//! Compose project (by the `com.docker.compose.project` label), their logs, and free disk
+//! space (`/info` DockerRootDir + statvfs when the engine is local). `load` streams a
+//! bundle into `/images/load`. Used by `cli` (load, up, check), `check` and `pack`.
+
+pub mod load;
+pub mod save;
+
+use crate::digest::Digest;
+use crate::error::{Class, Classify};
+use bollard::Docker;
+use futures_util::StreamExt;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+/// Compose's label naming a container's project.
+pub const PROJECT_LABEL: &str = "com.docker.compose.project";
+/// Compose's label naming a container's service.
+pub const SERVICE_LABEL: &str = "com.docker.compose.service";
+/// Set to `True` on `docker compose run` containers.
+pub const ONEOFF_LABEL: &str = "com.docker.compose.oneoff";
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("Cannot reach the Docker engine at `{host}`")]
+    Connect {
+        host: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("Docker engine request failed: {action}")]
+    Api {
+        action: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("The engine refused to load bundle `{}`: {message}", bundle.display())]
+    LoadRefused {
+        bundle: std::path::PathBuf,
+        message: String,
+    },
+    #[error(
+        "Not enough disk space for the engine: loading needs about {needed} bytes under `{}`, {available} are free",
+        path.display()
+    )]
+    DiskSpace {
+        path: std::path::PathBuf,
+        needed: u64,
+        available: u64,
+    },
+    #[error("After loading, the engine does not have image `{reference}` (config `{config}`)")]
+    NotLoaded { reference: String, config: Digest },
+    #[error("Blob `{digest}` in bundle `{}` is corrupt: its content hashes to {actual}", bundle.display())]
+    CorruptBlob {
+        bundle: std::path::PathBuf,
+        digest: Digest,
+        actual: Digest,
+    },
+    #[error(transparent)]
+    Bundle(#[from] crate::bundle::read::ReadError),
+    #[error("Failed to run the bundle reader thread")]
+    Join(#[source] tokio::task::JoinError),
+}
+
+impl Classify for EngineError {
+    fn class(&self) -> Class {
+        match self {
+            EngineError::Connect { .. }
+            | EngineError::Api { .. }
+            | EngineError::DiskSpace { .. }
+            | EngineError::Join(_) => Class::Environment,
+            EngineError::LoadRefused { .. }
+            | EngineError::NotLoaded { .. }
+            | EngineError::CorruptBlob { .. } => Class::Failed,
+            EngineError::Bundle(e) => e.class(),
+        }
+    }
+}
+
+fn api(action: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> EngineError {
+    let action = action.into();
+    move |source| EngineError::Api { action, source }
+}
+
+/// Whether a bollard error is a 404 from the engine.
+pub fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// A connected engine.
+#[derive(Clone)]
+pub struct Engine {
+    pub docker: Docker,
+    /// `DOCKER_HOST` or the default socket, as used.
+    pub host: String,
+}
+
+/// The engine's `DOCKER_HOST` (default: the local socket).
+pub fn docker_host() -> String {
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string())
+}
+
+/// Connect to the engine named by `DOCKER_HOST` (or the local socket) and negotiate the
+/// API version (Engine 20.10 speaks 1.41). Requests may run for an hour: loads are long.
+pub async fn connect() -> Result<Engine, EngineError> {
+    let host = docker_host();
+    let docker = Docker::connect_with_defaults().map_err(|source| EngineError::Connect {
+        host: host.clone(),
+        source,
+    })?;
+    let docker = docker
+        .with_timeout(Duration::from_secs(3600))
+        .negotiate_version()
+        .await
+        .map_err(|source| EngineError::Connect {
+            host: host.clone(),
+            source,
+        })?;
+    Ok(Engine { docker, host })
+}
+
+/// An image the engine has.
+#[derive(Debug, Clone)]
+pub struct EngineImage {
+    /// Image ID (config digest on the classic store; manifest/index digest on containerd).
+    pub id: Digest,
+    pub repo_tags: Vec<String>,
+    /// `rootfs.diff_ids`, in order.
+    pub layers: Vec<Digest>,
+}
+
+/// Engine facts the load planner needs.
+#[derive(Debug, Clone, Default)]
+pub struct EngineState {
+    pub images: HashMap<Digest, EngineImage>,
+    /// Repo tag (`redis:7`, familiar form) -> image ID.
+    pub tags: HashMap<String, Digest>,
+    /// ChainIDs of every layer stack the engine holds (classic store reuses layers by ChainID).
+    pub chains: HashSet<Digest>,
+    /// The engine stores images in containerd (Engine 25+ with the snapshotter) rather than a graphdriver.
+    pub containerd_store: bool,
+    pub root_dir: Option<std::path::PathBuf>,
+}
+
+/// ChainID of each prefix of `diff_ids` (image-spec config.md).
+pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+    let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for d in diff_ids {
+        let next = match out.last() {
+            None => d.clone(),
+            Some(prev) => Digest::of(format!("{prev} {d}").as_bytes()),
+        };
+        out.push(next);
+    }
+    out
+}
+
+/// A container of a Compose project, as `check` reads it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub name: String,
+    pub service: String,
+    pub image: String,
+    /// `created`, `running`, `restarting`, `exited`, `dead`, ...
+    pub state: String,
+    /// `healthy`, `unhealthy`, `starting`, or `None` without a healthcheck.
+    pub health: Option<String>,
+    pub restarts: i64,
+    pub exit_code: Option<i64>,
+    pub oom_killed: bool,
+    pub one_off: bool,
+    /// Published ports: (host IP, host port, container port, protocol).
+    pub ports: Vec<PublishedPort>,
+    /// Health check failure output (last probe), when unhealthy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_log: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PublishedPort {
+    pub host_ip: String,
+    pub host_port: u16,
+    pub container_port: u16,
+    pub protocol: String,
+}
+
+impl Engine {
+    /// Every image with its tags and layers.
+    pub async fn state(&self) -> Result<EngineState, EngineError> {
+        let info = self.docker.info().await.map_err(api("GET /info"))?;
+        let containerd_store = info.driver_status.iter().flatten().any(|kv| {
+            kv.first().is_some_and(|k| k == "driver-type")
+                && kv.get(1).is_some_and(|v| v.contains("containerd"))
+        });
+        let root_dir = info.docker_root_dir.map(std::path::PathBuf::from);
+        let summaries = self
+            .docker
+            .list_images(Some(bollard::query_parameters::ListImagesOptions {
+                all: false,
+                ..Default::default()
+            }))
+            .await
+            .map_err(api("GET /images/json"))?;
+        let mut state = EngineState {
+            containerd_store,
+            root_dir,
+            ..Default::default()
+        };
+        for s in summaries {
+            let Ok(id) = s.id.parse::<Digest>() else {
+                continue;
+            };
+            let layers: Vec<Digest> = match self.docker.inspect_image(&s.id).await {
+                Ok(i) => i
+                    .root_fs
+                    .and_then(|r| r.layers)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|l| l.parse().ok())
+                    .collect(),
+                Err(e) if is_not_found(&e) => continue, // removed meanwhile
+                Err(e) => return Err(api(format!("GET /images/{}/json", s.id))(e)),
+            };
+            for c in chain_ids(&layers) {
+                state.chains.insert(c);
+            }
+            for t in s.repo_tags.iter().filter(|t| t.as_str() != "<none>:<none>") {
+                state.tags.insert(t.clone(), id.clone());
+            }
+            state.images.insert(
+                id.clone(),
+                EngineImage {
+                    id,
+                    repo_tags: s.repo_tags,
+                    layers,
+                },
+            );
+        }
+        Ok(state)
+    }
+
+    /// The image ID a reference or ID resolves to, `None` when absent.
+    pub async fn image_id(&self, name: &str) -> Result<Option<Digest>, EngineError> {
+        match self.docker.inspect_image(name).await {
+            Ok(i) => Ok(i.id.and_then(|id| id.parse().ok())),
+            Err(e) if is_not_found(&e) => Ok(None),
+            // Digest references the engine cannot look up come back as 400 on some versions.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 400, ..
+            }) => Ok(None),
+            Err(e) => Err(api(format!("GET /images/{name}/json"))(e)),
+        }
+    }
+
+    /// Tag image `id` as `repo:tag` (moving the tag if it named another image).
+    pub async fn tag(&self, id: &Digest, repo: &str, tag: &str) -> Result<(), EngineError> {
+        let opts = bollard::query_parameters::TagImageOptions {
+            repo: Some(repo.to_string()),
+            tag: Some(tag.to_string()),
+        };
+        self.docker
+            .tag_image(&id.to_string(), Some(opts))
+            .await
+            .map_err(api(format!("tag {id} as {repo}:{tag}")))
+    }
+
+    /// Free bytes of the filesystem holding the engine's data root, when the engine is local
+    /// (unix socket) and the directory is visible from here.
+    pub fn free_space(
+        &self,
+        root_dir: Option<&std::path::Path>,
+    ) -> Option<(std::path::PathBuf, u64)> {
+        if !self.host.starts_with("unix://") {
+            return None;
+        }
+        let dir = root_dir?;
+        free_bytes(dir).map(|n| (dir.to_path_buf(), n))
+    }
+
+    /// Every container (running or not) of Compose project `project`, sorted by service and name.
+    pub async fn containers(&self, project: &str) -> Result<Vec<ContainerInfo>, EngineError> {
+        let mut filters = HashMap::new();
+        filters.insert(
+            "label".to_string(),
+            vec![format!("{PROJECT_LABEL}={project}")],
+        );
+        let opts = bollard::query_parameters::ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let list = self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .map_err(api("GET /containers/json"))?;
+        let mut out = Vec::new();
+        for c in list {
+            let Some(id) = c.id.clone() else { continue };
+            let inspect = match self.docker.inspect_container(&id, None).await {
+                Ok(i) => i,
+                Err(e) if is_not_found(&e) => continue,
+                Err(e) => return Err(api(format!("GET /containers/{id}/json"))(e)),
+            };
+            let labels = c.labels.clone().unwrap_or_default();
+            let state = inspect.state.clone().unwrap_or_default();
+            let health = state
+                .health
+                .as_ref()
+                .and_then(|h| h.status)
+                .map(|s| s.to_string())
+                .filter(|s| !s.is_empty() && s != "none");
+            let health_log = state
+                .health
+                .as_ref()
+                .and_then(|h| h.log.as_ref())
+                .and_then(|l| l.last())
+                .and_then(|r| r.output.clone())
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty());
+            let mut ports: Vec<PublishedPort> = c
+                .ports
+                .iter()
+                .flatten()
+                .filter_map(|p| {
+                    Some(PublishedPort {
+                        host_ip: p.ip.clone().unwrap_or_default(),
+                        host_port: p.public_port?,
+                        container_port: p.private_port,
+                        protocol: p.typ.map(|t| t.to_string()).unwrap_or_else(|| "tcp".into()),
+                    })
+                })
+                .collect();
+            ports.sort_by(|a, b| {
+                (a.container_port, a.host_port, &a.host_ip).cmp(&(
+                    b.container_port,
+                    b.host_port,
+                    &b.host_ip,
+                ))
+            });
+            ports.dedup_by(|a, b| {
+                a.host_port == b.host_port
+                    && a.protocol == b.protocol
+                    && a.container_port == b.container_port
+            });
+            let status = state.status.map(|s| s.to_string()).unwrap_or_default();
+            out.push(ContainerInfo {
+                id,
+                name: inspect
+                    .name
+                    .clone()
+                    .unwrap_or_default()
+                    .trim_start_matches('/')
+                    .to_string(),
+                service: labels.get(SERVICE_LABEL).cloned().unwrap_or_default(),
+                image: c.image.clone().unwrap_or_default(),
+                exit_code: if status == "exited" || status == "dead" {
+                    state.exit_code
+                } else {
+                    None
+                },
+                state: status,
+                health,
+                restarts: inspect.restart_count.unwrap_or(0),
+                oom_killed: state.oom_killed.unwrap_or(false),
+                one_off: labels
+                    .get(ONEOFF_LABEL)
+                    .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+                ports,
+                health_log,
+            });
+        }
+        out.sort_by(|a, b| (&a.service, &a.name).cmp(&(&b.service, &b.name)));
+        Ok(out)
+    }
+
+    /// The last `tail` lines of a container's logs (stdout and stderr interleaved).
+    pub async fn logs(&self, id: &str, tail: usize) -> Result<Vec<String>, EngineError> {
+        let opts = bollard::query_parameters::LogsOptions {
+            stdout: true,
+            stderr: true,
+            tail: tail.to_string(),
+            ..Default::default()
+        };
+        let mut stream = self.docker.logs(id, Some(opts));
+        let mut text = String::new();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(chunk) => text.push_str(&String::from_utf8_lossy(chunk.as_ref())),
+                Err(e) if is_not_found(&e) => break,
+                Err(e) => return Err(api(format!("GET /containers/{id}/logs"))(e)),
+            }
+        }
+        Ok(text.lines().map(str::to_string).collect())
+    }
+
+    /// Image IDs by reference, for the references given (absent ones omitted).
+    pub async fn resolve_all(
+        &self,
+        references: &[String],
+    ) -> Result<BTreeMap<String, Digest>, EngineError> {
+        let mut out = BTreeMap::new();
+        for r in references {
+            if let Some(id) = self.image_id(r).await? {
+                out.insert(r.clone(), id);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Free bytes (for unprivileged users) of the filesystem holding `path`.
+pub fn free_bytes(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a writable statvfs struct.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    if rc != 0 {
+        return None;
+    }
+    Some(st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_ids_follow_the_spec() {
+        let a = Digest::of(b"a");
+        let b = Digest::of(b"b");
+        let chains = chain_ids(&[a.clone(), b.clone()]);
+        assert_eq!(chains[0], a);
+        assert_eq!(chains[1], Digest::of(format!("{a} {b}").as_bytes()));
+    }
+
+    #[test]
+    fn free_bytes_of_tmp() {
+        assert!(free_bytes(std::path::Path::new("/tmp")).is_some_and(|n| n > 0));
+        assert!(free_bytes(std::path::Path::new("/nonexistent/dir")).is_none());
+    }
+}
