@@ -14,6 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod image;
 pub mod lock;
+pub mod plan;
 pub mod platform;
 pub mod progress;
 pub mod reference;
