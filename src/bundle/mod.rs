@@ -4,3 +4,4 @@
 pub mod meta;
 pub mod read;
 pub mod verify;
+pub mod write;

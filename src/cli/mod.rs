@@ -5,6 +5,10 @@
 
 pub mod output;
 pub mod plan;
+pub mod pack;
+pub mod lock;
+pub mod cache;
+pub mod progress;
 
 use crate::error::{Class, Classified, Classify};
 use clap::{Args, Parser, Subcommand};
@@ -69,6 +73,12 @@ pub struct ProjectArgs {
 pub enum Command {
     /// List every image a Compose project needs, with offline-readiness findings.
     Plan(plan::PlanArgs),
+    /// Pull every image of the project from registries into one bundle that `docker load` accepts.
+    Pack(pack::PackArgs),
+    /// Resolve every image to digests and write airlock.lock (for `pack --locked`).
+    Lock(lock::LockArgs),
+    /// Inspect or prune the blob cache shared by every pack.
+    Cache(cache::CacheArgs),
 }
 
 /// Entry point of both binaries (`airlock` and the Docker CLI plugin `docker-airlock`).
@@ -101,6 +111,9 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli, out: &output::Output) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Plan(args) => plan::run(args, out),
+        Command::Pack(args) => pack::run(args, out),
+        Command::Lock(args) => lock::run(args, out),
+        Command::Cache(args) => cache::run(args, out),
     }
 }
 
@@ -144,6 +157,35 @@ pub fn class_of(err: &anyhow::Error) -> Class {
             return Class::Input;
         }
         // module error types: add one line each
+        if let Some(e) = cause.downcast_ref::<crate::plan::Error>() {
+            return e.class();
+        }
+        if let Some(e) = cause.downcast_ref::<crate::dockerfile::Error>() {
+            return e.class();
+        }
+        if let Some(c) = classify_pack(cause) {
+            return c;
+        }
     }
     Class::Input
+}
+
+/// Error classes of the pack pipeline (registry, store, lock, bundle writer, engine export).
+fn classify_pack(cause: &(dyn std::error::Error + 'static)) -> Option<Class> {
+    if let Some(e) = cause.downcast_ref::<crate::registry::RegistryError>() {
+        return Some(e.class());
+    }
+    if let Some(e) = cause.downcast_ref::<crate::store::StoreError>() {
+        return Some(e.class());
+    }
+    if let Some(e) = cause.downcast_ref::<crate::lock::LockError>() {
+        return Some(e.class());
+    }
+    if let Some(e) = cause.downcast_ref::<crate::bundle::write::WriteError>() {
+        return Some(e.class());
+    }
+    if let Some(e) = cause.downcast_ref::<crate::engine::save::SaveError>() {
+        return Some(e.class());
+    }
+    None
 }

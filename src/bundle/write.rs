@@ -1,0 +1,549 @@
+//! Bundle writer: owns producing a bundle file exactly as docs/bundle-format.md says, from
+//! resolved images whose blobs are in the `store`. Member order: `airlock/bundle.json`,
+//! `airlock/SHA256SUMS`, `airlock/compose/*`, `oci-layout`, `index.json`, `manifest.json`,
+//! then `blobs/sha256/*` (indexes and manifests, configs, layers smallest to largest), each
+//! blob once. Regular files only, mode 0644, owner 0/0, mtime 0; PAX records for names over
+//! 100 bytes and sizes of 8 GiB or more.
+//!
+//! The tar is written to `.<name>.airlock-partial-<pid>` in the output directory and renamed
+//! when complete; an error or cancellation removes it, so nothing ever appears at the
+//! output path unless whole. Blobs are re-hashed while copied out of the store: a damaged
+//! cache entry is refused (and evicted), never bundled. Used by `cli::pack`.
+
+use super::meta::{BundleMeta, COMPOSE_DIR, META_PATH, SUMS_PATH};
+use crate::digest::{Digest, HashingReader};
+use crate::error::{Class, Classify};
+use crate::image::{Descriptor, ResolvedImage, media};
+use crate::store::{Store, StoreError};
+use std::collections::BTreeMap;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("Failed to write bundle `{}`", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("Failed to read `{}` for the bundle", path.display())]
+    ReadFile {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "Blob `{digest}` in the cache is damaged ({reason}); it was removed, run the pack again to fetch it"
+    )]
+    Damaged { digest: Digest, reason: String },
+    #[error("Writing bundle `{}` was cancelled; nothing was left at that path", path.display())]
+    Cancelled { path: PathBuf },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Classify for WriteError {
+    fn class(&self) -> Class {
+        match self {
+            WriteError::Damaged { .. } => Class::Failed,
+            WriteError::ReadFile { .. } => Class::Input,
+            WriteError::Store(e) => e.class(),
+            _ => Class::Environment,
+        }
+    }
+}
+
+/// A file of the compose project to carry under `airlock/compose/`.
+#[derive(Debug, Clone)]
+pub struct ComposeFile {
+    /// Path inside `airlock/compose/` (relative to the project directory, `/`-separated).
+    pub name: String,
+    pub source: PathBuf,
+}
+
+/// Everything a bundle is made of.
+pub struct Input<'a> {
+    /// Metadata; `blobs`, `size` and `uncompressed_size` are filled in by `write`.
+    pub meta: BundleMeta,
+    /// The images, in bundle order; `meta.images` must describe the same list.
+    pub images: &'a [ResolvedImage],
+    pub compose_files: Vec<ComposeFile>,
+}
+
+/// What was written.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Written {
+    pub path: PathBuf,
+    /// Size of the bundle file.
+    pub bytes: u64,
+    pub blobs: u64,
+    /// The bundle.json written (with totals).
+    #[serde(skip)]
+    pub meta: BundleMeta,
+}
+
+/// Temporary file removed on drop unless persisted.
+struct TempGuard {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Distinct blobs of `images` in bundle order.
+pub fn blob_order(images: &[ResolvedImage]) -> Vec<Descriptor> {
+    let mut seen: BTreeMap<Digest, (u8, Descriptor)> = BTreeMap::new();
+    for img in images {
+        for d in [&img.top, &img.manifest] {
+            let rank = if media::is_index(&d.media_type) { 0 } else { 1 };
+            seen.entry(d.digest.clone()).or_insert((rank, plain(d)));
+        }
+        seen.entry(img.config.digest.clone())
+            .or_insert((2, plain(&img.config)));
+        for e in &img.extra {
+            seen.entry(e.digest.clone()).or_insert((1, plain(e)));
+        }
+        for l in &img.layers {
+            seen.entry(l.blob.digest.clone())
+                .or_insert((3, plain(&l.blob)));
+        }
+    }
+    let mut v: Vec<(u8, Descriptor)> = seen.into_values().collect();
+    v.sort_by(|a, b| (a.0, a.1.size, &a.1.digest).cmp(&(b.0, b.1.size, &b.1.digest)));
+    v.into_iter().map(|(_, d)| d).collect()
+}
+
+fn plain(d: &Descriptor) -> Descriptor {
+    Descriptor::new(&d.media_type, d.digest.clone(), d.size)
+}
+
+fn blob_path(d: &Digest) -> String {
+    format!("blobs/sha256/{}", d.hex())
+}
+
+/// `manifest.json`: one entry per distinct config, RepoTags of every reference naming it.
+pub fn docker_manifest(images: &[ResolvedImage]) -> Vec<u8> {
+    let mut order: Vec<&Digest> = Vec::new();
+    let mut entries: BTreeMap<&Digest, (Vec<String>, Vec<String>)> = BTreeMap::new();
+    for img in images {
+        let e = entries.entry(&img.config.digest).or_insert_with(|| {
+            order.push(&img.config.digest);
+            (
+                Vec::new(),
+                img.layers
+                    .iter()
+                    .map(|l| blob_path(&l.blob.digest))
+                    .collect(),
+            )
+        });
+        if let Some(tag) = img.reference.familiar_tagged()
+            && !e.0.contains(&tag)
+        {
+            e.0.push(tag);
+        }
+    }
+    let list: Vec<serde_json::Value> = order
+        .into_iter()
+        .map(|cfg| {
+            let (tags, layers) = &entries[cfg];
+            serde_json::json!({"Config": blob_path(cfg), "RepoTags": tags, "Layers": layers})
+        })
+        .collect();
+    serde_json::to_vec(&list).expect("json of strings")
+}
+
+/// `index.json`: one descriptor per reference, original top-level media type and digest.
+pub fn oci_index(images: &[ResolvedImage]) -> Vec<u8> {
+    let manifests: Vec<serde_json::Value> = images
+        .iter()
+        .map(|img| {
+            let r = &img.reference;
+            let mut ann = serde_json::Map::new();
+            match (r.tag(), r.digest()) {
+                (None, Some(d)) => {
+                    ann.insert(
+                        "io.containerd.image.name".into(),
+                        format!("{}@{d}", r.name()).into(),
+                    );
+                }
+                _ => {
+                    let tag = r.tag_or_default().unwrap_or("latest");
+                    ann.insert(
+                        "io.containerd.image.name".into(),
+                        format!("{}:{tag}", r.name()).into(),
+                    );
+                    ann.insert("org.opencontainers.image.ref.name".into(), tag.into());
+                }
+            }
+            serde_json::json!({
+                "mediaType": img.top.media_type,
+                "digest": img.top.digest,
+                "size": img.top.size,
+                "annotations": ann,
+            })
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media::OCI_INDEX,
+        "manifests": manifests,
+    }))
+    .expect("json")
+}
+
+pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+
+/// Write the bundle to `output`. `cancel` is polled between chunks (Ctrl-C).
+pub fn write(
+    store: &Store,
+    mut input: Input<'_>,
+    output: &Path,
+    cancel: &AtomicBool,
+) -> Result<Written, WriteError> {
+    let blobs = blob_order(input.images);
+    for d in &blobs {
+        if store.size(&d.digest) != Some(d.size) {
+            return Err(StoreError::Missing {
+                digest: d.digest.clone(),
+                root: store.root().to_path_buf(),
+            }
+            .into());
+        }
+    }
+    let mut uncompressed = 0u64;
+    let mut seen = std::collections::BTreeSet::new();
+    for img in input.images {
+        for l in &img.layers {
+            if seen.insert(&l.blob.digest) {
+                uncompressed += l.uncompressed_size.unwrap_or(0);
+            }
+        }
+    }
+    input.meta.blobs = blobs.len() as u64;
+    input.meta.size = blobs.iter().map(|d| d.size).sum();
+    input.meta.uncompressed_size = uncompressed;
+
+    // Small members, in memory (compose files are checked to be small).
+    let mut small: Vec<(String, Vec<u8>)> = Vec::new();
+    let meta_bytes = {
+        let mut v = serde_json::to_vec_pretty(&input.meta).expect("json");
+        v.push(b'\n');
+        v
+    };
+    small.push((META_PATH.to_string(), meta_bytes));
+    let mut compose = Vec::new();
+    for f in &input.compose_files {
+        let md = std::fs::metadata(&f.source).map_err(|source| WriteError::ReadFile {
+            path: f.source.clone(),
+            source,
+        })?;
+        if md.len() > 16 << 20 {
+            return Err(WriteError::ReadFile {
+                path: f.source.clone(),
+                source: io::Error::other("larger than 16 MiB: not a compose or env file"),
+            });
+        }
+        let bytes = std::fs::read(&f.source).map_err(|source| WriteError::ReadFile {
+            path: f.source.clone(),
+            source,
+        })?;
+        compose.push((format!("{COMPOSE_DIR}{}", f.name), bytes));
+    }
+    compose.sort_by(|a, b| a.0.cmp(&b.0));
+    compose.dedup_by(|a, b| a.0 == b.0);
+    let layout = vec![
+        ("oci-layout".to_string(), OCI_LAYOUT.to_vec()),
+        ("index.json".to_string(), oci_index(input.images)),
+        ("manifest.json".to_string(), docker_manifest(input.images)),
+    ];
+    let mut sums: Vec<(String, String)> = small
+        .iter()
+        .chain(compose.iter())
+        .chain(layout.iter())
+        .map(|(p, b)| (p.clone(), Digest::of(b).hex().to_string()))
+        .chain(
+            blobs
+                .iter()
+                .map(|d| (blob_path(&d.digest), d.digest.hex().to_string())),
+        )
+        .collect();
+    sums.sort();
+    let sums_text: String = sums.iter().map(|(p, h)| format!("{h}  {p}\n")).collect();
+
+    // The file.
+    let dir = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let file_name = output
+        .file_name()
+        .map(|f| f.to_string_lossy().to_string())
+        .unwrap_or_else(|| "bundle.tar".into());
+    remove_stale_partials(&dir, &file_name);
+    let tmp = dir.join(format!(
+        ".{file_name}.airlock-partial-{}",
+        std::process::id()
+    ));
+    let io_err = |source| WriteError::Io {
+        path: output.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::create(&tmp).map_err(io_err)?;
+    let mut guard = TempGuard {
+        path: tmp.clone(),
+        keep: false,
+    };
+    let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 20, file));
+    let cancelled = || WriteError::Cancelled {
+        path: output.to_path_buf(),
+    };
+
+    let (meta_name, meta_bytes) = &small[0];
+    append(
+        &mut tar,
+        meta_name,
+        meta_bytes.len() as u64,
+        &meta_bytes[..],
+    )
+    .map_err(io_err)?;
+    append(
+        &mut tar,
+        SUMS_PATH,
+        sums_text.len() as u64,
+        sums_text.as_bytes(),
+    )
+    .map_err(io_err)?;
+    for (name, bytes) in compose.iter().chain(layout.iter()) {
+        append(&mut tar, name, bytes.len() as u64, &bytes[..]).map_err(io_err)?;
+    }
+    for d in &blobs {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(cancelled());
+        }
+        let file = store.open_blob(&d.digest)?;
+        let mut reader = HashingReader::new(CancelReader {
+            inner: file.take(d.size),
+            cancel,
+        });
+        let r = append(&mut tar, &blob_path(&d.digest), d.size, &mut reader);
+        if cancel.load(Ordering::Relaxed) {
+            return Err(cancelled());
+        }
+        r.map_err(io_err)?;
+        let (_, actual, n) = reader.finish();
+        if actual != d.digest || n != d.size {
+            let _ = store.remove(&d.digest);
+            return Err(WriteError::Damaged {
+                digest: d.digest.clone(),
+                reason: format!("{n} bytes hashing to `{actual}`, expected {} bytes", d.size),
+            });
+        }
+    }
+    let buf = tar.into_inner().map_err(io_err)?;
+    let file = buf.into_inner().map_err(|e| io_err(e.into_error()))?;
+    file.sync_all().map_err(io_err)?;
+    drop(file);
+    if cancel.load(Ordering::Relaxed) {
+        return Err(cancelled());
+    }
+    std::fs::rename(&tmp, output).map_err(io_err)?;
+    guard.keep = true;
+    if let Ok(d) = std::fs::File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    let bytes = std::fs::metadata(output).map(|m| m.len()).unwrap_or(0);
+    Ok(Written {
+        path: output.to_path_buf(),
+        bytes,
+        blobs: blobs.len() as u64,
+        meta: input.meta,
+    })
+}
+
+/// Remove `.<name>.airlock-partial-<pid>` files left by processes that no longer run
+/// (a `kill -9` during a pack).
+fn remove_stale_partials(dir: &Path, file_name: &str) {
+    let prefix = format!(".{file_name}.airlock-partial-");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let Some(pid) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        let alive = pid
+            .parse::<u32>()
+            .is_ok_and(|p| Path::new(&format!("/proc/{p}")).exists());
+        if !alive {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+struct CancelReader<'a, R> {
+    inner: R,
+    cancel: &'a AtomicBool,
+}
+
+impl<R: Read> Read for CancelReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "cancelled"));
+        }
+        self.inner.read(buf)
+    }
+}
+
+/// One regular-file member: ustar header (mode 0644, owner 0/0, mtime 0), preceded by a
+/// PAX header when the name or size does not fit ustar.
+fn append<W: Write, R: Read>(
+    tar: &mut tar::Builder<W>,
+    name: &str,
+    size: u64,
+    data: R,
+) -> io::Result<()> {
+    let mut records = String::new();
+    let name_fits = name.len() <= 100 && name.is_ascii();
+    if !name_fits {
+        records.push_str(&pax_record("path", name));
+    }
+    if size >= 8 << 30 {
+        records.push_str(&pax_record("size", &size.to_string()));
+    }
+    if !records.is_empty() {
+        let mut h = header(records.len() as u64);
+        h.set_entry_type(tar::EntryType::XHeader);
+        let short: String = name
+            .chars()
+            .filter(|c| c.is_ascii())
+            .rev()
+            .take(80)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        set_name(
+            &mut h,
+            &format!("PaxHeaders/{}", short.trim_start_matches('/')),
+        )?;
+        h.set_cksum();
+        tar.append(&h, records.as_bytes())?;
+    }
+    let mut h = header(size);
+    if name_fits {
+        set_name(&mut h, name)?;
+    } else {
+        let short: String = name.chars().filter(|c| c.is_ascii()).take(100).collect();
+        set_name(&mut h, &short)?;
+    }
+    h.set_cksum();
+    // Exactly `size` bytes: a short source would corrupt the tar, so count them.
+    let mut counted = CountingReader {
+        inner: data.take(size),
+        n: 0,
+    };
+    tar.append(&h, &mut counted)?;
+    if counted.n != size {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("`{name}`: {} of {size} bytes", counted.n),
+        ));
+    }
+    Ok(())
+}
+
+struct CountingReader<R> {
+    inner: R,
+    n: u64,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+}
+
+fn header(size: u64) -> tar::Header {
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_size(size);
+    h
+}
+
+/// Name into the ustar `name` field directly (at most 100 bytes, no prefix split).
+fn set_name(h: &mut tar::Header, name: &str) -> io::Result<()> {
+    let field = &mut h.as_old_mut().name;
+    let bytes = name.as_bytes();
+    if bytes.len() > field.len() {
+        return Err(io::Error::other(format!(
+            "tar name `{name}` longer than 100 bytes"
+        )));
+    }
+    field.fill(0);
+    field[..bytes.len()].copy_from_slice(bytes);
+    Ok(())
+}
+
+/// `"<len> key=value\n"` where `<len>` counts the whole record.
+fn pax_record(key: &str, value: &str) -> String {
+    let body = format!(" {key}={value}\n");
+    let mut len = body.len() + 1;
+    while format!("{len}{body}").len() != len {
+        len = format!("{len}{body}").len();
+    }
+    format!("{len}{body}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pax_records_count_themselves() {
+        assert_eq!(pax_record("path", "a"), "10 path=a\n");
+        let long = "x".repeat(95);
+        let r = pax_record("path", &long);
+        assert_eq!(
+            r.len(),
+            r.split(' ').next().unwrap().parse::<usize>().unwrap()
+        );
+    }
+
+    #[test]
+    fn long_names_round_trip_through_tar_reader() {
+        let mut tar = tar::Builder::new(Vec::new());
+        let long = format!("{COMPOSE_DIR}{}/compose.yaml", "deep/".repeat(30));
+        append(&mut tar, &long, 3, &b"abc"[..]).unwrap();
+        append(&mut tar, "short", 2, &b"hi"[..]).unwrap();
+        let bytes = tar.into_inner().unwrap();
+        let mut ar = tar::Archive::new(&bytes[..]);
+        let names: Vec<String> = ar
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().to_string())
+            .collect();
+        assert_eq!(names, vec![long, "short".to_string()]);
+    }
+
+    #[test]
+    fn short_source_is_an_error() {
+        let mut tar = tar::Builder::new(Vec::new());
+        assert!(append(&mut tar, "x", 10, &b"abc"[..]).is_err());
+    }
+}

@@ -1,0 +1,604 @@
+//! `airlock pack`: one verified bundle that `docker load` accepts, straight from registries.
+//!
+//! Pipeline: `compose::load -> plan::plan -> registry::resolve` (per reference: index ->
+//! platform manifest -> config -> layers, original bytes kept) `-> registry::pull` into the
+//! `store` (content-addressed, verified, resumable; `engine::save` for `--from-docker`
+//! images) `-> bundle::write` (temporary name, renamed when complete).
+//!
+//! Also owns what `pack` and `lock` share: the image list taken from the plan (kinds
+//! `image`, `build-from`, `build-copy-from`, `build-syntax`; `build-tag` only with
+//! `--from-docker`) plus `--image`, and the registry options.
+
+use super::ProjectArgs;
+use super::output::Output;
+use super::progress::Progress;
+use crate::bundle::meta::{BundleMeta, ComposeMeta, FORMAT, ImageMeta};
+use crate::bundle::write::{self as bundle_write, ComposeFile};
+use crate::compose::{self, LoadOptions, Project};
+use crate::error::Classified;
+use crate::image::ResolvedImage;
+use crate::lock::{LOCK_FILE, Lock};
+use crate::plan::{self, Kind, PlanOptions};
+use crate::platform::Platform;
+use crate::progress::Reporter;
+use crate::reference::Reference;
+use crate::registry::{self, Client, Options, Pin, PullStats};
+use crate::store::Store;
+use anyhow::Context as _;
+use clap::Args;
+use futures_util::{StreamExt, TryStreamExt, stream};
+use indicatif::HumanBytes;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// Registry and platform options shared by `pack` and `lock`.
+#[derive(Args, Debug, Clone)]
+pub struct RegistryArgs {
+    /// Platform of the offline host; images are chosen for it from multi-platform indexes.
+    #[arg(long, default_value = "linux/amd64", value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Platform,
+    /// Also pack this image, which no compose file names (repeatable).
+    #[arg(long = "image", value_name = "REF")]
+    pub images: Vec<Reference>,
+    /// Allow plain HTTP and unverified HTTPS for this registry host (repeatable; loopback hosts always may use HTTP).
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure: Vec<String>,
+    /// Trust this CA certificate (PEM) for registries (repeatable; also /etc/docker/certs.d/<host>/*.crt).
+    #[arg(long = "ca-cert", value_name = "FILE")]
+    pub ca_certs: Vec<PathBuf>,
+    /// Concurrent blob downloads.
+    #[arg(long, short = 'j', default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+    /// Lock file (default: airlock.lock in the project directory, or the current directory without a project).
+    #[arg(long = "lock-file", value_name = "FILE")]
+    pub lock_file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct PackArgs {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Bundle file to write (default: `<project>.airlock.tar` in the current directory).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Take images that services build (`build-tag`) from the local engine (export through the Engine API).
+    #[arg(long)]
+    pub from_docker: bool,
+    /// Use the digests of the lock file exactly; fail if the plan no longer matches it.
+    #[arg(long)]
+    pub locked: bool,
+}
+
+/// Where an image of the pack comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Registry,
+    /// Exported from the local engine; the service that builds it.
+    Engine {
+        service: String,
+    },
+}
+
+/// One reference to pack.
+#[derive(Debug, Clone)]
+pub struct PackImage {
+    pub reference: Reference,
+    pub kinds: Vec<String>,
+    pub services: Vec<String>,
+    pub source: Source,
+}
+
+/// The project (if any) and the images `pack`/`lock` handle, in plan order then `--image` order.
+pub struct Selection {
+    pub project: Option<Project>,
+    pub images: Vec<PackImage>,
+}
+
+fn load_options(p: &ProjectArgs) -> LoadOptions {
+    LoadOptions {
+        files: p.files.clone(),
+        project_directory: p.project_directory.clone(),
+        env_files: p.env_files.clone(),
+        profiles: p.profiles.clone(),
+        project_name: p.project_name.clone(),
+        ..Default::default()
+    }
+}
+
+/// Load the project and plan it. Without a compose file, `--image` alone is enough.
+pub fn select(
+    project: &ProjectArgs,
+    reg: &RegistryArgs,
+    from_docker: bool,
+) -> anyhow::Result<Selection> {
+    let loaded = match compose::load(&load_options(project)) {
+        Ok(p) => Some(p),
+        Err(compose::Error::NoComposeFile { .. })
+            if !reg.images.is_empty() && project.files.is_empty() =>
+        {
+            None
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context("Failed to load the compose project")),
+    };
+    let mut images: Vec<PackImage> = Vec::new();
+    let mut add = |reference: Reference, kind: &str, services: &[String], source: Source| {
+        match images
+            .iter_mut()
+            .find(|i| i.reference.original() == reference.original())
+        {
+            Some(existing) => {
+                if !existing.kinds.iter().any(|k| k == kind) {
+                    existing.kinds.push(kind.to_string());
+                }
+                for s in services {
+                    if !existing.services.contains(s) {
+                        existing.services.push(s.clone());
+                    }
+                }
+                // A reference that is built here and also pulled elsewhere comes from the engine.
+                if matches!(source, Source::Engine { .. }) {
+                    existing.source = source;
+                }
+            }
+            None => images.push(PackImage {
+                reference,
+                kinds: vec![kind.to_string()],
+                services: services.to_vec(),
+                source,
+            }),
+        }
+    };
+    if let Some(p) = &loaded {
+        let opts = PlanOptions {
+            platform: reg.platform.clone(),
+            ..Default::default()
+        };
+        let plan = plan::plan(p, &opts).context("Failed to plan the compose project")?;
+        let mut unbuilt = Vec::new();
+        for img in &plan.images {
+            match img.kind {
+                Kind::Image | Kind::BuildFrom | Kind::BuildCopyFrom | Kind::BuildSyntax => add(
+                    img.parsed.clone(),
+                    img.kind.as_str(),
+                    &img.services,
+                    Source::Registry,
+                ),
+                Kind::BuildTag if from_docker => {
+                    let service = img.services.first().cloned().unwrap_or_default();
+                    add(
+                        img.parsed.clone(),
+                        img.kind.as_str(),
+                        &img.services,
+                        Source::Engine { service },
+                    )
+                }
+                Kind::BuildTag => unbuilt.push(img),
+                Kind::BuildFromLocal | Kind::BuildFromUnusedStage => {}
+            }
+        }
+        if let Some(first) = unbuilt.first() {
+            let services: Vec<String> = unbuilt
+                .iter()
+                .flat_map(|i| i.services.iter().cloned())
+                .collect();
+            return Err(Classified::input(format!(
+                "Service `{}` builds its image `{}` locally; build it first and pack with --from-docker\n\n\
+                 hint: `docker-compose build {}` then `airlock pack --from-docker`",
+                first.services.join("`, `"),
+                first.reference,
+                services.join(" ")
+            ))
+            .into());
+        }
+    }
+    for r in &reg.images {
+        add(r.clone(), "extra", &[], Source::Registry);
+    }
+    if images.is_empty() {
+        return Err(Classified::input(
+            "Nothing to pack: the project needs no image and no --image was given",
+        )
+        .into());
+    }
+    Ok(Selection {
+        project: loaded,
+        images,
+    })
+}
+
+pub fn lock_path(reg: &RegistryArgs, project: Option<&Project>) -> PathBuf {
+    match (&reg.lock_file, project) {
+        (Some(p), _) => p.clone(),
+        (None, Some(p)) => p.directory.join(LOCK_FILE),
+        (None, None) => PathBuf::from(LOCK_FILE),
+    }
+}
+
+pub fn client(reg: &RegistryArgs, reporter: Arc<dyn Reporter>) -> anyhow::Result<Client> {
+    let opts = Options {
+        insecure: reg.insecure.clone(),
+        ca_certs: reg.ca_certs.clone(),
+        jobs: reg.jobs as usize,
+        ..Default::default()
+    };
+    Ok(Client::new(opts, reporter)?)
+}
+
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("Failed to start the async runtime")
+}
+
+/// Resolve registry references (each normalised reference once), in order.
+pub async fn resolve_all(
+    client: &Client,
+    store: &Store,
+    refs: &[Reference],
+    platform: &Platform,
+    pins: &HashMap<String, Pin>,
+    stats: &PullStats,
+) -> anyhow::Result<Vec<ResolvedImage>> {
+    let jobs = client.options().jobs.max(1);
+    stream::iter(refs.iter().map(|r| async move {
+        client.reporter.step(&format!("resolving {r}"));
+        registry::resolve(client, store, r, platform, pins.get(r.original()), stats)
+            .await
+            .with_context(|| format!("Failed to resolve `{r}`"))
+    }))
+    .buffered(jobs)
+    .try_collect()
+    .await
+}
+
+/// Cancelled by Ctrl-C or SIGTERM: the flag the bundle writer polls, and a future to race.
+fn install_signals(cancel: Arc<AtomicBool>, notify: Arc<tokio::sync::Notify>) {
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let term_fut = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term_fut => {}
+        }
+        cancel.store(true, Ordering::SeqCst);
+        notify.notify_waiters();
+        notify.notify_one();
+    });
+}
+
+/// The compose and env files of the project, relative to its directory.
+fn compose_files(project: &Project) -> (ComposeMeta, Vec<ComposeFile>) {
+    let mut files = Vec::new();
+    let mut external = 0;
+    let mut rel = |p: &Path| -> String {
+        match p.strip_prefix(&project.directory) {
+            Ok(r) if !r.as_os_str().is_empty() => r.to_string_lossy().replace('\\', "/"),
+            _ => {
+                external += 1;
+                let name = p
+                    .file_name()
+                    .map(|f| f.to_string_lossy().to_string())
+                    .unwrap_or_else(|| "file".into());
+                format!("_external/{external}/{name}")
+            }
+        }
+    };
+    let mut meta = ComposeMeta {
+        profiles: project.profiles.clone(),
+        ..Default::default()
+    };
+    for f in &project.files {
+        let name = rel(f);
+        meta.files.push(name.clone());
+        files.push(ComposeFile {
+            name,
+            source: f.clone(),
+        });
+    }
+    for f in &project.env_files {
+        let name = rel(f);
+        meta.env_files.push(name.clone());
+        files.push(ComposeFile {
+            name,
+            source: f.clone(),
+        });
+    }
+    (meta, files)
+}
+
+/// The pack summary document (`--json`, schema in docs/json.md).
+#[derive(Debug, serde::Serialize)]
+struct Summary {
+    output: PathBuf,
+    bytes: u64,
+    created: String,
+    platform: String,
+    project: String,
+    images: Vec<SummaryImage>,
+    blobs: SummaryBlobs,
+    size: u64,
+    uncompressed_size: u64,
+    seconds: f64,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct SummaryImage {
+    #[serde(rename = "ref")]
+    reference: String,
+    normalized: String,
+    source: &'static str,
+    platform: String,
+    top: crate::digest::Digest,
+    manifest: crate::digest::Digest,
+    config: crate::digest::Digest,
+    layers: usize,
+    size: u64,
+    uncompressed_size: u64,
+    zstd: bool,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct SummaryBlobs {
+    total: u64,
+    fetched: u64,
+    fetched_bytes: u64,
+    cached: u64,
+    cached_bytes: u64,
+}
+
+pub fn run(args: PackArgs, out: &Output) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let selection = select(&args.project, &args.registry, args.from_docker)?;
+    let platform = args.registry.platform.clone();
+    let project_name = selection
+        .project
+        .as_ref()
+        .map(|p| p.name.clone())
+        .unwrap_or_else(|| "images".to_string());
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{project_name}.airlock.tar")));
+    if output.is_dir() {
+        return Err(Classified::input(format!(
+            "Output `{}` is a directory; give a file name",
+            output.display()
+        ))
+        .into());
+    }
+    let registry_refs: Vec<Reference> = selection
+        .images
+        .iter()
+        .filter(|i| i.source == Source::Registry)
+        .map(|i| i.reference.clone())
+        .collect();
+
+    // The lock, when --locked.
+    let lock_file = lock_path(&args.registry, selection.project.as_ref());
+    let lock = if args.locked {
+        let lock = Lock::read(&lock_file)?;
+        lock.check(&lock_file, &registry_refs, &platform)?;
+        Some(lock)
+    } else {
+        None
+    };
+    let pins: HashMap<String, Pin> = match &lock {
+        Some(l) => registry_refs
+            .iter()
+            .filter_map(|r| l.pin(r).map(|p| (r.original().to_string(), p)))
+            .collect(),
+        None => HashMap::new(),
+    };
+    let created = lock
+        .as_ref()
+        .map(|l| l.created.clone())
+        .unwrap_or_else(crate::lock::now_rfc3339);
+
+    let store = Store::open(Store::default_root()?)?;
+    let progress = Arc::new(Progress::new(out));
+    let reporter: Arc<dyn Reporter> = progress.clone();
+    let client = client(&args.registry, reporter.clone())?;
+    let rt = runtime()?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    let stats = PullStats::default();
+
+    let resolved: anyhow::Result<Vec<ResolvedImage>> = rt.block_on(async {
+        let notify = Arc::new(tokio::sync::Notify::new());
+        install_signals(cancel.clone(), notify.clone());
+        let work = async {
+            // Registry images: resolve (each normalised reference once), then fetch the layers.
+            let mut unique: Vec<Reference> = Vec::new();
+            for r in &registry_refs {
+                if !unique.iter().any(|u| u.normalized() == r.normalized()) {
+                    unique.push(r.clone());
+                }
+            }
+            let mut pulled = resolve_all(&client, &store, &unique, &platform, &pins, &stats).await?;
+            registry::pull(&client, &store, &mut pulled, &stats).await.context("Failed to fetch layers")?;
+            let by_name: HashMap<String, ResolvedImage> =
+                pulled.into_iter().map(|i| (i.reference.normalized(), i)).collect();
+            // Engine images.
+            let mut engine = None;
+            let mut out_images = Vec::new();
+            for img in &selection.images {
+                match &img.source {
+                    Source::Registry => {
+                        let mut r = by_name[&img.reference.normalized()].clone();
+                        r.reference = img.reference.clone();
+                        out_images.push(r);
+                    }
+                    Source::Engine { service } => {
+                        if engine.is_none() {
+                            engine = Some(crate::engine::connect().await?);
+                        }
+                        let e = engine.as_ref().expect("connected above");
+                        let saved = crate::engine::save::save(e, &store, &img.reference, service, reporter.as_ref())
+                            .await
+                            .with_context(|| format!("Failed to export `{}` from the engine", img.reference))?;
+                        stats.fetched(saved.layers_size());
+                        out_images.push(saved);
+                    }
+                }
+            }
+            Ok(out_images)
+        };
+        tokio::select! {
+            r = work => r,
+            _ = notify.notified() => Err(Classified::environment("Cancelled; partial downloads are kept in the cache and resumed by the next pack").into()),
+        }
+    });
+    let images = match resolved {
+        Ok(i) => i,
+        Err(e) => {
+            progress.finish();
+            return Err(e);
+        }
+    };
+    progress.finish();
+
+    // Bundle metadata.
+    let (compose_meta, compose_files) = match &selection.project {
+        Some(p) => compose_files(p),
+        None => (ComposeMeta::default(), Vec::new()),
+    };
+    let image_meta: Vec<ImageMeta> = images
+        .iter()
+        .zip(&selection.images)
+        .map(|(r, sel)| ImageMeta {
+            reference: r.reference.original().to_string(),
+            normalized: r.reference.normalized(),
+            kinds: sel.kinds.clone(),
+            services: sel.services.clone(),
+            source: match sel.source {
+                Source::Registry => "registry".into(),
+                Source::Engine { .. } => "engine".into(),
+            },
+            top: r.top.clone(),
+            manifest: r.manifest.clone(),
+            config: r.config.clone(),
+            layers: r.layers.clone(),
+            size: r.layers_size(),
+            uncompressed_size: r.uncompressed_size().unwrap_or(0),
+        })
+        .collect();
+    let meta = BundleMeta {
+        format: FORMAT.to_string(),
+        airlock_version: env!("CARGO_PKG_VERSION").to_string(),
+        created: created.clone(),
+        project: project_name.clone(),
+        platform: platform.to_string(),
+        compose: compose_meta,
+        images: image_meta,
+        blobs: 0,
+        size: 0,
+        uncompressed_size: 0,
+        base: None,
+    };
+    reporter.step(&format!("writing {}", output.display()));
+    // The writer is blocking and runs here; the runtime's threads keep listening for Ctrl-C.
+    let input = bundle_write::Input {
+        meta,
+        images: &images,
+        compose_files,
+    };
+    let written = bundle_write::write(&store, input, &output, &cancel)
+        .with_context(|| format!("Failed to write bundle `{}`", output.display()))?;
+    drop(rt);
+
+    let (fetched, fetched_bytes, cached, cached_bytes) = stats.snapshot();
+    let seconds = started.elapsed().as_secs_f64();
+    if out.json {
+        let summary = Summary {
+            output: written.path.clone(),
+            bytes: written.bytes,
+            created,
+            platform: platform.to_string(),
+            project: project_name,
+            images: images
+                .iter()
+                .zip(&selection.images)
+                .map(|(r, sel)| SummaryImage {
+                    reference: r.reference.original().to_string(),
+                    normalized: r.reference.normalized(),
+                    source: if sel.source == Source::Registry {
+                        "registry"
+                    } else {
+                        "engine"
+                    },
+                    platform: r.platform.to_string(),
+                    top: r.top.digest.clone(),
+                    manifest: r.manifest.digest.clone(),
+                    config: r.config.digest.clone(),
+                    layers: r.layers.len(),
+                    size: r.layers_size(),
+                    uncompressed_size: r.uncompressed_size().unwrap_or(0),
+                    zstd: r
+                        .layers
+                        .iter()
+                        .any(|l| crate::image::media::is_zstd(&l.blob.media_type)),
+                })
+                .collect(),
+            blobs: SummaryBlobs {
+                total: written.blobs,
+                fetched,
+                fetched_bytes,
+                cached,
+                cached_bytes,
+            },
+            size: written.meta.size,
+            uncompressed_size: written.meta.uncompressed_size,
+            seconds: (seconds * 1000.0).round() / 1000.0,
+        };
+        out.json(&summary)?;
+    } else {
+        let mut table = comfy_table::Table::new();
+        table.load_style(comfy_table::presets::NOTHING);
+        table.set_header(["IMAGE", "PLATFORM", "LAYERS", "SIZE", "SOURCE"]);
+        for (r, sel) in images.iter().zip(&selection.images) {
+            table.add_row([
+                r.reference.original().to_string(),
+                r.platform.to_string(),
+                r.layers.len().to_string(),
+                HumanBytes(r.layers_size()).to_string(),
+                if sel.source == Source::Registry {
+                    "registry".into()
+                } else {
+                    "engine".into()
+                },
+            ]);
+        }
+        out.print(&table.to_string());
+        out.print(&format!(
+            "\nPacked {} image{} for {platform} into {}: {} blobs, {} ({} uncompressed)",
+            images.len(),
+            if images.len() == 1 { "" } else { "s" },
+            written.path.display(),
+            written.blobs,
+            HumanBytes(written.bytes),
+            HumanBytes(written.meta.uncompressed_size),
+        ));
+        out.print(&format!(
+            "Fetched {fetched} blob{} ({}), {cached} from cache ({}), in {seconds:.1}s",
+            if fetched == 1 { "" } else { "s" },
+            HumanBytes(fetched_bytes),
+            HumanBytes(cached_bytes),
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,171 @@
+//! Terminal progress for transfers: owns the `Reporter` implementation `cli` commands use.
+//! On a terminal (stderr) it draws one bar per blob in flight plus a total bar (bytes, rate,
+//! ETA) with indicatif; otherwise it prints plain lines (one per blob started, resumed and
+//! done, and each step); with `--quiet` only nothing. Warnings always go to stderr.
+
+use super::output::Output;
+use crate::digest::Digest;
+use crate::progress::Reporter;
+use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+enum Mode {
+    Bars {
+        multi: MultiProgress,
+        total: ProgressBar,
+        bars: Mutex<HashMap<Digest, ProgressBar>>,
+    },
+    Lines,
+    Quiet,
+}
+
+pub struct Progress {
+    mode: Mode,
+    color: bool,
+    quiet: bool,
+}
+
+impl Progress {
+    pub fn new(out: &Output) -> Self {
+        let mode = if out.quiet {
+            Mode::Quiet
+        } else if out.interactive && !out.json {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(8));
+            let total = multi.add(ProgressBar::new(0));
+            total.set_style(
+                ProgressStyle::with_template(
+                    "{prefix:>8} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+                )
+                .expect("static template")
+                .progress_chars("=> "),
+            );
+            total.set_prefix("total");
+            Mode::Bars {
+                multi,
+                total,
+                bars: Mutex::default(),
+            }
+        } else {
+            Mode::Lines
+        };
+        Progress {
+            mode,
+            color: out.color,
+            quiet: out.quiet,
+        }
+    }
+
+    /// Remove every bar (before the summary is printed).
+    pub fn finish(&self) {
+        if let Mode::Bars { multi, total, bars } = &self.mode {
+            for (_, b) in bars.lock().unwrap_or_else(|e| e.into_inner()).drain() {
+                b.finish_and_clear();
+            }
+            total.finish_and_clear();
+            let _ = multi.clear();
+        }
+    }
+
+    fn line(&self, text: &str) {
+        match &self.mode {
+            Mode::Bars { multi, .. } => {
+                let _ = multi.println(text);
+            }
+            Mode::Lines => eprintln!("{text}"),
+            Mode::Quiet => {}
+        }
+    }
+}
+
+impl Reporter for Progress {
+    fn blob_start(&self, digest: &Digest, size: u64, label: &str, resumed_at: u64) {
+        match &self.mode {
+            Mode::Bars { multi, total, bars } => {
+                let bar = multi.insert_before(total, ProgressBar::new(size));
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{prefix:>8} [{bar:30}] {bytes}/{total_bytes} {msg}",
+                    )
+                    .expect("static template")
+                    .progress_chars("=> "),
+                );
+                bar.set_prefix(digest.short()[..8].to_string());
+                bar.set_message(label.to_string());
+                bar.set_position(resumed_at);
+                total.inc(resumed_at);
+                if let Some(old) = bars
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(digest.clone(), bar)
+                {
+                    old.finish_and_clear();
+                }
+            }
+            Mode::Lines if resumed_at > 0 => eprintln!(
+                "fetching {} ({label}, {}), resuming at {}",
+                digest.short(),
+                HumanBytes(size),
+                HumanBytes(resumed_at)
+            ),
+            Mode::Lines => eprintln!(
+                "fetching {} ({label}, {})",
+                digest.short(),
+                HumanBytes(size)
+            ),
+            Mode::Quiet => {}
+        }
+    }
+
+    fn blob_progress(&self, digest: &Digest, bytes: u64) {
+        if let Mode::Bars { total, bars, .. } = &self.mode {
+            if let Some(b) = bars.lock().unwrap_or_else(|e| e.into_inner()).get(digest) {
+                b.inc(bytes);
+            }
+            total.inc(bytes);
+        }
+    }
+
+    fn blob_done(&self, digest: &Digest) {
+        match &self.mode {
+            Mode::Bars { bars, .. } => {
+                if let Some(b) = bars
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(digest)
+                {
+                    b.finish_and_clear();
+                }
+            }
+            Mode::Lines => eprintln!("fetched  {}", digest.short()),
+            Mode::Quiet => {}
+        }
+    }
+
+    fn total(&self, bytes: u64) {
+        if let Mode::Bars { total, .. } = &self.mode {
+            total.set_length(bytes);
+        }
+    }
+
+    fn step(&self, message: &str) {
+        self.line(message);
+    }
+
+    fn warn(&self, message: &str) {
+        if self.quiet {
+            return;
+        }
+        let label = if self.color {
+            "\x1b[33mwarning:\x1b[0m"
+        } else {
+            "warning:"
+        };
+        match &self.mode {
+            Mode::Bars { multi, .. } => {
+                let _ = multi.println(format!("{label} {message}"));
+            }
+            _ => eprintln!("{label} {message}"),
+        }
+    }
+}
