@@ -117,7 +117,7 @@ pub struct PlanImage {
     pub pinned: Pinned,
     /// Platforms it is needed for, sorted (the target, a service's `platform:`, a `FROM --platform=`).
     pub platforms: Vec<String>,
-    /// Where it is named: `compose.yaml (service db)`, `backend/Dockerfile:2`, relative to the project.
+    /// Where it is named: `compose.yaml`, `backend/Dockerfile:2`, relative to the project directory.
     pub sources: Vec<String>,
     #[serde(skip)]
     pub parsed: Reference,
@@ -276,7 +276,7 @@ pub fn plan(project: &Project, opts: &PlanOptions) -> Result<Plan, Error> {
             })?,
             None => opts.platform.clone(),
         };
-        let compose_source = format!("{} (service {name})", c.rel(&s.file));
+        let compose_source = c.rel(&s.file);
         if let Some(image) = &s.image {
             let r = parse_ref(image, s, &s.file)?;
             let kind = if s.build.is_some() { Kind::BuildTag } else { Kind::Image };
@@ -284,7 +284,7 @@ pub fn plan(project: &Project, opts: &PlanOptions) -> Result<Plan, Error> {
         }
         for source in &s.image_volumes {
             let r = parse_ref(source, s, &s.file)?;
-            c.add(Kind::Image, r, name, &platform, format!("{compose_source} volume"));
+            c.add(Kind::Image, r, name, &platform, format!("{compose_source} (volume)"));
         }
         if s.build.is_some() {
             build_images(&mut c, s, &platform, opts, &built)?;
