@@ -110,7 +110,7 @@ impl Store {
             let p = root.join(sub);
             fs::create_dir_all(&p).map_err(|e| StoreError::Io {
                 path: p.clone(),
-                source: e.into(),
+                source: e,
             })?;
         }
         Ok(Store { root })
@@ -176,7 +176,7 @@ impl Store {
             } else {
                 StoreError::Io {
                     path,
-                    source: e.into(),
+                    source: e,
                 }
             }
         })

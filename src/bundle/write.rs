@@ -259,7 +259,7 @@ pub fn write(
     }
     compose.sort_by(|a, b| a.0.cmp(&b.0));
     compose.dedup_by(|a, b| a.0 == b.0);
-    let layout = vec![
+    let layout = [
         ("oci-layout".to_string(), OCI_LAYOUT.to_vec()),
         ("index.json".to_string(), oci_index(input.images)),
         ("manifest.json".to_string(), docker_manifest(input.images)),

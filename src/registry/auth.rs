@@ -133,10 +133,10 @@ fn lookup_in(
         .map(|(_, v)| v.clone())
         .or_else(|| config.creds_store.clone())
         .filter(|h| !h.is_empty());
-    if let Some(helper) = helper {
-        if let Some(c) = from_helper(&helper, &key)? {
-            return Ok(Some(c));
-        }
+    if let Some(helper) = helper
+        && let Some(c) = from_helper(&helper, &key)?
+    {
+        return Ok(Some(c));
     }
     let entry = config.auths.get(&key).or_else(|| {
         config
