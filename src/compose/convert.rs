@@ -4,7 +4,7 @@
 
 use super::loader::{Env, absolutize, all_profiles, invalid, is_path_source, is_remote_context};
 use super::yaml::{Node, Value};
-use super::{Build, DependsOn, Error, Mount, Port, Project, Service};
+use super::{Build, DependsOn, Error, Mount, Port, Project, Service, Warning};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -45,11 +45,21 @@ pub fn project(
             if enabled.contains_key(dep) || !d.required {
                 continue;
             }
-            let why = match disabled.get(dep) {
-                Some(profiles) => format!("is disabled; enable it with --profile {}", profiles.join(" or --profile ")),
-                None => "is not defined".to_string(),
-            };
-            return Err(Error::Dependency { service: svc.name.clone(), dependency: dep.clone(), why });
+            match disabled.get(dep) {
+                // Compose refuses to start a service whose dependency the profiles disabled.
+                Some(profiles) => {
+                    let why = format!("is disabled; enable it with --profile {}", profiles.join(" or --profile "));
+                    return Err(Error::Dependency { service: svc.name.clone(), dependency: dep.clone(), why });
+                }
+                // An override file meant to be merged over another names services defined
+                // there; images can still be planned, so only warn.
+                None => project.warnings.push(Warning {
+                    code: "undefined-dependency".into(),
+                    message: format!("service `{}` depends on `{dep}`, which is not defined", svc.name),
+                    file: Some(svc.file.clone()),
+                    service: Some(svc.name.clone()),
+                }),
+            }
         }
     }
     project.services = enabled;

@@ -168,8 +168,14 @@ pub fn read_text(path: &Path) -> Result<String, Error> {
         return Err(Error::TooLarge { path: path.to_path_buf(), size: meta.len(), limit: MAX_FILE_BYTES });
     }
     let bytes = fs_err::read(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
-    String::from_utf8(bytes)
-        .map_err(|e| Error::NotUtf8 { path: path.to_path_buf(), offset: e.utf8_error().valid_up_to() })
+    String::from_utf8(bytes).map_err(|e| {
+        let offset = e.utf8_error().valid_up_to();
+        let before = &e.as_bytes()[..offset];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+        Error::NotUtf8 { path: path.to_path_buf(), line, column, offset }
+    })
 }
 
 /// A project's merged (not yet converted) tree and the file each service came from.
@@ -327,6 +333,11 @@ impl Loader {
 
     /// Interpolate every string value (never keys), recording unset variables.
     fn interpolate_tree(&mut self, node: &mut Node, file: &Path, env: &Env) -> Result<(), Error> {
+        self.interpolate_at(node, file, env, Level::Top, "")
+    }
+
+    fn interpolate_at(&mut self, node: &mut Node, file: &Path, env: &Env, level: Level, key: &str) -> Result<(), Error> {
+        let level = level.child(key);
         match &mut node.value {
             Value::Str(s) if s.contains('$') => {
                 let lookup = |k: &str| env.get(k).cloned();
@@ -339,6 +350,18 @@ impl Loader {
                                 self.warn("unset-variable", message, file, None);
                             }
                         }
+                    }
+                    Err(InterpolationError::Required { variable, message }) if level == Level::Lenient => {
+                        // Outside what decides images (labels, commands, networks...) a missing
+                        // required variable does not stop planning; `docker compose` would refuse it.
+                        let text = format!(
+                            "{}:{}:{}: required variable `{variable}` is missing a value: {message} (docker compose would refuse this file)",
+                            file.display(),
+                            node.line,
+                            node.col
+                        );
+                        self.warn("required-variable", text, file, None);
+                        s.clear();
                     }
                     Err(InterpolationError::Required { variable, message }) => {
                         return Err(Error::RequiredVariable {
@@ -361,12 +384,12 @@ impl Loader {
             }
             Value::Seq(items) => {
                 for i in items {
-                    self.interpolate_tree(i, file, env)?;
+                    self.interpolate_at(i, file, env, level, "")?;
                 }
             }
             Value::Map(entries) => {
-                for (_, v) in entries {
-                    self.interpolate_tree(v, file, env)?;
+                for (k, v) in entries {
+                    self.interpolate_at(v, file, env, level, k)?;
                 }
             }
             _ => {}
@@ -547,6 +570,34 @@ impl Loader {
             });
         }
         Ok((imported, owners))
+    }
+}
+
+/// Where a value sits, for the strictness of `${VAR:?}`: fatal where it decides images.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Top,
+    Services,
+    Service,
+    Fatal,
+    Lenient,
+}
+
+impl Level {
+    /// The level of the child under `key` (`""` for sequence items).
+    fn child(self, key: &str) -> Level {
+        match (self, key) {
+            (Level::Top, "") => Level::Top,
+            (Level::Top, "services") => Level::Services,
+            (Level::Top, "name" | "include") => Level::Fatal,
+            (Level::Top, _) => Level::Lenient,
+            (Level::Services, _) => Level::Service,
+            (Level::Service, "image" | "build" | "platform" | "profiles" | "extends" | "pull_policy" | "volumes") => {
+                Level::Fatal
+            }
+            (Level::Service, _) => Level::Lenient,
+            (other, _) => other,
+        }
     }
 }
 

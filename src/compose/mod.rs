@@ -69,8 +69,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("`{}` is not valid UTF-8 (first invalid byte at offset {offset})", path.display())]
-    NotUtf8 { path: PathBuf, offset: usize },
+    #[error("{}:{line}:{column}: not valid UTF-8 (byte offset {offset})", path.display())]
+    NotUtf8 { path: PathBuf, line: usize, column: usize, offset: usize },
     #[error("`{}` is {size} bytes; files over {limit} bytes are refused", path.display())]
     TooLarge { path: PathBuf, size: u64, limit: u64 },
     #[error("{}:{line}:{column}: invalid YAML: {message}", path.display())]

@@ -1,2 +1,4 @@
 //! Integration tests, built into one binary. Each module is one area:
 mod harness; // shared: engine check, loopback registry, test images
+mod compose; // compose::load on synthetic and real compose files
+mod plan; // airlock plan: fixture walk, bad input, Frappe example, JSON snapshot
