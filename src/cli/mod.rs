@@ -5,6 +5,11 @@
 
 pub mod output;
 pub mod plan;
+pub mod check;
+pub mod inspect;
+pub mod load;
+pub mod up;
+pub mod verify;
 pub mod pack;
 pub mod lock;
 pub mod cache;
@@ -73,6 +78,16 @@ pub struct ProjectArgs {
 pub enum Command {
     /// List every image a Compose project needs, with offline-readiness findings.
     Plan(plan::PlanArgs),
+    /// Check every byte of a bundle, its structure, and that it holds every image the project needs.
+    Verify(verify::VerifyArgs),
+    /// Show what a bundle holds (reads only its metadata).
+    Inspect(inspect::InspectArgs),
+    /// Load a bundle into the engine, sending only what the engine lacks, and tag the references.
+    Load(load::LoadArgs),
+    /// Extract the compose files, load what is missing, start the stack without any pull, wait, check.
+    Up(up::UpArgs),
+    /// Validate a running project: states, health, restarts, log signatures, HTTP probes, checklist.
+    Check(check::CheckArgs),
     /// Pull every image of the project from registries into one bundle that `docker load` accepts.
     Pack(pack::PackArgs),
     /// Resolve every image to digests and write airlock.lock (for `pack --locked`).
@@ -111,6 +126,11 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli, out: &output::Output) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Plan(args) => plan::run(args, out),
+        Command::Verify(args) => verify::run(args, out),
+        Command::Inspect(args) => inspect::run(args, out),
+        Command::Load(args) => load::run(args, out),
+        Command::Up(args) => up::run(args, out),
+        Command::Check(args) => check::run(args, out),
         Command::Pack(args) => pack::run(args, out),
         Command::Lock(args) => lock::run(args, out),
         Command::Cache(args) => cache::run(args, out),
@@ -157,6 +177,9 @@ pub fn class_of(err: &anyhow::Error) -> Class {
             return Class::Input;
         }
         // module error types: add one line each
+        if let Some(c) = classify_offline(cause) {
+            return c;
+        }
         if let Some(e) = cause.downcast_ref::<crate::plan::Error>() {
             return e.class();
         }
@@ -185,6 +208,20 @@ fn classify_pack(cause: &(dyn std::error::Error + 'static)) -> Option<Class> {
         return Some(e.class());
     }
     if let Some(e) = cause.downcast_ref::<crate::engine::save::SaveError>() {
+        return Some(e.class());
+    }
+    None
+}
+
+/// Error classes of the offline side (bundle reader, verify, engine).
+fn classify_offline(cause: &(dyn std::error::Error + 'static)) -> Option<Class> {
+    if let Some(e) = cause.downcast_ref::<crate::bundle::read::ReadError>() {
+        return Some(e.class());
+    }
+    if let Some(e) = cause.downcast_ref::<crate::bundle::verify::VerifyError>() {
+        return Some(e.class());
+    }
+    if let Some(e) = cause.downcast_ref::<crate::engine::EngineError>() {
         return Some(e.class());
     }
     None

@@ -1,0 +1,124 @@
+//! `airlock verify BUNDLE`: bundle::verify (every byte hashed in parallel, SHA256SUMS, blob
+//! names, structure, completeness) -> per-image lines and problems, or JSON. Exit 1 on any
+//! problem.
+
+use super::output::Output;
+use crate::bundle::verify::{self, Report, VerifyOptions};
+use crate::progress::Reporter;
+use anyhow::Context;
+use clap::Args;
+use indicatif::HumanBytes;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// The bundle file (plain tar, or compressed with gzip or zstd).
+    #[arg(value_name = "BUNDLE")]
+    pub bundle: PathBuf,
+    /// Hashing threads (default: the number of CPUs).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+}
+
+/// Reports only the byte total of the whole job (verify and load have no per-blob story).
+pub(crate) struct TotalOnly(pub Arc<super::progress::Progress>);
+
+impl Reporter for TotalOnly {
+    fn blob_progress(&self, digest: &crate::digest::Digest, bytes: u64) {
+        self.0.blob_progress(digest, bytes);
+    }
+    fn total(&self, bytes: u64) {
+        self.0.total(bytes);
+    }
+    fn step(&self, message: &str) {
+        self.0.step(message);
+    }
+    fn warn(&self, message: &str) {
+        self.0.warn(message);
+    }
+}
+
+pub fn run(args: VerifyArgs, out: &Output) -> anyhow::Result<ExitCode> {
+    let mut options = VerifyOptions::default();
+    if let Some(j) = args.jobs {
+        options.jobs = j.max(1);
+    }
+    let progress = Arc::new(super::progress::Progress::new(out));
+    let started = std::time::Instant::now();
+    let report = verify::verify(
+        &args.bundle,
+        &options,
+        Arc::new(TotalOnly(Arc::clone(&progress))),
+    )
+    .with_context(|| format!("Cannot verify `{}`", args.bundle.display()))?;
+    progress.finish();
+    let elapsed = started.elapsed();
+    if out.json {
+        out.json(&serde_json::json!({
+            "bundle": report.bundle,
+            "ok": report.ok(),
+            "compression": report.compression,
+            "project": report.project,
+            "platform": report.platform,
+            "files": report.files,
+            "bytes": report.bytes,
+            "seconds": elapsed.as_secs_f64(),
+            "signed": report.signed,
+            "images": report.images,
+            "problems": report.problems,
+        }))?;
+    } else {
+        print_human(&report, elapsed, out);
+    }
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_human(report: &Report, elapsed: std::time::Duration, out: &Output) {
+    for img in &report.images {
+        let mark = if img.ok {
+            out.paint("ok  ", "32")
+        } else {
+            out.paint("FAIL", "31;1")
+        };
+        out.print(&format!("{mark}  {}", img.reference));
+    }
+    if !report.problems.is_empty() {
+        out.print(&format!("\n{} problem(s):", report.problems.len()));
+        for p in &report.problems {
+            let at = p.file.as_deref().or(p.image.as_deref()).unwrap_or("bundle");
+            out.print(&format!(
+                "  {:<14} {at}\n  {:<14} {}",
+                serde_json::to_value(p.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                "",
+                p.message
+            ));
+        }
+    }
+    let secs = elapsed.as_secs_f64().max(0.001);
+    let verdict = if report.ok() {
+        out.paint("verified", "32")
+    } else {
+        out.paint("NOT verified", "31;1")
+    };
+    out.print(&format!(
+        "\n{verdict}: {} files, {} hashed in {:.1} s ({}/s){}",
+        report.files,
+        HumanBytes(report.bytes),
+        secs,
+        HumanBytes((report.bytes as f64 / secs) as u64),
+        if report.problems.is_empty() {
+            String::new()
+        } else {
+            format!(", {} problem(s)", report.problems.len())
+        }
+    ));
+}
