@@ -28,10 +28,12 @@ impl Default for PlanOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("service `{service}` in `{}`: invalid image reference `{reference}`", file.display())]
+    #[error("service `{service}` in `{}{}`: {source}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
     InvalidReference {
         service: String,
         file: PathBuf,
+        /// Line in a Dockerfile.
+        line: Option<usize>,
         reference: String,
         #[source]
         source: ReferenceError,
@@ -237,6 +239,7 @@ fn parse_ref(reference: &str, service: &Service, file: &Path) -> Result<Referenc
     Reference::parse(reference).map_err(|source| Error::InvalidReference {
         service: service.name.clone(),
         file: file.to_path_buf(),
+        line: None,
         reference: reference.to_string(),
         source,
     })
@@ -356,7 +359,8 @@ fn build_images(
     }
 
     let (text, dockerfile_path, shown) = if let Some(inline) = &build.dockerfile_inline {
-        (inline.clone(), s.file.clone(), format!("{} (service {name}, dockerfile_inline)", c.rel(&s.file)))
+        let shown = format!("{} (dockerfile_inline)", c.rel(&s.file));
+        (inline.clone(), PathBuf::from(format!("{} (dockerfile_inline)", s.file.display())), shown)
     } else {
         let Some(context) = &build.context else {
             c.finding(
@@ -422,7 +426,8 @@ fn build_images(
         let r = Reference::parse(&reference).map_err(|source| Error::InvalidReference {
             service: name.to_string(),
             file: dockerfile_path.clone(),
-            reference: if u.line > 0 { format!("{reference}` (line {}", u.line) } else { reference.clone() },
+            line: (u.line > 0).then_some(u.line),
+            reference: reference.clone(),
             source,
         })?;
         let kind = match u.kind {
@@ -804,7 +809,7 @@ mod tests {
         assert!(text.contains("`web`") && text.contains("compose.yaml") && text.contains("Nginx:1"), "{text}");
         let err =
             plan(&project(vec![inline("app", None, "ARG B=UPPER\nFROM ${B}\n")]), &PlanOptions::default()).unwrap_err();
-        assert!(err.to_string().contains("UPPER` (line 2"), "{err}");
+        assert!(err.to_string().contains("(dockerfile_inline):2`: invalid image reference `UPPER`"), "{err}");
         let err = plan(&project(vec![inline("app", None, "ARG B\nFROM ${B}\n")]), &PlanOptions::default()).unwrap_err();
         assert!(matches!(err, Error::Dockerfile { .. }), "{err}");
     }
