@@ -2,4 +2,3 @@
 mod harness; // shared: engine check, loopback registry, test images
 mod compose; // compose::load on synthetic and real compose files
 mod plan; // airlock plan: fixture walk, bad input, Frappe example, JSON snapshot
-mod plan; // airlock plan: fixture walk, bad input, Frappe example, JSON snapshot
