@@ -207,29 +207,37 @@ impl Client {
         })?;
         let what = "GET /v2/".to_string();
         let first = self.ping_url(&http, &https, &name).await;
+        let tls_failure = |source: reqwest::Error| {
+            if is_cert_error(&source) {
+                RegistryError::Tls {
+                    host: name.clone(),
+                    source,
+                }
+            } else {
+                RegistryError::Connect {
+                    host: name.clone(),
+                    what: what.clone(),
+                    source,
+                }
+            }
+        };
         let (base, resp) = match first {
             Ok(resp) => (https, resp),
-            Err(e) if plain_ok && e.is_connect() => {
+            // Not speaking TLS at all: a loopback or --insecure-registry host may be plain HTTP.
+            Err(e) if plain_ok && e.is_connect() && !is_cert_error(&e) => {
                 let plain =
                     Url::parse(&format!("http://{name}/")).expect("valid after https parsed");
                 match self.ping_url(&http, &plain, &name).await {
-                    Ok(resp) => (plain, resp),
-                    Err(_) => {
-                        return Err(RegistryError::Connect {
-                            host: name,
-                            what,
-                            source: e,
-                        });
+                    Ok(resp)
+                        if resp.status() == StatusCode::OK
+                            || resp.status() == StatusCode::UNAUTHORIZED =>
+                    {
+                        (plain, resp)
                     }
+                    _ => return Err(tls_failure(e)),
                 }
             }
-            Err(e) => {
-                return Err(RegistryError::Connect {
-                    host: name,
-                    what,
-                    source: e,
-                });
-            }
+            Err(e) => return Err(tls_failure(e)),
         };
         let challenge = match resp.status() {
             StatusCode::OK => None,
@@ -765,6 +773,21 @@ impl Client {
         }
         Ok(resp)
     }
+}
+
+fn is_cert_error(e: &reqwest::Error) -> bool {
+    let mut src: Option<&dyn std::error::Error> = Some(e);
+    while let Some(s) = src {
+        let text = s.to_string().to_ascii_lowercase();
+        if text.contains("certificate")
+            || text.contains("unknownissuer")
+            || text.contains("notvalidforname")
+        {
+            return true;
+        }
+        src = s.source();
+    }
+    false
 }
 
 fn is_tls_error(e: &reqwest::Error) -> bool {

@@ -28,6 +28,14 @@ pub enum RegistryError {
         #[source]
         source: reqwest::Error,
     },
+    #[error(
+        "TLS certificate of registry `{host}` is not trusted\n\nhint: pass `--ca-cert FILE` with the registry's CA certificate, or put it in `/etc/docker/certs.d/{host}/ca.crt`"
+    )]
+    Tls {
+        host: String,
+        #[source]
+        source: reqwest::Error,
+    },
     #[error("Registry `{host}` answered {status} to {what}{}", if body.is_empty() { String::new() } else { format!(": {body}") })]
     Status {
         host: String,
@@ -156,6 +164,7 @@ impl Classify for RegistryError {
         use RegistryError::*;
         match self {
             Connect { .. }
+            | Tls { .. }
             | Status { .. }
             | Token { .. }
             | Download { .. }
