@@ -3,3 +3,4 @@ mod harness; // shared: engine check, loopback registry, test images
 mod compose; // compose::load on synthetic and real compose files
 mod plan; // airlock plan: fixture walk, bad input, Frappe example, JSON snapshot
 mod pack; // airlock pack/lock: docker load of the bundle, --from-docker, TLS+Basic, multi-platform, lock
+mod reference; // Reference::parse property tests (no panics, normalised form is a fixed point)
