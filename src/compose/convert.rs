@@ -19,18 +19,29 @@ pub fn project(
 ) -> Result<Project, Error> {
     let all = all_profiles(doc);
     let everything = requested.iter().any(|p| p == "*");
-    let active: BTreeSet<String> =
-        if everything { all.clone() } else { requested.iter().filter(|p| *p != "*").cloned().collect() };
+    let active: BTreeSet<String> = if everything {
+        all.clone()
+    } else {
+        requested.iter().filter(|p| *p != "*").cloned().collect()
+    };
 
-    let mut project = Project { profiles: active.iter().cloned().collect(), ..Project::default() };
+    let mut project = Project {
+        profiles: active.iter().cloned().collect(),
+        ..Project::default()
+    };
     let empty = Vec::new();
     let services = doc.get("services").and_then(Node::as_map).unwrap_or(&empty);
     let mut enabled: BTreeMap<String, Service> = BTreeMap::new();
     let mut disabled: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (name, node) in services {
-        let file = service_files.get(name).cloned().unwrap_or_else(|| main_file.to_path_buf());
+        let file = service_files
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| main_file.to_path_buf());
         let svc = service(name, node, &file, project_dir, env)?;
-        let on = svc.profiles.is_empty() || everything || svc.profiles.iter().any(|p| active.contains(p));
+        let on = svc.profiles.is_empty()
+            || everything
+            || svc.profiles.iter().any(|p| active.contains(p));
         if on {
             enabled.insert(name.clone(), svc);
         } else {
@@ -39,7 +50,10 @@ pub fn project(
     }
     for svc in enabled.values() {
         if svc.image.is_none() && svc.build.is_none() && svc.raw.get("provider").is_none() {
-            return Err(Error::NoImage { service: svc.name.clone(), file: svc.file.clone() });
+            return Err(Error::NoImage {
+                service: svc.name.clone(),
+                file: svc.file.clone(),
+            });
         }
         for (dep, d) in &svc.depends_on {
             if enabled.contains_key(dep) || !d.required {
@@ -48,14 +62,24 @@ pub fn project(
             match disabled.get(dep) {
                 // Compose refuses to start a service whose dependency the profiles disabled.
                 Some(profiles) => {
-                    let why = format!("is disabled; enable it with --profile {}", profiles.join(" or --profile "));
-                    return Err(Error::Dependency { service: svc.name.clone(), dependency: dep.clone(), why });
+                    let why = format!(
+                        "is disabled; enable it with --profile {}",
+                        profiles.join(" or --profile ")
+                    );
+                    return Err(Error::Dependency {
+                        service: svc.name.clone(),
+                        dependency: dep.clone(),
+                        why,
+                    });
                 }
                 // An override file meant to be merged over another names services defined
                 // there; images can still be planned, so only warn.
                 None => project.warnings.push(Warning {
                     code: "undefined-dependency".into(),
-                    message: format!("service `{}` depends on `{dep}`, which is not defined", svc.name),
+                    message: format!(
+                        "service `{}` depends on `{dep}`, which is not defined",
+                        svc.name
+                    ),
                     file: Some(svc.file.clone()),
                     service: Some(svc.name.clone()),
                 }),
@@ -80,7 +104,13 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn bad(&self, node: &Node, field: &str, message: impl Into<String>) -> Error {
-        invalid(self.file, node, &format!("services.{}.{field}", self.service), Some(self.service), message.into())
+        invalid(
+            self.file,
+            node,
+            &format!("services.{}.{field}", self.service),
+            Some(self.service),
+            message.into(),
+        )
     }
 
     /// A scalar as text (`None` for null); lists and mappings are an error.
@@ -88,7 +118,10 @@ impl Ctx<'_> {
         match node {
             None => Ok(None),
             Some(n) if n.is_null() => Ok(None),
-            Some(n) => n.text().map(Some).ok_or_else(|| self.bad(n, field, format!("must be a string, not {}", n.kind()))),
+            Some(n) => n
+                .text()
+                .map(Some)
+                .ok_or_else(|| self.bad(n, field, format!("must be a string, not {}", n.kind()))),
         }
     }
 
@@ -99,7 +132,11 @@ impl Ctx<'_> {
                 Value::Null => Ok(Vec::new()),
                 Value::Seq(items) => items
                     .iter()
-                    .map(|i| i.text().ok_or_else(|| self.bad(i, field, format!("items must be strings, not {}", i.kind()))))
+                    .map(|i| {
+                        i.text().ok_or_else(|| {
+                            self.bad(i, field, format!("items must be strings, not {}", i.kind()))
+                        })
+                    })
                     .collect(),
                 _ => Err(self.bad(n, field, format!("must be a list, not {}", n.kind()))),
             },
@@ -107,7 +144,11 @@ impl Ctx<'_> {
     }
 
     /// `KEY=VALUE` list or mapping. `None` values: `KEY` alone, or a null value.
-    fn mapping(&self, node: Option<&Node>, field: &str) -> Result<BTreeMap<String, Option<String>>, Error> {
+    fn mapping(
+        &self,
+        node: Option<&Node>,
+        field: &str,
+    ) -> Result<BTreeMap<String, Option<String>>, Error> {
         let mut out = BTreeMap::new();
         let Some(n) = node else { return Ok(out) };
         match &n.value {
@@ -117,7 +158,11 @@ impl Ctx<'_> {
                     let value = match &v.value {
                         Value::Null => None,
                         Value::Seq(_) | Value::Map(_) => {
-                            return Err(self.bad(v, &format!("{field}.{k}"), format!("must be a string, not {}", v.kind())));
+                            return Err(self.bad(
+                                v,
+                                &format!("{field}.{k}"),
+                                format!("must be a string, not {}", v.kind()),
+                            ));
                         }
                         _ => v.text(),
                     };
@@ -126,14 +171,22 @@ impl Ctx<'_> {
             }
             Value::Seq(items) => {
                 for i in items {
-                    let t = i.text().ok_or_else(|| self.bad(i, field, format!("items must be strings, not {}", i.kind())))?;
+                    let t = i.text().ok_or_else(|| {
+                        self.bad(i, field, format!("items must be strings, not {}", i.kind()))
+                    })?;
                     match t.split_once('=') {
                         Some((k, v)) => out.insert(k.to_string(), Some(v.to_string())),
                         None => out.insert(t, None),
                     };
                 }
             }
-            _ => return Err(self.bad(n, field, format!("must be a list or a mapping, not {}", n.kind()))),
+            _ => {
+                return Err(self.bad(
+                    n,
+                    field,
+                    format!("must be a list or a mapping, not {}", n.kind()),
+                ));
+            }
         }
         Ok(out)
     }
@@ -154,16 +207,34 @@ impl Ctx<'_> {
     /// `command`/`entrypoint`: a list, or a string split like a shell would.
     fn words(&self, node: Option<&Node>, field: &str) -> Result<Vec<String>, Error> {
         match node {
-            Some(Node { value: Value::Str(s), .. }) => Ok(shell_words(s)),
+            Some(Node {
+                value: Value::Str(s),
+                ..
+            }) => Ok(shell_words(s)),
             other => self.strings(other, field),
         }
     }
 }
 
-pub fn service(name: &str, node: &Node, file: &Path, project_dir: &Path, env: &Env) -> Result<Service, Error> {
-    let c = Ctx { file, service: name };
+pub fn service(
+    name: &str,
+    node: &Node,
+    file: &Path,
+    project_dir: &Path,
+    env: &Env,
+) -> Result<Service, Error> {
+    let c = Ctx {
+        file,
+        service: name,
+    };
     if node.as_map().is_none() {
-        return Err(invalid(file, node, &format!("services.{name}"), Some(name), format!("must be a mapping, not {}", node.kind())));
+        return Err(invalid(
+            file,
+            node,
+            &format!("services.{name}"),
+            Some(name),
+            format!("must be a mapping, not {}", node.kind()),
+        ));
     }
     let mut svc = Service {
         name: name.to_string(),
@@ -175,7 +246,10 @@ pub fn service(name: &str, node: &Node, file: &Path, project_dir: &Path, env: &E
         environment: c.mapping(node.get("environment"), "environment")?,
         command: c.words(node.get("command"), "command")?,
         entrypoint: c.words(node.get("entrypoint"), "entrypoint")?,
-        healthcheck: node.get("healthcheck").filter(|h| !h.is_null()).map(Node::to_json),
+        healthcheck: node
+            .get("healthcheck")
+            .filter(|h| !h.is_null())
+            .map(Node::to_json),
         restart: c.string(node.get("restart"), "restart")?,
         container_name: c.string(node.get("container_name"), "container_name")?,
         raw: node.to_json(),
@@ -185,21 +259,38 @@ pub fn service(name: &str, node: &Node, file: &Path, project_dir: &Path, env: &E
     svc.depends_on = depends_on(&c, node.get("depends_on"))?;
     svc.ports = ports(&c, node.get("ports"))?;
     svc.volumes = volumes(&c, node.get("volumes"), project_dir)?;
-    svc.image_volumes = svc.volumes.iter().filter(|m| m.kind == "image").filter_map(|m| m.source.clone()).collect();
+    svc.image_volumes = svc
+        .volumes
+        .iter()
+        .filter(|m| m.kind == "image")
+        .filter_map(|m| m.source.clone())
+        .collect();
     Ok(svc)
 }
 
-fn build(c: &Ctx, node: Option<&Node>, project_dir: &Path, env: &Env) -> Result<Option<Build>, Error> {
+fn build(
+    c: &Ctx,
+    node: Option<&Node>,
+    project_dir: &Path,
+    env: &Env,
+) -> Result<Option<Build>, Error> {
     let Some(n) = node else { return Ok(None) };
-    let context_of = |raw: &str| (!is_remote_context(raw)).then(|| absolutize(project_dir, Path::new(raw)));
+    let context_of =
+        |raw: &str| (!is_remote_context(raw)).then(|| absolutize(project_dir, Path::new(raw)));
     match &n.value {
         Value::Null => Ok(None),
         Value::Str(_) | Value::Number(_) => {
             let raw = n.text().unwrap_or_default();
-            Ok(Some(Build { context: context_of(&raw), context_raw: raw, ..Build::default() }))
+            Ok(Some(Build {
+                context: context_of(&raw),
+                context_raw: raw,
+                ..Build::default()
+            }))
         }
         Value::Map(_) => {
-            let raw = c.string(n.get("context"), "build.context")?.unwrap_or_else(|| ".".to_string());
+            let raw = c
+                .string(n.get("context"), "build.context")?
+                .unwrap_or_else(|| ".".to_string());
             let args = c
                 .mapping(n.get("args"), "build.args")?
                 .into_iter()
@@ -218,7 +309,8 @@ fn build(c: &Ctx, node: Option<&Node>, project_dir: &Path, env: &Env) -> Result<
                 context: context_of(&raw),
                 context_raw: raw,
                 dockerfile: c.string(n.get("dockerfile"), "build.dockerfile")?,
-                dockerfile_inline: c.string(n.get("dockerfile_inline"), "build.dockerfile_inline")?,
+                dockerfile_inline: c
+                    .string(n.get("dockerfile_inline"), "build.dockerfile_inline")?,
                 args,
                 target: c.string(n.get("target"), "build.target")?,
                 additional_contexts,
@@ -226,12 +318,20 @@ fn build(c: &Ctx, node: Option<&Node>, project_dir: &Path, env: &Env) -> Result<
                 pull: c.bool(n.get("pull"), "build.pull")?,
             }))
         }
-        _ => Err(c.bad(n, "build", format!("must be a string or a mapping, not {}", n.kind()))),
+        _ => Err(c.bad(
+            n,
+            "build",
+            format!("must be a string or a mapping, not {}", n.kind()),
+        )),
     }
 }
 
 fn depends_on(c: &Ctx, node: Option<&Node>) -> Result<BTreeMap<String, DependsOn>, Error> {
-    let started = || DependsOn { condition: "service_started".into(), required: true, restart: false };
+    let started = || DependsOn {
+        condition: "service_started".into(),
+        required: true,
+        restart: false,
+    };
     let mut out = BTreeMap::new();
     let Some(n) = node else { return Ok(out) };
     match &n.value {
@@ -248,18 +348,36 @@ fn depends_on(c: &Ctx, node: Option<&Node>) -> Result<BTreeMap<String, DependsOn
                 match &v.value {
                     Value::Null => {}
                     Value::Map(_) => {
-                        if let Some(cond) = c.string(v.get("condition"), &format!("{field}.condition"))? {
+                        if let Some(cond) =
+                            c.string(v.get("condition"), &format!("{field}.condition"))?
+                        {
                             d.condition = cond;
                         }
-                        d.required = c.bool(v.get("required"), &format!("{field}.required"))?.unwrap_or(true);
-                        d.restart = c.bool(v.get("restart"), &format!("{field}.restart"))?.unwrap_or(false);
+                        d.required = c
+                            .bool(v.get("required"), &format!("{field}.required"))?
+                            .unwrap_or(true);
+                        d.restart = c
+                            .bool(v.get("restart"), &format!("{field}.restart"))?
+                            .unwrap_or(false);
                     }
-                    _ => return Err(c.bad(v, &field, format!("must be a mapping, not {}", v.kind()))),
+                    _ => {
+                        return Err(c.bad(
+                            v,
+                            &field,
+                            format!("must be a mapping, not {}", v.kind()),
+                        ));
+                    }
                 }
                 out.insert(dep.clone(), d);
             }
         }
-        _ => return Err(c.bad(n, "depends_on", format!("must be a list or a mapping, not {}", n.kind()))),
+        _ => {
+            return Err(c.bad(
+                n,
+                "depends_on",
+                format!("must be a list or a mapping, not {}", n.kind()),
+            ));
+        }
     }
     Ok(out)
 }
@@ -276,22 +394,41 @@ fn ports(c: &Ctx, node: Option<&Node>) -> Result<Vec<Port>, Error> {
         match &i.value {
             Value::Str(_) | Value::Number(_) => {
                 let spec = i.text().unwrap_or_default();
-                let parsed = parse_port(&spec).ok_or_else(|| c.bad(i, "ports", format!("has an invalid port `{spec}`")))?;
+                let parsed = parse_port(&spec)
+                    .ok_or_else(|| c.bad(i, "ports", format!("has an invalid port `{spec}`")))?;
                 out.extend(parsed);
             }
             Value::Map(_) => {
-                let target_text = c.string(i.get("target"), "ports.target")?.ok_or_else(|| c.bad(i, "ports", "needs a `target`"))?;
-                let target = target_text
-                    .parse::<u16>()
-                    .map_err(|_| c.bad(i, "ports.target", format!("has an invalid port `{target_text}`")))?;
+                let target_text = c
+                    .string(i.get("target"), "ports.target")?
+                    .ok_or_else(|| c.bad(i, "ports", "needs a `target`"))?;
+                let target = target_text.parse::<u16>().map_err(|_| {
+                    c.bad(
+                        i,
+                        "ports.target",
+                        format!("has an invalid port `{target_text}`"),
+                    )
+                })?;
                 out.push(Port {
-                    host_ip: c.string(i.get("host_ip"), "ports.host_ip")?.filter(|s| !s.is_empty()),
-                    published: c.string(i.get("published"), "ports.published")?.filter(|s| !s.is_empty()),
+                    host_ip: c
+                        .string(i.get("host_ip"), "ports.host_ip")?
+                        .filter(|s| !s.is_empty()),
+                    published: c
+                        .string(i.get("published"), "ports.published")?
+                        .filter(|s| !s.is_empty()),
                     target,
-                    protocol: c.string(i.get("protocol"), "ports.protocol")?.unwrap_or_else(|| "tcp".into()),
+                    protocol: c
+                        .string(i.get("protocol"), "ports.protocol")?
+                        .unwrap_or_else(|| "tcp".into()),
                 });
             }
-            _ => return Err(c.bad(i, "ports", format!("items must be strings or mappings, not {}", i.kind()))),
+            _ => {
+                return Err(c.bad(
+                    i,
+                    "ports",
+                    format!("items must be strings or mappings, not {}", i.kind()),
+                ));
+            }
         }
     }
     Ok(out)
@@ -319,13 +456,18 @@ pub fn parse_port(spec: &str) -> Option<Vec<Port>> {
     let mut parts = rest.rsplitn(3, ':');
     let target = parts.next()?;
     let published = parts.next().filter(|p| !p.is_empty());
-    let ip = parts.next().map(|ip| ip.trim_start_matches('[').trim_end_matches(']')).filter(|ip| !ip.is_empty());
+    let ip = parts
+        .next()
+        .map(|ip| ip.trim_start_matches('[').trim_end_matches(']'))
+        .filter(|ip| !ip.is_empty());
     let (t0, t1) = port_range(target)?;
     if let Some(p) = published {
         port_range(p)?;
     }
     let count = usize::from(t1 - t0) + 1;
-    let published_range = published.and_then(port_range).filter(|(a, b)| usize::from(b - a) + 1 == count && count > 1);
+    let published_range = published
+        .and_then(port_range)
+        .filter(|(a, b)| usize::from(b - a) + 1 == count && count > 1);
     Some(
         (0..count)
             .map(|k| Port {
@@ -351,14 +493,25 @@ fn volumes(c: &Ctx, node: Option<&Node>, project_dir: &Path) -> Result<Vec<Mount
         _ => return Err(c.bad(n, "volumes", format!("must be a list, not {}", n.kind()))),
     };
     let resolve = |s: &str| {
-        if s.starts_with('~') { s.to_string() } else { absolutize(project_dir, Path::new(s)).to_string_lossy().into_owned() }
+        if s.starts_with('~') {
+            s.to_string()
+        } else {
+            absolutize(project_dir, Path::new(s))
+                .to_string_lossy()
+                .into_owned()
+        }
     };
     for i in items {
         match &i.value {
             Value::Str(s) => {
                 let parts: Vec<&str> = s.split(':').collect();
                 let m = match parts.as_slice() {
-                    [target] => Mount { kind: "volume".into(), source: None, target: target.to_string(), read_only: false },
+                    [target] => Mount {
+                        kind: "volume".into(),
+                        source: None,
+                        target: target.to_string(),
+                        read_only: false,
+                    },
                     [src, target, rest @ ..] => {
                         let bind = is_path_source(src);
                         let mode = rest.join(":");
@@ -377,9 +530,15 @@ fn volumes(c: &Ctx, node: Option<&Node>, project_dir: &Path) -> Result<Vec<Mount
                 out.push(m);
             }
             Value::Map(_) => {
-                let kind = c.string(i.get("type"), "volumes.type")?.unwrap_or_else(|| "volume".into());
-                let source = c.string(i.get("source"), "volumes.source")?.filter(|s| !s.is_empty());
-                let target = c.string(i.get("target"), "volumes.target")?.ok_or_else(|| c.bad(i, "volumes", "needs a `target`"))?;
+                let kind = c
+                    .string(i.get("type"), "volumes.type")?
+                    .unwrap_or_else(|| "volume".into());
+                let source = c
+                    .string(i.get("source"), "volumes.source")?
+                    .filter(|s| !s.is_empty());
+                let target = c
+                    .string(i.get("target"), "volumes.target")?
+                    .ok_or_else(|| c.bad(i, "volumes", "needs a `target`"))?;
                 let source = match kind.as_str() {
                     "bind" => source.map(|s| resolve(&s)),
                     _ => source,
@@ -387,10 +546,23 @@ fn volumes(c: &Ctx, node: Option<&Node>, project_dir: &Path) -> Result<Vec<Mount
                 if kind == "image" && source.is_none() {
                     return Err(c.bad(i, "volumes", "of type `image` needs a `source` image"));
                 }
-                let read_only = c.bool(i.get("read_only"), "volumes.read_only")?.unwrap_or(false);
-                out.push(Mount { kind, source, target, read_only });
+                let read_only = c
+                    .bool(i.get("read_only"), "volumes.read_only")?
+                    .unwrap_or(false);
+                out.push(Mount {
+                    kind,
+                    source,
+                    target,
+                    read_only,
+                });
             }
-            _ => return Err(c.bad(i, "volumes", format!("items must be strings or mappings, not {}", i.kind()))),
+            _ => {
+                return Err(c.bad(
+                    i,
+                    "volumes",
+                    format!("items must be strings or mappings, not {}", i.kind()),
+                ));
+            }
         }
     }
     Ok(out)
@@ -466,7 +638,15 @@ mod tests {
                 let got: Vec<String> = parse_port($spec)
                     .unwrap_or_default()
                     .iter()
-                    .map(|p| format!("{}|{}|{}/{}", p.host_ip.clone().unwrap_or_default(), p.published.clone().unwrap_or_default(), p.target, p.protocol))
+                    .map(|p| {
+                        format!(
+                            "{}|{}|{}/{}",
+                            p.host_ip.clone().unwrap_or_default(),
+                            p.published.clone().unwrap_or_default(),
+                            p.target,
+                            p.protocol
+                        )
+                    })
                     .collect();
                 let want: Vec<&str> = $want;
                 assert_eq!(got, want);
@@ -479,7 +659,11 @@ mod tests {
     port!(with_ip, "127.0.0.1:8080:80", vec!["127.0.0.1|8080|80/tcp"]);
     port!(ipv6, "[::1]:8080:80/udp", vec!["::1|8080|80/udp"]);
     port!(empty_published, "127.0.0.1::80", vec!["127.0.0.1||80/tcp"]);
-    port!(range, "8000-8001:9000-9001", vec!["|8000|9000/tcp", "|8001|9001/tcp"]);
+    port!(
+        range,
+        "8000-8001:9000-9001",
+        vec!["|8000|9000/tcp", "|8001|9001/tcp"]
+    );
     port!(bad_target, "80:http", vec![]);
     port!(bad_range, "9-8", vec![]);
 
@@ -494,7 +678,15 @@ mod tests {
     }
 
     words!(simple_words, "npm run  start", vec!["npm", "run", "start"]);
-    words!(quoted_words, r#"sh -c 'echo "hi there"'"#, vec!["sh", "-c", "echo \"hi there\""]);
-    words!(double_quoted, r#"echo "a \"b\" c""#, vec!["echo", "a \"b\" c"]);
+    words!(
+        quoted_words,
+        r#"sh -c 'echo "hi there"'"#,
+        vec!["sh", "-c", "echo \"hi there\""]
+    );
+    words!(
+        double_quoted,
+        r#"echo "a \"b\" c""#,
+        vec!["echo", "a \"b\" c"]
+    );
     words!(empty_quotes, "a '' b", vec!["a", "", "b"]);
 }

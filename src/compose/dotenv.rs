@@ -36,7 +36,11 @@ pub fn parse_dotenv(
     let mut vars: BTreeMap<String, String> = BTreeMap::new();
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let chars: Vec<char> = text.chars().collect();
-    let mut p = Parser { c: &chars, i: 0, line: 1 };
+    let mut p = Parser {
+        c: &chars,
+        i: 0,
+        line: 1,
+    };
     loop {
         p.skip_while(|c| c.is_whitespace());
         let Some(c) = p.peek() else { break };
@@ -52,10 +56,18 @@ pub fn parse_dotenv(
             key = p.take_while(|c| !matches!(c, '=' | ':' | '\n' | '#') && !c.is_whitespace());
         }
         if key.is_empty() {
-            return Err(syntax(format!("unexpected character `{}` where a variable name was expected", p.peek().unwrap_or(' '))));
+            return Err(syntax(format!(
+                "unexpected character `{}` where a variable name was expected",
+                p.peek().unwrap_or(' ')
+            )));
         }
-        if let Some(bad) = key.chars().find(|&c| !(c.is_alphanumeric() || matches!(c, '_' | '.' | '-' | '[' | ']'))) {
-            return Err(syntax(format!("unexpected character `{bad}` in variable name `{key}`")));
+        if let Some(bad) = key
+            .chars()
+            .find(|&c| !(c.is_alphanumeric() || matches!(c, '_' | '.' | '-' | '[' | ']')))
+        {
+            return Err(syntax(format!(
+                "unexpected character `{bad}` in variable name `{key}`"
+            )));
         }
         p.skip_while(|c| c == ' ' || c == '\t' || c == '\r');
         match p.peek() {
@@ -68,7 +80,11 @@ pub fn parse_dotenv(
                 continue;
             }
             Some('=') | Some(':') => p.i += 1,
-            Some(other) => return Err(syntax(format!("unexpected character `{other}` after variable name `{key}`"))),
+            Some(other) => {
+                return Err(syntax(format!(
+                    "unexpected character `{other}` after variable name `{key}`"
+                )));
+            }
         }
         p.skip_while(|c| c == ' ' || c == '\t');
         let value = match p.peek() {
@@ -76,7 +92,9 @@ pub fn parse_dotenv(
                 p.i += 1;
                 let v = p.take_while(|c| c != '\'');
                 if p.peek() != Some('\'') {
-                    return Err(syntax(format!("unterminated single-quoted value of `{key}`")));
+                    return Err(syntax(format!(
+                        "unterminated single-quoted value of `{key}`"
+                    )));
                 }
                 p.i += 1;
                 p.skip_while(|c| c != '\n');
@@ -84,13 +102,18 @@ pub fn parse_dotenv(
             }
             Some('"') => {
                 p.i += 1;
-                let template = p.double_quoted().ok_or_else(|| syntax(format!("unterminated double-quoted value of `{key}`")))?;
+                let template = p.double_quoted().ok_or_else(|| {
+                    syntax(format!("unterminated double-quoted value of `{key}`"))
+                })?;
                 p.skip_while(|c| c != '\n');
                 expand(&template, lookup, &vars, line)?
             }
             _ => {
                 let raw = p.take_while(|c| c != '\n');
-                let raw = match raw.char_indices().find(|&(i, c)| c == '#' && (i == 0 || raw[..i].ends_with([' ', '\t']))) {
+                let raw = match raw
+                    .char_indices()
+                    .find(|&(i, c)| c == '#' && (i == 0 || raw[..i].ends_with([' ', '\t'])))
+                {
                     Some((i, _)) => &raw[..i],
                     None => &raw[..],
                 };
@@ -212,16 +235,46 @@ mod tests {
     case!(comment_line, "# A=x\nA=b", "A", Some("b"));
     case!(inline_comment, "A=b # note", "A", Some("b"));
     case!(hash_without_space_kept, "A=b#c", "A", Some("b#c"));
-    case!(single_quotes_literal, "A='$HOME \\n #x'", "A", Some("$HOME \\n #x"));
-    case!(double_quotes_escapes, "A=\"a\\nb\\t\\\"c\\\"\"", "A", Some("a\nb\t\"c\""));
-    case!(double_quotes_interpolate, "A=\"${HOME}/x\"", "A", Some("/home/u/x"));
-    case!(double_quotes_escaped_dollar, "A=\"\\$HOME\"", "A", Some("$HOME"));
+    case!(
+        single_quotes_literal,
+        "A='$HOME \\n #x'",
+        "A",
+        Some("$HOME \\n #x")
+    );
+    case!(
+        double_quotes_escapes,
+        "A=\"a\\nb\\t\\\"c\\\"\"",
+        "A",
+        Some("a\nb\t\"c\"")
+    );
+    case!(
+        double_quotes_interpolate,
+        "A=\"${HOME}/x\"",
+        "A",
+        Some("/home/u/x")
+    );
+    case!(
+        double_quotes_escaped_dollar,
+        "A=\"\\$HOME\"",
+        "A",
+        Some("$HOME")
+    );
     case!(double_quotes_comment_after, "A=\"b\" # c", "A", Some("b"));
-    case!(double_quotes_multiline, "A=\"x\ny\"\nB=1", "A", Some("x\ny"));
+    case!(
+        double_quotes_multiline,
+        "A=\"x\ny\"\nB=1",
+        "A",
+        Some("x\ny")
+    );
     case!(unquoted_interpolates, "A=$HOME/x", "A", Some("/home/u/x"));
     case!(default_form, "A=${NOPE:-def}", "A", Some("def"));
     case!(earlier_value_used, "A=1\nB=${A}2", "B", Some("12"));
-    case!(environment_wins_in_expansion, "OS_WINS=file\nB=$OS_WINS", "B", Some("os"));
+    case!(
+        environment_wins_in_expansion,
+        "OS_WINS=file\nB=$OS_WINS",
+        "B",
+        Some("os")
+    );
     case!(inherit_set, "HOME", "HOME", Some("/home/u"));
     case!(inherit_unset, "NOPE", "NOPE", None);
     case!(yaml_style, "A: b", "A", Some("b"));
@@ -244,6 +297,9 @@ mod tests {
     #[test]
     fn required_variable_is_an_error() {
         let e = parse_dotenv("A=${NOPE:?missing}", &env).unwrap_err();
-        assert!(matches!(e, DotenvError::Interpolation { line: 1, .. }), "{e:?}");
+        assert!(
+            matches!(e, DotenvError::Interpolation { line: 1, .. }),
+            "{e:?}"
+        );
     }
 }

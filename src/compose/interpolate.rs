@@ -68,7 +68,9 @@ fn substitute(
     depth: usize,
 ) -> Result<String, InterpolationError> {
     if depth > MAX_NESTING {
-        return Err(InterpolationError::TooDeep { template: whole.to_string() });
+        return Err(InterpolationError::TooDeep {
+            template: whole.to_string(),
+        });
     }
     let b = s.as_bytes();
     let mut out = String::with_capacity(s.len());
@@ -82,13 +84,17 @@ fn substitute(
                 i = p + 2;
             }
             Some(b'{') => {
-                let close = closing_brace(s, p)
-                    .ok_or_else(|| InterpolationError::Invalid { template: whole.to_string() })?;
+                let close = closing_brace(s, p).ok_or_else(|| InterpolationError::Invalid {
+                    template: whole.to_string(),
+                })?;
                 out.push_str(&braced(&s[p + 2..close], whole, lookup, unset, depth)?);
                 i = close + 1;
             }
             Some(&c) if is_name_start(c) => {
-                let end = b[p + 1..].iter().position(|&c| !is_name_char(c)).map_or(b.len(), |n| p + 1 + n);
+                let end = b[p + 1..]
+                    .iter()
+                    .position(|&c| !is_name_char(c))
+                    .map_or(b.len(), |n| p + 1 + n);
                 let name = &s[p + 1..end];
                 match lookup(name) {
                     Some(v) => out.push_str(&v),
@@ -115,7 +121,9 @@ fn braced(
     unset: &mut Vec<String>,
     depth: usize,
 ) -> Result<String, InterpolationError> {
-    let invalid = || InterpolationError::Invalid { template: whole.to_string() };
+    let invalid = || InterpolationError::Invalid {
+        template: whole.to_string(),
+    };
     let b = inner.as_bytes();
     if !b.first().is_some_and(|&c| is_name_start(c)) {
         return Err(invalid());
@@ -144,9 +152,16 @@ fn braced(
         ":-" => arg,
         "-" => value.unwrap_or(arg),
         ":?" | "?" => {
-            let ok = if op == ":?" { set_nonempty } else { value.is_some() };
+            let ok = if op == ":?" {
+                set_nonempty
+            } else {
+                value.is_some()
+            };
             if !ok {
-                return Err(InterpolationError::Required { variable: name.to_string(), message: arg });
+                return Err(InterpolationError::Required {
+                    variable: name.to_string(),
+                    message: arg,
+                });
             }
             value.unwrap_or_default()
         }
@@ -211,7 +226,11 @@ mod tests {
     case!(dash_unset, "${NOPE-d}", "d");
     case!(dash_empty, "${EMPTY-d}", "");
     case!(dash_set, "${SET-d}", "value");
-    case!(dash_default_with_dash, "netbox:${NOPE-v4.1-3.0.2}", "netbox:v4.1-3.0.2");
+    case!(
+        dash_default_with_dash,
+        "netbox:${NOPE-v4.1-3.0.2}",
+        "netbox:v4.1-3.0.2"
+    );
     case!(colon_plus_set, "${SET:+alt}", "alt");
     case!(colon_plus_empty, "${EMPTY:+alt}", "");
     case!(colon_plus_unset, "${NOPE:+alt}", "");
@@ -227,22 +246,49 @@ mod tests {
     case!(default_with_colon, "${NOPE:-a:b}", "a:b");
     case!(empty_default, "${NOPE:-}", "");
     case!(utf8_around, "é${SET}ü", "évalueü");
-    fails!(colon_question_unset, "${NOPE:?need it}", InterpolationError::Required { .. });
-    fails!(colon_question_empty, "${EMPTY:?need it}", InterpolationError::Required { .. });
-    fails!(question_unset, "${NOPE?need it}", InterpolationError::Required { .. });
-    fails!(nested_required, "${SET:-${NOPE:?x}}", InterpolationError::Required { .. });
+    fails!(
+        colon_question_unset,
+        "${NOPE:?need it}",
+        InterpolationError::Required { .. }
+    );
+    fails!(
+        colon_question_empty,
+        "${EMPTY:?need it}",
+        InterpolationError::Required { .. }
+    );
+    fails!(
+        question_unset,
+        "${NOPE?need it}",
+        InterpolationError::Required { .. }
+    );
+    fails!(
+        nested_required,
+        "${SET:-${NOPE:?x}}",
+        InterpolationError::Required { .. }
+    );
     fails!(unclosed, "${SET", InterpolationError::Invalid { .. });
     fails!(empty_braces, "${}", InterpolationError::Invalid { .. });
-    fails!(bad_operator, "${SET:=x}", InterpolationError::Invalid { .. });
+    fails!(
+        bad_operator,
+        "${SET:=x}",
+        InterpolationError::Invalid { .. }
+    );
     fails!(bad_name, "${1A}", InterpolationError::Invalid { .. });
-    fails!(space_in_name, "${SET X}", InterpolationError::Invalid { .. });
+    fails!(
+        space_in_name,
+        "${SET X}",
+        InterpolationError::Invalid { .. }
+    );
 
     #[test]
     fn required_message_is_kept() {
         let e = run("${NOPE:?set NOPE in .env}").unwrap_err();
         assert_eq!(
             e,
-            InterpolationError::Required { variable: "NOPE".into(), message: "set NOPE in .env".into() }
+            InterpolationError::Required {
+                variable: "NOPE".into(),
+                message: "set NOPE in .env".into()
+            }
         );
     }
 

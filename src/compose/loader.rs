@@ -18,9 +18,18 @@ pub type Env = BTreeMap<String, String>;
 pub const MAX_FILE_BYTES: u64 = 8 << 20;
 
 /// Default compose file names, in compose-go's order of preference.
-const DEFAULT_FILES: [&str; 4] = ["compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"];
-const OVERRIDE_FILES: [&str; 4] =
-    ["compose.override.yml", "compose.override.yaml", "docker-compose.override.yml", "docker-compose.override.yaml"];
+const DEFAULT_FILES: [&str; 4] = [
+    "compose.yaml",
+    "compose.yml",
+    "docker-compose.yml",
+    "docker-compose.yaml",
+];
+const OVERRIDE_FILES: [&str; 4] = [
+    "compose.override.yml",
+    "compose.override.yaml",
+    "docker-compose.override.yml",
+    "docker-compose.override.yaml",
+];
 
 pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
     let os_env: Env = match &opts.environment {
@@ -42,13 +51,23 @@ pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
     // (the first -f file's directory, or the working dir), unless COMPOSE_DISABLE_ENV_FILE.
     let dotenv_dir = given_dir
         .clone()
-        .or_else(|| given_files.first().and_then(|f| f.parent().map(Path::to_path_buf)))
+        .or_else(|| {
+            given_files
+                .first()
+                .and_then(|f| f.parent().map(Path::to_path_buf))
+        })
         .unwrap_or_else(|| cwd.clone());
     let env_paths: Vec<PathBuf> = if !opts.env_files.is_empty() {
         opts.env_files.iter().map(|f| absolutize(&cwd, f)).collect()
     } else if let Some(list) = os_env.get("COMPOSE_ENV_FILES").filter(|v| !v.is_empty()) {
-        list.split(',').filter(|s| !s.is_empty()).map(|f| absolutize(&cwd, Path::new(f))).collect()
-    } else if os_env.get("COMPOSE_DISABLE_ENV_FILE").is_some_and(|v| is_true(v)) {
+        list.split(',')
+            .filter(|s| !s.is_empty())
+            .map(|f| absolutize(&cwd, Path::new(f)))
+            .collect()
+    } else if os_env
+        .get("COMPOSE_DISABLE_ENV_FILE")
+        .is_some_and(|v| is_true(v))
+    {
         Vec::new()
     } else {
         let p = dotenv_dir.join(".env");
@@ -61,9 +80,15 @@ pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
     let files = if !given_files.is_empty() {
         given_files
     } else if let Some(list) = env.get("COMPOSE_FILE").filter(|v| !v.is_empty()) {
-        let sep = env.get("COMPOSE_PATH_SEPARATOR").filter(|s| !s.is_empty()).map_or(":", String::as_str);
+        let sep = env
+            .get("COMPOSE_PATH_SEPARATOR")
+            .filter(|s| !s.is_empty())
+            .map_or(":", String::as_str);
         let base = given_dir.clone().unwrap_or_else(|| cwd.clone());
-        list.split(sep).filter(|s| !s.is_empty()).map(|f| absolutize(&base, Path::new(f))).collect()
+        list.split(sep)
+            .filter(|s| !s.is_empty())
+            .map(|f| absolutize(&base, Path::new(f)))
+            .collect()
     } else {
         discover(&cwd)?
     };
@@ -73,12 +98,21 @@ pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
         }
     }
     let project_dir = given_dir.unwrap_or_else(|| {
-        files.first().and_then(|f| f.parent()).map(Path::to_path_buf).unwrap_or_else(|| cwd.clone())
+        files
+            .first()
+            .and_then(|f| f.parent())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| cwd.clone())
     });
 
     let mut profiles: Vec<String> = opts.profiles.clone();
     if let Some(p) = env.get("COMPOSE_PROFILES") {
-        profiles.extend(p.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from));
+        profiles.extend(
+            p.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from),
+        );
     }
 
     let tree = l.load_project(&files, &project_dir, &env, &[])?;
@@ -88,10 +122,21 @@ pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
     let name_source = opts
         .project_name
         .clone()
-        .or_else(|| env.get("COMPOSE_PROJECT_NAME").filter(|v| !v.is_empty()).cloned())
-        .or_else(|| doc.get("name").and_then(Node::text).filter(|v| !v.is_empty()))
+        .or_else(|| {
+            env.get("COMPOSE_PROJECT_NAME")
+                .filter(|v| !v.is_empty())
+                .cloned()
+        })
+        .or_else(|| {
+            doc.get("name")
+                .and_then(Node::text)
+                .filter(|v| !v.is_empty())
+        })
         .unwrap_or_else(|| {
-            project_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+            project_dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
         });
     let name = normalize_project_name(&name_source);
     if name.is_empty() {
@@ -99,7 +144,14 @@ pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
     }
 
     let main_file = files.first().cloned().unwrap_or_default();
-    let mut project = convert::project(&doc, &tree.service_files, &main_file, &project_dir, &env, &profiles)?;
+    let mut project = convert::project(
+        &doc,
+        &tree.service_files,
+        &main_file,
+        &project_dir,
+        &env,
+        &profiles,
+    )?;
     project.name = name;
     project.directory = project_dir;
     project.files = l.files;
@@ -109,7 +161,10 @@ pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
 }
 
 fn current_dir() -> Result<PathBuf, Error> {
-    std::env::current_dir().map_err(|source| Error::Read { path: PathBuf::from("."), source })
+    std::env::current_dir().map_err(|source| Error::Read {
+        path: PathBuf::from("."),
+        source,
+    })
 }
 
 /// Go's `strconv.ParseBool` true values.
@@ -120,7 +175,10 @@ fn is_true(v: &str) -> bool {
 /// compose-go `NormalizeProjectName`: lower case, only `[a-z0-9_-]`, no leading `_`/`-`.
 pub fn normalize_project_name(s: &str) -> String {
     let lower = s.to_lowercase();
-    let kept: String = lower.chars().filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_' || *c == '-').collect();
+    let kept: String = lower
+        .chars()
+        .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_' || *c == '-')
+        .collect();
     kept.trim_start_matches(['_', '-']).to_string()
 }
 
@@ -129,21 +187,35 @@ pub fn normalize_project_name(s: &str) -> String {
 fn discover(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     let mut d = Some(dir);
     while let Some(here) = d {
-        if let Some(main) = DEFAULT_FILES.iter().map(|n| here.join(n)).find(|p| p.is_file()) {
+        if let Some(main) = DEFAULT_FILES
+            .iter()
+            .map(|n| here.join(n))
+            .find(|p| p.is_file())
+        {
             let mut files = vec![main];
-            if let Some(o) = OVERRIDE_FILES.iter().map(|n| here.join(n)).find(|p| p.is_file()) {
+            if let Some(o) = OVERRIDE_FILES
+                .iter()
+                .map(|n| here.join(n))
+                .find(|p| p.is_file())
+            {
                 files.push(o);
             }
             return Ok(files);
         }
         d = here.parent();
     }
-    Err(Error::NoComposeFile { dir: dir.to_path_buf() })
+    Err(Error::NoComposeFile {
+        dir: dir.to_path_buf(),
+    })
 }
 
 /// `base.join(p)` made lexically clean (`.` and `..` removed), like Go's `filepath.Join`.
 pub fn absolutize(base: &Path, p: &Path) -> PathBuf {
-    let joined = if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+    let joined = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    };
     let mut out = PathBuf::new();
     for c in joined.components() {
         match c {
@@ -161,22 +233,48 @@ pub fn absolutize(base: &Path, p: &Path) -> PathBuf {
 
 pub fn read_text(path: &Path) -> Result<String, Error> {
     let meta = fs_err::metadata(path).map_err(|source| match source.kind() {
-        std::io::ErrorKind::NotFound => Error::FileNotFound { path: path.to_path_buf() },
-        _ => Error::Read { path: path.to_path_buf(), source },
+        std::io::ErrorKind::NotFound => Error::FileNotFound {
+            path: path.to_path_buf(),
+        },
+        _ => Error::Read {
+            path: path.to_path_buf(),
+            source,
+        },
     })?;
     if meta.len() > MAX_FILE_BYTES {
-        return Err(Error::TooLarge { path: path.to_path_buf(), size: meta.len(), limit: MAX_FILE_BYTES });
+        return Err(Error::TooLarge {
+            path: path.to_path_buf(),
+            size: meta.len(),
+            limit: MAX_FILE_BYTES,
+        });
     }
-    let bytes = fs_err::read(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
+    let bytes = fs_err::read(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     String::from_utf8(bytes).map_err(|e| {
         let offset = e.utf8_error().valid_up_to();
         let before = &e.as_bytes()[..offset];
         let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
-        Error::NotUtf8 { path: path.to_path_buf(), line, column, offset }
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        let column = String::from_utf8_lossy(&before[line_start..])
+            .chars()
+            .count()
+            + 1;
+        Error::NotUtf8 {
+            path: path.to_path_buf(),
+            line,
+            column,
+            offset,
+        }
     })
 }
+
+/// Service name -> the compose file that defined it.
+type Owners = BTreeMap<String, PathBuf>;
 
 /// A project's merged (not yet converted) tree and the file each service came from.
 pub struct Tree {
@@ -202,7 +300,11 @@ impl Loader {
             }
             let text = read_text(p)?;
             let vars = parse_dotenv(&text, &|k| lookup.get(k).or_else(|| env.get(k)).cloned())
-                .map_err(|e| Error::Dotenv { path: p.clone(), line: e.line(), message: e.to_string() })?;
+                .map_err(|e| Error::Dotenv {
+                    path: p.clone(),
+                    line: e.line(),
+                    message: e.to_string(),
+                })?;
             env.extend(vars);
             if !self.env_files.contains(p) {
                 self.env_files.push(p.clone());
@@ -212,7 +314,13 @@ impl Loader {
     }
 
     /// Load `files` as one project: each file fully processed, then merged in order.
-    fn load_project(&mut self, files: &[PathBuf], working_dir: &Path, env: &Env, chain: &[PathBuf]) -> Result<Tree, Error> {
+    fn load_project(
+        &mut self,
+        files: &[PathBuf],
+        working_dir: &Path,
+        env: &Env,
+        chain: &[PathBuf],
+    ) -> Result<Tree, Error> {
         let mut acc: Option<Node> = None;
         let mut service_files = BTreeMap::new();
         for f in files {
@@ -241,7 +349,7 @@ impl Loader {
         working_dir: &Path,
         env: &Env,
         chain: &[PathBuf],
-    ) -> Result<Vec<(Node, BTreeMap<String, PathBuf>)>, Error> {
+    ) -> Result<Vec<(Node, Owners)>, Error> {
         let mut out = Vec::new();
         for mut doc in self.parse_interpolated(file, env)? {
             let names = service_names(&doc);
@@ -285,18 +393,32 @@ impl Loader {
                 continue;
             }
             if doc.as_map().is_none() {
-                return Err(invalid(file, &doc, "(top level)", None, format!("must be a mapping, not {}", doc.kind())));
+                return Err(invalid(
+                    file,
+                    &doc,
+                    "(top level)",
+                    None,
+                    format!("must be a mapping, not {}", doc.kind()),
+                ));
             }
             self.interpolate_tree(&mut doc, file, env)?;
             if doc.get("version").is_some() {
-                self.warn("obsolete-version", "the top-level `version` key is obsolete and ignored".into(), file, None);
+                self.warn(
+                    "obsolete-version",
+                    "the top-level `version` key is obsolete and ignored".into(),
+                    file,
+                    None,
+                );
             }
             if let Some(services) = doc.get("services") {
                 match &services.value {
                     Value::Null => {}
                     Value::Map(entries) => {
                         for (name, svc) in entries {
-                            if svc.as_map().is_none() && !svc.is_null() && svc.mark == yaml::Mark::None {
+                            if svc.as_map().is_none()
+                                && !svc.is_null()
+                                && svc.mark == yaml::Mark::None
+                            {
                                 return Err(invalid(
                                     file,
                                     svc,
@@ -308,7 +430,13 @@ impl Loader {
                         }
                     }
                     _ => {
-                        return Err(invalid(file, services, "services", None, format!("must be a mapping, not {}", services.kind())));
+                        return Err(invalid(
+                            file,
+                            services,
+                            "services",
+                            None,
+                            format!("must be a mapping, not {}", services.kind()),
+                        ));
                     }
                 }
             }
@@ -328,7 +456,12 @@ impl Loader {
     }
 
     fn warn(&mut self, code: &str, message: String, file: &Path, service: Option<String>) {
-        self.warnings.push(Warning { code: code.into(), message, file: Some(file.to_path_buf()), service });
+        self.warnings.push(Warning {
+            code: code.into(),
+            message,
+            file: Some(file.to_path_buf()),
+            service,
+        });
     }
 
     /// Interpolate every string value (never keys), recording unset variables.
@@ -336,7 +469,14 @@ impl Loader {
         self.interpolate_at(node, file, env, Level::Top, "")
     }
 
-    fn interpolate_at(&mut self, node: &mut Node, file: &Path, env: &Env, level: Level, key: &str) -> Result<(), Error> {
+    fn interpolate_at(
+        &mut self,
+        node: &mut Node,
+        file: &Path,
+        env: &Env,
+        level: Level,
+        key: &str,
+    ) -> Result<(), Error> {
         let level = level.child(key);
         match &mut node.value {
             Value::Str(s) if s.contains('$') => {
@@ -346,12 +486,15 @@ impl Loader {
                         *s = out;
                         for var in unset {
                             if self.unset_seen.insert((var.clone(), file.to_path_buf())) {
-                                let message = format!("variable `{var}` is not set; using an empty string");
+                                let message =
+                                    format!("variable `{var}` is not set; using an empty string");
                                 self.warn("unset-variable", message, file, None);
                             }
                         }
                     }
-                    Err(InterpolationError::Required { variable, message }) if level == Level::Lenient => {
+                    Err(InterpolationError::Required { variable, message })
+                        if level == Level::Lenient =>
+                    {
                         // Outside what decides images (labels, commands, networks...) a missing
                         // required variable does not stop planning; `docker compose` would refuse it.
                         let text = format!(
@@ -412,7 +555,10 @@ impl Loader {
         };
         let here = (file.to_path_buf(), name.to_string());
         if stack.contains(&here) {
-            let mut chain: Vec<String> = stack.iter().map(|(f, s)| format!("{}:{s}", f.display())).collect();
+            let mut chain: Vec<String> = stack
+                .iter()
+                .map(|(f, s)| format!("{}:{s}", f.display()))
+                .collect();
             chain.push(format!("{}:{name}", file.display()));
             return Err(Error::ExtendsCycle { chain });
         }
@@ -421,18 +567,40 @@ impl Loader {
             Value::Str(s) => (s.clone(), None),
             Value::Map(_) => {
                 let service = ext.get("service").and_then(Node::text).ok_or_else(|| {
-                    invalid(file, &ext, &path, Some(name), "needs a `service` name".to_string())
+                    invalid(
+                        file,
+                        &ext,
+                        &path,
+                        Some(name),
+                        "needs a `service` name".to_string(),
+                    )
                 })?;
                 let base_file = match ext.get("file") {
                     None => None,
                     Some(f) => match f.text() {
                         Some(t) => Some(t),
-                        None => return Err(invalid(file, f, &format!("{path}.file"), Some(name), format!("must be a string, not {}", f.kind()))),
+                        None => {
+                            return Err(invalid(
+                                file,
+                                f,
+                                &format!("{path}.file"),
+                                Some(name),
+                                format!("must be a string, not {}", f.kind()),
+                            ));
+                        }
                     },
                 };
                 (service, base_file)
             }
-            _ => return Err(invalid(file, &ext, &path, Some(name), format!("must be a string or a mapping, not {}", ext.kind()))),
+            _ => {
+                return Err(invalid(
+                    file,
+                    &ext,
+                    &path,
+                    Some(name),
+                    format!("must be a string or a mapping, not {}", ext.kind()),
+                ));
+            }
         };
         stack.push(here);
         let base = match base_file {
@@ -449,7 +617,9 @@ impl Loader {
                         None => doc,
                     });
                 }
-                let mut base_services = merged.and_then(|mut d| d.remove("services")).unwrap_or_else(|| Node::new(Value::Map(Vec::new()), 1, 1));
+                let mut base_services = merged
+                    .and_then(|mut d| d.remove("services"))
+                    .unwrap_or_else(|| Node::new(Value::Map(Vec::new()), 1, 1));
                 if base_services.get(&base_name).is_none() {
                     return Err(Error::ExtendsUnknown {
                         service: name.to_string(),
@@ -459,7 +629,9 @@ impl Loader {
                     });
                 }
                 self.extend(&mut base_services, &base_name, &base_path, env, stack)?;
-                let mut b = base_services.remove(&base_name).unwrap_or_else(|| Node::new(Value::Map(Vec::new()), 1, 1));
+                let mut b = base_services
+                    .remove(&base_name)
+                    .unwrap_or_else(|| Node::new(Value::Map(Vec::new()), 1, 1));
                 let base_dir = base_path.parent().unwrap_or(Path::new("/")).to_path_buf();
                 resolve_service_paths(&mut b, &base_dir);
                 b
@@ -474,7 +646,10 @@ impl Loader {
                     });
                 }
                 self.extend(services, &base_name, file, env, stack)?;
-                services.get(&base_name).cloned().unwrap_or_else(|| Node::new(Value::Map(Vec::new()), 1, 1))
+                services
+                    .get(&base_name)
+                    .cloned()
+                    .unwrap_or_else(|| Node::new(Value::Map(Vec::new()), 1, 1))
             }
         };
         stack.pop();
@@ -501,7 +676,13 @@ impl Loader {
             if inc.is_null() {
                 return Ok((None, BTreeMap::new()));
             }
-            return Err(invalid(file, inc, "include", None, format!("must be a list, not {}", inc.kind())));
+            return Err(invalid(
+                file,
+                inc,
+                "include",
+                None,
+                format!("must be a list, not {}", inc.kind()),
+            ));
         };
         let mut imported: Option<Node> = None;
         let mut owners = BTreeMap::new();
@@ -511,10 +692,26 @@ impl Loader {
                 match &n.value {
                     Value::Seq(xs) => xs
                         .iter()
-                        .map(|x| x.text().ok_or_else(|| invalid(file, x, &format!("{at}.{what}"), None, "must be a string".into())))
+                        .map(|x| {
+                            x.text().ok_or_else(|| {
+                                invalid(
+                                    file,
+                                    x,
+                                    &format!("{at}.{what}"),
+                                    None,
+                                    "must be a string".into(),
+                                )
+                            })
+                        })
                         .collect(),
                     _ => n.text().map(|t| vec![t]).ok_or_else(|| {
-                        invalid(file, n, &format!("{at}.{what}"), None, format!("must be a string or a list, not {}", n.kind()))
+                        invalid(
+                            file,
+                            n,
+                            &format!("{at}.{what}"),
+                            None,
+                            format!("must be a string or a list, not {}", n.kind()),
+                        )
                     }),
                 }
             };
@@ -523,7 +720,9 @@ impl Loader {
                 Value::Map(_) => {
                     let paths = match item.get("path") {
                         Some(p) => strings(p, "path")?,
-                        None => return Err(invalid(file, item, &at, None, "needs a `path`".into())),
+                        None => {
+                            return Err(invalid(file, item, &at, None, "needs a `path`".into()));
+                        }
                     };
                     let dir = item.get("project_directory").and_then(Node::text);
                     let envs = match item.get("env_file") {
@@ -532,12 +731,29 @@ impl Loader {
                     };
                     (paths, dir, envs)
                 }
-                _ => return Err(invalid(file, item, &at, None, format!("must be a string or a mapping, not {}", item.kind()))),
+                _ => {
+                    return Err(invalid(
+                        file,
+                        item,
+                        &at,
+                        None,
+                        format!("must be a string or a mapping, not {}", item.kind()),
+                    ));
+                }
             };
             if paths.is_empty() {
-                return Err(invalid(file, item, &at, None, "needs at least one path".into()));
+                return Err(invalid(
+                    file,
+                    item,
+                    &at,
+                    None,
+                    "needs at least one path".into(),
+                ));
             }
-            let paths: Vec<PathBuf> = paths.iter().map(|p| absolutize(working_dir, Path::new(p))).collect();
+            let paths: Vec<PathBuf> = paths
+                .iter()
+                .map(|p| absolutize(working_dir, Path::new(p)))
+                .collect();
             for p in &paths {
                 if !p.is_file() {
                     return Err(Error::FileNotFound { path: p.clone() });
@@ -551,7 +767,10 @@ impl Loader {
                 let p = project_dir.join(".env");
                 if p.is_file() { vec![p] } else { Vec::new() }
             } else {
-                env_file.iter().map(|e| absolutize(working_dir, Path::new(e))).collect()
+                env_file
+                    .iter()
+                    .map(|e| absolutize(working_dir, Path::new(e)))
+                    .collect()
             };
             // The included project's own env files, overridden by the including environment.
             let mut inc_env = self.read_env_files(&env_paths, env)?;
@@ -561,7 +780,12 @@ impl Loader {
             strip_marks(&mut doc);
             resolve_project_paths(&mut doc, &project_dir);
             if let Some(entries) = doc.as_map_mut() {
-                entries.retain(|(k, _)| matches!(k.as_str(), "services" | "volumes" | "networks" | "secrets" | "configs"));
+                entries.retain(|(k, _)| {
+                    matches!(
+                        k.as_str(),
+                        "services" | "volumes" | "networks" | "secrets" | "configs"
+                    )
+                });
             }
             owners.extend(tree.service_files);
             imported = Some(match imported {
@@ -592,9 +816,10 @@ impl Level {
             (Level::Top, "name" | "include") => Level::Fatal,
             (Level::Top, _) => Level::Lenient,
             (Level::Services, _) => Level::Service,
-            (Level::Service, "image" | "build" | "platform" | "profiles" | "extends" | "pull_policy" | "volumes") => {
-                Level::Fatal
-            }
+            (
+                Level::Service,
+                "image" | "build" | "platform" | "profiles" | "extends" | "pull_policy" | "volumes",
+            ) => Level::Fatal,
             (Level::Service, _) => Level::Lenient,
             (other, _) => other,
         }
@@ -602,10 +827,19 @@ impl Level {
 }
 
 fn service_names(doc: &Node) -> Vec<String> {
-    doc.get("services").and_then(Node::as_map).map(|m| m.iter().map(|(k, _)| k.clone()).collect()).unwrap_or_default()
+    doc.get("services")
+        .and_then(Node::as_map)
+        .map(|m| m.iter().map(|(k, _)| k.clone()).collect())
+        .unwrap_or_default()
 }
 
-pub fn invalid(file: &Path, node: &Node, path: &str, service: Option<&str>, message: String) -> Error {
+pub fn invalid(
+    file: &Path,
+    node: &Node,
+    path: &str,
+    service: Option<&str>,
+    message: String,
+) -> Error {
     Error::Invalid {
         file: file.to_path_buf(),
         line: node.line,
@@ -618,7 +852,16 @@ pub fn invalid(file: &Path, node: &Node, path: &str, service: Option<&str>, mess
 
 /// Remote build contexts (git or http URLs) are never resolved against a directory.
 pub fn is_remote_context(s: &str) -> bool {
-    ["http://", "https://", "git://", "git@", "github.com/", "ssh://"].iter().any(|p| s.starts_with(p))
+    [
+        "http://",
+        "https://",
+        "git://",
+        "git@",
+        "github.com/",
+        "ssh://",
+    ]
+    .iter()
+    .any(|p| s.starts_with(p))
 }
 
 /// A bind-mount source in short volume syntax is a path: `.`, `/` or `~` first.
@@ -658,27 +901,27 @@ fn resolve_project_paths(doc: &mut Node, dir: &Path) {
 pub fn resolve_service_paths(svc: &mut Node, dir: &Path) {
     if let Some(build) = svc.get_mut("build") {
         match &mut build.value {
-            Value::Str(s) => {
-                if !is_remote_context(s) {
-                    *s = abs_text(dir, s);
-                }
-            }
+            Value::Str(s) if !is_remote_context(s) => *s = abs_text(dir, s),
+            Value::Str(_) => {}
             Value::Map(_) => {
                 match build.get_mut("context") {
-                    Some(Node { value: Value::Str(s), .. }) => {
-                        if !is_remote_context(s) {
-                            *s = abs_text(dir, s);
-                        }
-                    }
+                    Some(Node {
+                        value: Value::Str(s),
+                        ..
+                    }) if !is_remote_context(s) => *s = abs_text(dir, s),
                     Some(_) => {}
                     None => {
                         let at = build.clone();
-                        build.insert("context", Node::new(Value::Str(abs_text(dir, ".")), at.line, at.col));
+                        build.insert(
+                            "context",
+                            Node::new(Value::Str(abs_text(dir, ".")), at.line, at.col),
+                        );
                     }
                 }
                 if let Some(ctxs) = build.get_mut("additional_contexts") {
                     let fix = |s: &mut String| {
-                        if !s.contains("://") && !s.starts_with("service:") && !is_remote_context(s) {
+                        if !s.contains("://") && !s.starts_with("service:") && !is_remote_context(s)
+                        {
                             *s = abs_text(dir, s);
                         }
                     };
@@ -712,7 +955,11 @@ pub fn resolve_service_paths(svc: &mut Node, dir: &Path) {
         let fix = |n: &mut Node| match &mut n.value {
             Value::Str(s) => *s = abs_text(dir, s),
             Value::Map(_) => {
-                if let Some(Node { value: Value::Str(s), .. }) = n.get_mut("path") {
+                if let Some(Node {
+                    value: Value::Str(s),
+                    ..
+                }) = n.get_mut("path")
+                {
                     *s = abs_text(dir, s);
                 }
             }
@@ -735,7 +982,12 @@ pub fn resolve_service_paths(svc: &mut Node, dir: &Path) {
                 }
                 Value::Map(_) => {
                     let bind = v.get("type").and_then(Node::text).as_deref() == Some("bind");
-                    if bind && let Some(Node { value: Value::Str(s), .. }) = v.get_mut("source") {
+                    if bind
+                        && let Some(Node {
+                            value: Value::Str(s),
+                            ..
+                        }) = v.get_mut("source")
+                    {
                         *s = abs_text(dir, s);
                     }
                 }

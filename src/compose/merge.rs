@@ -49,7 +49,11 @@ fn merge(base: Option<Node>, over: Node, at: At, key: &str) -> Node {
             "healthcheck" => merge_maps_or_replace(base, over, At::Healthcheck),
             "environment" | "labels" | "annotations" | "sysctls" => merge_mappings(base, over),
             "depends_on" => merge_maps(list_to_map(base, true), list_to_map(over, true), At::Other),
-            "networks" => merge_maps(list_to_map(base, false), list_to_map(over, false), At::Other),
+            "networks" => merge_maps(
+                list_to_map(base, false),
+                list_to_map(over, false),
+                At::Other,
+            ),
             "ports" => unique_by(base, over, port_key),
             "volumes" => unique_by(base, over, volume_key),
             "secrets" | "configs" => unique_by(base, over, source_key),
@@ -87,7 +91,11 @@ fn generic(base: Node, over: Node) -> Node {
 }
 
 fn merge_maps_or_replace(base: Node, over: Node, child: At) -> Node {
-    if base.as_map().is_some() && over.as_map().is_some() { merge_maps(base, over, child) } else { over }
+    if base.as_map().is_some() && over.as_map().is_some() {
+        merge_maps(base, over, child)
+    } else {
+        over
+    }
 }
 
 /// Merge two mappings: keys of `over` merge into `base` in place, new keys append; `child`
@@ -97,7 +105,14 @@ fn merge_maps(base: Node, over: Node, child: At) -> Node {
     let (o_line, o_col, o_mark) = (over.line, over.col, over.mark);
     let (mut entries, over_entries) = match (base.value, over.value) {
         (Value::Map(a), Value::Map(b)) => (a, b),
-        (_, value) => return Node { value, line: o_line, col: o_col, mark: o_mark },
+        (_, value) => {
+            return Node {
+                value,
+                line: o_line,
+                col: o_col,
+                mark: o_mark,
+            };
+        }
     };
     for (k, v) in over_entries {
         match entries.iter().position(|(ek, _)| *ek == k) {
@@ -108,7 +123,12 @@ fn merge_maps(base: Node, over: Node, child: At) -> Node {
             None => entries.push((k, v)),
         }
     }
-    Node { value: Value::Map(entries), line, col, mark }
+    Node {
+        value: Value::Map(entries),
+        line,
+        col,
+        mark,
+    }
 }
 
 /// `environment`/`labels`/`args`: list (`K=V`, `K`) or mapping; merged as mappings.
@@ -128,7 +148,12 @@ fn merge_mappings(base: Node, over: Node) -> Node {
                     }
                 }
             }
-            Node { value: Value::Map(entries), line: b.line, col: b.col, mark: b.mark }
+            Node {
+                value: Value::Map(entries),
+                line: b.line,
+                col: b.col,
+                mark: b.mark,
+            }
         }
         (_, Some(o)) => o,
         (Some(b), None) => b,
@@ -145,7 +170,10 @@ pub fn to_mapping(node: Node) -> Option<Node> {
             for item in items {
                 let text = item.text()?;
                 let (k, v) = match text.split_once('=') {
-                    Some((k, v)) => (k.to_string(), Node::new(Value::Str(v.to_string()), item.line, item.col)),
+                    Some((k, v)) => (
+                        k.to_string(),
+                        Node::new(Value::Str(v.to_string()), item.line, item.col),
+                    ),
                     None => (text, Node::new(Value::Null, item.line, item.col)),
                 };
                 match entries.iter_mut().find(|(ek, _)| *ek == k) {
@@ -153,7 +181,12 @@ pub fn to_mapping(node: Node) -> Option<Node> {
                     None => entries.push((k, v)),
                 }
             }
-            Some(Node { value: Value::Map(entries), line: node.line, col: node.col, mark: node.mark })
+            Some(Node {
+                value: Value::Map(entries),
+                line: node.line,
+                col: node.col,
+                mark: node.mark,
+            })
         }
         _ => None,
     }
@@ -165,7 +198,12 @@ fn build_map(node: Node) -> Node {
         Value::Map(_) => node,
         _ => {
             let entries = vec![("context".to_string(), node.clone())];
-            Node { value: Value::Map(entries), line: node.line, col: node.col, mark: node.mark }
+            Node {
+                value: Value::Map(entries),
+                line: node.line,
+                col: node.col,
+                mark: node.mark,
+            }
         }
     }
 }
@@ -187,17 +225,32 @@ fn list_to_map(node: Node, depends: bool) -> Node {
                     Some((name, value))
                 })
                 .collect();
-            Node { value: Value::Map(entries), line: node.line, col: node.col, mark: node.mark }
+            Node {
+                value: Value::Map(entries),
+                line: node.line,
+                col: node.col,
+                mark: node.mark,
+            }
         }
         Value::Map(_) => node,
-        _ => Node { value: Value::Map(Vec::new()), line: node.line, col: node.col, mark: node.mark },
+        _ => Node {
+            value: Value::Map(Vec::new()),
+            line: node.line,
+            col: node.col,
+            mark: node.mark,
+        },
     }
 }
 
 fn one_or_list(node: Node) -> Node {
     match node.value {
         Value::Seq(_) => node,
-        _ => Node { value: Value::Seq(vec![node.clone()]), line: node.line, col: node.col, mark: node.mark },
+        _ => Node {
+            value: Value::Seq(vec![node.clone()]),
+            line: node.line,
+            col: node.col,
+            mark: node.mark,
+        },
     }
 }
 
@@ -215,7 +268,12 @@ fn unique_by(base: Node, over: Node, key: impl Fn(&Node) -> Option<String>) -> N
             None => items.push(item),
         }
     }
-    Node { value: Value::Seq(items), line, col, mark }
+    Node {
+        value: Value::Seq(items),
+        line,
+        col,
+        mark,
+    }
 }
 
 /// Ports are unique by host ip, published port, target and protocol.
@@ -224,15 +282,28 @@ fn port_key(n: &Node) -> Option<String> {
         return Some(t);
     }
     let f = |k: &str| n.get(k).and_then(Node::text).unwrap_or_default();
-    let proto = n.get("protocol").and_then(Node::text).unwrap_or_else(|| "tcp".into());
-    Some(format!("{}:{}:{}/{}", f("host_ip"), f("published"), f("target"), proto))
+    let proto = n
+        .get("protocol")
+        .and_then(Node::text)
+        .unwrap_or_else(|| "tcp".into());
+    Some(format!(
+        "{}:{}:{}/{}",
+        f("host_ip"),
+        f("published"),
+        f("target"),
+        proto
+    ))
 }
 
 /// Volumes are unique by their container path.
 fn volume_key(n: &Node) -> Option<String> {
     if let Some(t) = n.text() {
         let parts: Vec<&str> = t.split(':').collect();
-        return Some(if parts.len() >= 2 { parts[1].to_string() } else { t });
+        return Some(if parts.len() >= 2 {
+            parts[1].to_string()
+        } else {
+            t
+        });
     }
     n.get("target").and_then(Node::text)
 }
@@ -284,26 +355,122 @@ mod tests {
         ($name:ident, $a:expr, $b:expr, $key:expr, $want:expr) => {
             #[test]
             fn $name() {
-                let s = merged(concat!("services:\n  s:\n", $a), concat!("services:\n  s:\n", $b));
+                let s = merged(
+                    concat!("services:\n  s:\n", $a),
+                    concat!("services:\n  s:\n", $b),
+                );
                 let want: serde_json::Value = serde_json::from_str($want).unwrap();
-                assert_eq!(s.get($key).cloned().unwrap_or(serde_json::Value::Null), want);
+                assert_eq!(
+                    s.get($key).cloned().unwrap_or(serde_json::Value::Null),
+                    want
+                );
             }
         };
     }
 
-    case!(scalar_replaced, "    image: a\n", "    image: b\n", "image", r#""b""#);
-    case!(null_keeps_base, "    image: a\n", "    image:\n", "image", r#""a""#);
-    case!(command_replaced, "    command: [a, b]\n", "    command: [c]\n", "command", r#"["c"]"#);
-    case!(entrypoint_replaced, "    entrypoint: [a]\n", "    entrypoint: b\n", "entrypoint", r#""b""#);
-    case!(sequence_appended, "    dns: [a]\n", "    dns: [b, a]\n", "dns", r#"["a","b"]"#);
-    case!(env_list_and_map, "    environment: [A=1, B=2]\n", "    environment: {B: 3}\n", "environment", r#"{"A":"1","B":"3"}"#);
-    case!(ports_unique, "    ports: ['80:80', '443:443']\n", "    ports: ['80:80', '8080:80']\n", "ports", r#"["80:80","443:443","8080:80"]"#);
-    case!(volumes_by_target, "    volumes: ['a:/data', 'b:/logs']\n", "    volumes: ['c:/data']\n", "volumes", r#"["c:/data","b:/logs"]"#);
-    case!(build_string_and_map, "    build: ./a\n", "    build: {target: t}\n", "build", r#"{"context":"./a","target":"t"}"#);
-    case!(build_args_merge, "    build: {args: [A=1]}\n", "    build: {args: {B: 2}}\n", "build", r#"{"args":{"A":"1","B":2}}"#);
-    case!(healthcheck_test_replaced, "    healthcheck: {test: [a, b], interval: 1s}\n", "    healthcheck: {test: [c]}\n", "healthcheck", r#"{"test":["c"],"interval":"1s"}"#);
-    case!(depends_on_list_and_map, "    depends_on: [a]\n", "    depends_on: {b: {condition: service_healthy}}\n", "depends_on", r#"{"a":{"condition":"service_started"},"b":{"condition":"service_healthy"}}"#);
-    case!(reset_removes, "    ports: ['80:80']\n", "    ports: !reset []\n", "ports", "null");
-    case!(override_replaces, "    environment: {A: 1}\n", "    environment: !override {B: 2}\n", "environment", r#"{"B":2}"#);
-    case!(labels_merge, "    labels: {a: 1}\n", "    labels: [b=2]\n", "labels", r#"{"a":1,"b":"2"}"#);
+    case!(
+        scalar_replaced,
+        "    image: a\n",
+        "    image: b\n",
+        "image",
+        r#""b""#
+    );
+    case!(
+        null_keeps_base,
+        "    image: a\n",
+        "    image:\n",
+        "image",
+        r#""a""#
+    );
+    case!(
+        command_replaced,
+        "    command: [a, b]\n",
+        "    command: [c]\n",
+        "command",
+        r#"["c"]"#
+    );
+    case!(
+        entrypoint_replaced,
+        "    entrypoint: [a]\n",
+        "    entrypoint: b\n",
+        "entrypoint",
+        r#""b""#
+    );
+    case!(
+        sequence_appended,
+        "    dns: [a]\n",
+        "    dns: [b, a]\n",
+        "dns",
+        r#"["a","b"]"#
+    );
+    case!(
+        env_list_and_map,
+        "    environment: [A=1, B=2]\n",
+        "    environment: {B: 3}\n",
+        "environment",
+        r#"{"A":"1","B":3}"#
+    );
+    case!(
+        ports_unique,
+        "    ports: ['80:80', '443:443']\n",
+        "    ports: ['80:80', '8080:80']\n",
+        "ports",
+        r#"["80:80","443:443","8080:80"]"#
+    );
+    case!(
+        volumes_by_target,
+        "    volumes: ['a:/data', 'b:/logs']\n",
+        "    volumes: ['c:/data']\n",
+        "volumes",
+        r#"["c:/data","b:/logs"]"#
+    );
+    case!(
+        build_string_and_map,
+        "    build: ./a\n",
+        "    build: {target: t}\n",
+        "build",
+        r#"{"context":"./a","target":"t"}"#
+    );
+    case!(
+        build_args_merge,
+        "    build: {args: [A=1]}\n",
+        "    build: {args: {B: 2}}\n",
+        "build",
+        r#"{"args":{"A":"1","B":2}}"#
+    );
+    case!(
+        healthcheck_test_replaced,
+        "    healthcheck: {test: [a, b], interval: 1s}\n",
+        "    healthcheck: {test: [c]}\n",
+        "healthcheck",
+        r#"{"test":["c"],"interval":"1s"}"#
+    );
+    case!(
+        depends_on_list_and_map,
+        "    depends_on: [a]\n",
+        "    depends_on: {b: {condition: service_healthy}}\n",
+        "depends_on",
+        r#"{"a":{"condition":"service_started"},"b":{"condition":"service_healthy"}}"#
+    );
+    case!(
+        reset_removes,
+        "    ports: ['80:80']\n",
+        "    ports: !reset []\n",
+        "ports",
+        "null"
+    );
+    case!(
+        override_replaces,
+        "    environment: {A: 1}\n",
+        "    environment: !override {B: 2}\n",
+        "environment",
+        r#"{"B":2}"#
+    );
+    case!(
+        labels_merge,
+        "    labels: {a: 1}\n",
+        "    labels: [b=2]\n",
+        "labels",
+        r#"{"a":1,"b":"2"}"#
+    );
 }

@@ -49,7 +49,11 @@ pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
 }
 
 fn chain_text(chain: &[PathBuf]) -> String {
-    chain.iter().map(|p| format!("`{}`", p.display())).collect::<Vec<_>>().join(" -> ")
+    chain
+        .iter()
+        .map(|p| format!("`{}`", p.display()))
+        .collect::<Vec<_>>()
+        .join(" -> ")
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,20 +74,49 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error("{}:{line}:{column}: not valid UTF-8 (byte offset {offset})", path.display())]
-    NotUtf8 { path: PathBuf, line: usize, column: usize, offset: usize },
+    NotUtf8 {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        offset: usize,
+    },
     #[error("`{}` is {size} bytes; files over {limit} bytes are refused", path.display())]
-    TooLarge { path: PathBuf, size: u64, limit: u64 },
+    TooLarge {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+    },
     #[error("{}:{line}:{column}: invalid YAML: {message}", path.display())]
-    Yaml { path: PathBuf, line: usize, column: usize, message: String },
+    Yaml {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("{}:{line}: invalid env file: {message}", path.display())]
-    Dotenv { path: PathBuf, line: usize, message: String },
+    Dotenv {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
     #[error(
         "{}:{line}:{column}: required variable `{variable}` is missing a value: {message}",
         file.display()
     )]
-    RequiredVariable { variable: String, message: String, file: PathBuf, line: usize, column: usize },
+    RequiredVariable {
+        variable: String,
+        message: String,
+        file: PathBuf,
+        line: usize,
+        column: usize,
+    },
     #[error("{}:{line}:{column}: {reason}", file.display())]
-    Interpolation { file: PathBuf, line: usize, column: usize, reason: String },
+    Interpolation {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        reason: String,
+    },
     #[error("{}:{line}:{column}: `{path}` {message}", file.display())]
     Invalid {
         file: PathBuf,
@@ -103,9 +136,18 @@ pub enum Error {
         file.display(),
         base_file.display()
     )]
-    ExtendsUnknown { service: String, base: String, file: PathBuf, base_file: PathBuf },
+    ExtendsUnknown {
+        service: String,
+        base: String,
+        file: PathBuf,
+        base_file: PathBuf,
+    },
     #[error("service `{service}` depends on `{dependency}`, which {why}")]
-    Dependency { service: String, dependency: String, why: String },
+    Dependency {
+        service: String,
+        dependency: String,
+        why: String,
+    },
     #[error("service `{service}` in `{}` has neither `image` nor `build`", file.display())]
     NoImage { service: String, file: PathBuf },
     #[error("invalid project name `{name}`: it must contain a letter or digit")]
@@ -124,7 +166,9 @@ mod tests {
 
     #[test]
     fn errors_are_input_errors() {
-        let e = Error::FileNotFound { path: "x.yaml".into() };
+        let e = Error::FileNotFound {
+            path: "x.yaml".into(),
+        };
         assert_eq!(e.class(), Class::Input);
         assert_eq!(e.to_string(), "Compose file `x.yaml` not found");
     }

@@ -58,7 +58,12 @@ pub struct YamlError {
 
 impl Node {
     pub fn new(value: Value, line: usize, col: usize) -> Node {
-        Node { value, line, col, mark: Mark::None }
+        Node {
+            value,
+            line,
+            col,
+            mark: Mark::None,
+        }
     }
 
     pub fn map(entries: Vec<(String, Node)>, at: &Node) -> Node {
@@ -87,11 +92,17 @@ impl Node {
     }
 
     pub fn get(&self, key: &str) -> Option<&Node> {
-        self.as_map()?.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.as_map()?
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
     }
 
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Node> {
-        self.as_map_mut()?.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.as_map_mut()?
+            .iter_mut()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
     }
 
     /// Replace the value under `key`, or append it.
@@ -145,9 +156,12 @@ impl Node {
             Value::Number(s) => number_json(s),
             Value::Str(s) => J::String(s.clone()),
             Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
-            Value::Map(entries) => {
-                J::Object(entries.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
-            }
+            Value::Map(entries) => J::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_json()))
+                    .collect(),
+            ),
         }
     }
 }
@@ -157,13 +171,23 @@ fn number_json(s: &str) -> serde_json::Value {
     if let Ok(i) = clean.parse::<i64>() {
         return serde_json::Value::from(i);
     }
-    if let Some(hex) = clean.strip_prefix("0x").and_then(|h| i64::from_str_radix(h, 16).ok()) {
+    if let Some(hex) = clean
+        .strip_prefix("0x")
+        .and_then(|h| i64::from_str_radix(h, 16).ok())
+    {
         return serde_json::Value::from(hex);
     }
-    if let Some(oct) = clean.strip_prefix("0o").and_then(|h| i64::from_str_radix(h, 8).ok()) {
+    if let Some(oct) = clean
+        .strip_prefix("0o")
+        .and_then(|h| i64::from_str_radix(h, 8).ok())
+    {
         return serde_json::Value::from(oct);
     }
-    match clean.parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
+    match clean
+        .parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
+    {
         Some(n) => serde_json::Value::Number(n),
         None => serde_json::Value::String(s.to_string()),
     }
@@ -211,11 +235,19 @@ struct Composer<'a> {
 }
 
 fn at(span: Span, message: impl Into<String>) -> YamlError {
-    YamlError { line: span.start.line(), col: span.start.col() + 1, message: message.into() }
+    YamlError {
+        line: span.start.line(),
+        col: span.start.col() + 1,
+        message: message.into(),
+    }
 }
 
 fn scan_error(e: ScanError) -> YamlError {
-    YamlError { line: e.marker().line(), col: e.marker().col() + 1, message: e.info() }
+    YamlError {
+        line: e.marker().line(),
+        col: e.marker().col() + 1,
+        message: e.info(),
+    }
 }
 
 impl<'a> Composer<'a> {
@@ -226,7 +258,11 @@ impl<'a> Composer<'a> {
                 Some(Ok(pair)) => return Ok(pair),
                 Some(Err(e)) => return Err(scan_error(e)),
                 None => {
-                    return Err(YamlError { line: 0, col: 0, message: "unexpected end of input".into() });
+                    return Err(YamlError {
+                        line: 0,
+                        col: 0,
+                        message: "unexpected end of input".into(),
+                    });
                 }
             }
         }
@@ -256,10 +292,16 @@ impl<'a> Composer<'a> {
         match event {
             Event::Alias(id) => {
                 let Some(a) = self.anchors.get(&id) else {
-                    return Err(at(span, "alias refers to a node that contains it (recursive alias)"));
+                    return Err(at(
+                        span,
+                        "alias refers to a node that contains it (recursive alias)",
+                    ));
                 };
                 if depth + a.height > MAX_DEPTH {
-                    return Err(at(span, format!("alias nests deeper than {MAX_DEPTH} levels")));
+                    return Err(at(
+                        span,
+                        format!("alias nests deeper than {MAX_DEPTH} levels"),
+                    ));
                 }
                 let (n, b) = (a.nodes, a.bytes);
                 self.count(span, n, b)?;
@@ -272,7 +314,12 @@ impl<'a> Composer<'a> {
                 self.count(span, 1, text.len())?;
                 let mark = mark_of(tag.as_deref());
                 let value = scalar(&text, style, tag.as_deref());
-                let node = Node { value, line, col, mark };
+                let node = Node {
+                    value,
+                    line,
+                    col,
+                    mark,
+                };
                 self.remember(anchor, &node, 1, text.len(), 0);
                 Ok(node)
             }
@@ -290,7 +337,12 @@ impl<'a> Composer<'a> {
                     height = height.max(1 + height_of(&item));
                     items.push(item);
                 }
-                let node = Node { value: Value::Seq(items), line, col, mark: mark_of(tag.as_deref()) };
+                let node = Node {
+                    value: Value::Seq(items),
+                    line,
+                    col,
+                    mark: mark_of(tag.as_deref()),
+                };
                 let (n, b) = (self.nodes - n0 + 1, self.bytes - b0);
                 self.remember(anchor, &node, n, b, height);
                 Ok(node)
@@ -308,7 +360,13 @@ impl<'a> Composer<'a> {
         }
     }
 
-    fn mapping(&mut self, line: usize, col: usize, depth: usize, mark: Mark) -> Result<Node, YamlError> {
+    fn mapping(
+        &mut self,
+        line: usize,
+        col: usize,
+        depth: usize,
+        mark: Mark,
+    ) -> Result<Node, YamlError> {
         let mut entries: Vec<(String, Node)> = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
         let mut merges: Vec<Node> = Vec::new();
@@ -317,7 +375,8 @@ impl<'a> Composer<'a> {
             if matches!(ev, Event::MappingEnd) {
                 break;
             }
-            let is_merge = matches!(&ev, Event::Scalar(t, ScalarStyle::Plain, _, None) if t == "<<");
+            let is_merge =
+                matches!(&ev, Event::Scalar(t, ScalarStyle::Plain, _, None) if t == "<<");
             let key = self.node(ev, sp, depth + 1)?;
             let (ev, vsp) = self.next()?;
             let value = self.node(ev, vsp, depth + 1)?;
@@ -328,7 +387,10 @@ impl<'a> Composer<'a> {
                         merges.extend(items.iter().cloned())
                     }
                     _ => {
-                        return Err(at(vsp, "merge key `<<` needs a mapping or a list of mappings"));
+                        return Err(at(
+                            vsp,
+                            "merge key `<<` needs a mapping or a list of mappings",
+                        ));
                     }
                 }
                 continue;
@@ -365,12 +427,25 @@ impl<'a> Composer<'a> {
                 }
             }
         }
-        Ok(Node { value: Value::Map(entries), line, col, mark })
+        Ok(Node {
+            value: Value::Map(entries),
+            line,
+            col,
+            mark,
+        })
     }
 
     fn remember(&mut self, anchor: usize, node: &Node, nodes: usize, bytes: usize, height: usize) {
         if anchor != 0 {
-            self.anchors.insert(anchor, Anchored { node: node.clone(), nodes, bytes, height });
+            self.anchors.insert(
+                anchor,
+                Anchored {
+                    node: node.clone(),
+                    nodes,
+                    bytes,
+                    height,
+                },
+            );
         }
     }
 }
@@ -380,7 +455,11 @@ fn height_of(node: &Node) -> usize {
     // recursion depth is bounded by MAX_DEPTH.
     match &node.value {
         Value::Seq(items) => items.iter().map(|i| 1 + height_of(i)).max().unwrap_or(0),
-        Value::Map(entries) => entries.iter().map(|(_, v)| 1 + height_of(v)).max().unwrap_or(0),
+        Value::Map(entries) => entries
+            .iter()
+            .map(|(_, v)| 1 + height_of(v))
+            .max()
+            .unwrap_or(0),
         _ => 0,
     }
 }
@@ -465,11 +544,24 @@ mod tests {
 
     #[test]
     fn scalars_are_typed_by_the_core_schema() {
-        let n = one("a: 1\nb: '1'\nc: 1.10\nd: true\ne: ~\nf: redis:7\ng: 0x1f\nh: 1e3\ni: .5\nj: 1.2.3");
+        let n = one(
+            "a: 1\nb: '1'\nc: 1.10\nd: true\ne: ~\nf: redis:7\ng: 0x1f\nh: 1e3\ni: .5\nj: 1.2.3",
+        );
         let kinds: Vec<_> = n.as_map().unwrap().iter().map(|(_, v)| v.kind()).collect();
         assert_eq!(
             kinds,
-            ["a number", "a string", "a number", "a boolean", "null", "a string", "a number", "a number", "a number", "a string"]
+            [
+                "a number",
+                "a string",
+                "a number",
+                "a boolean",
+                "null",
+                "a string",
+                "a number",
+                "a number",
+                "a number",
+                "a string"
+            ]
         );
         assert_eq!(n.get("c").unwrap().text().as_deref(), Some("1.10"));
     }
@@ -496,7 +588,9 @@ mod tests {
         let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 1..10 {
             let p = i - 1;
-            text += &format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n");
+            text += &format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            );
         }
         let e = parse(&text).unwrap_err();
         assert!(e.message.contains("alias bomb"), "{e:?}");

@@ -7,11 +7,18 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 fn data(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/compose").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/compose")
+        .join(rel)
 }
 
 fn env(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
-    Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    Some(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
 }
 
 /// Load `files` (relative to tests/data/compose) with an empty process environment.
@@ -34,34 +41,68 @@ fn include_short_and_long_form_with_own_env_and_directory() {
     let names: Vec<&str> = p.services.keys().map(String::as_str).collect();
     assert_eq!(names, ["cache", "db", "web"]);
     // lib/.env gives PG_VERSION; the including project's SHARED wins over lib/.env.
-    assert_eq!(p.services["db"].image.as_deref(), Some("postgres:16-from-main"));
+    assert_eq!(
+        p.services["db"].image.as_deref(),
+        Some("postgres:16-from-main")
+    );
     assert_eq!(p.services["cache"].image.as_deref(), Some("redis:7-alpine"));
     assert_eq!(p.services["web"].image.as_deref(), Some("web:1"));
     // Relative paths resolve against each included project's directory.
     let db = &p.services["db"];
-    assert_eq!(db.build.as_ref().unwrap().context.as_deref(), Some(data("include/lib/ctx").as_path()));
-    assert_eq!(db.volumes[0].source.as_deref(), Some(data("include/lib/data").to_str().unwrap()));
+    assert_eq!(
+        db.build.as_ref().unwrap().context.as_deref(),
+        Some(data("include/lib/ctx").as_path())
+    );
+    assert_eq!(
+        db.volumes[0].source.as_deref(),
+        Some(data("include/lib/data").to_str().unwrap())
+    );
     assert_eq!(db.volumes[0].kind, "bind");
     let cache = &p.services["cache"];
-    assert_eq!(cache.build.as_ref().unwrap().context.as_deref(), Some(data("include/other/ctx").as_path()));
+    assert_eq!(
+        cache.build.as_ref().unwrap().context.as_deref(),
+        Some(data("include/other/ctx").as_path())
+    );
     // The included override file merged, and the local definition merged over the include.
     assert_eq!(env_of(&p, "cache", "FROM_OVERRIDE"), Some("1"));
     assert_eq!(env_of(&p, "cache", "LOCAL"), Some("yes"));
     assert_eq!(cache.file, data("include/compose.yaml"));
     assert_eq!(db.file, data("include/lib/db.yaml"));
-    for f in ["include/compose.yaml", "include/lib/db.yaml", "include/other/compose.yaml", "include/other/compose.override.yaml"] {
+    for f in [
+        "include/compose.yaml",
+        "include/lib/db.yaml",
+        "include/other/compose.yaml",
+        "include/other/compose.override.yaml",
+    ] {
         assert!(p.files.contains(&data(f)), "{f} not in {:?}", p.files);
     }
-    for f in ["include/.env", "include/lib/.env", "include/other/custom.env"] {
-        assert!(p.env_files.contains(&data(f)), "{f} not in {:?}", p.env_files);
+    for f in [
+        "include/.env",
+        "include/lib/.env",
+        "include/other/custom.env",
+    ] {
+        assert!(
+            p.env_files.contains(&data(f)),
+            "{f} not in {:?}",
+            p.env_files
+        );
     }
 }
 
 #[test]
 fn include_cycle_is_an_error_naming_the_chain() {
     let e = load_files(&["include-cycle/a.yaml"]).unwrap_err();
-    let Error::IncludeCycle { chain } = &e else { panic!("{e}") };
-    assert_eq!(chain, &[data("include-cycle/a.yaml"), data("include-cycle/b.yaml"), data("include-cycle/a.yaml")]);
+    let Error::IncludeCycle { chain } = &e else {
+        panic!("{e}")
+    };
+    assert_eq!(
+        chain,
+        &[
+            data("include-cycle/a.yaml"),
+            data("include-cycle/b.yaml"),
+            data("include-cycle/a.yaml")
+        ]
+    );
     assert!(e.to_string().contains("b.yaml"), "{e}");
 }
 
@@ -81,8 +122,14 @@ fn extends_same_file_nested_and_other_file() {
     // api extends app in common/base.yaml, which extends core there: paths from common/.
     let api = &p.services["api"];
     assert_eq!(api.image.as_deref(), Some("api:2"));
-    assert_eq!(api.build.as_ref().unwrap().context.as_deref(), Some(data("extends/common/src").as_path()));
-    assert_eq!(api.volumes[0].source.as_deref(), Some(data("extends/common/conf").to_str().unwrap()));
+    assert_eq!(
+        api.build.as_ref().unwrap().context.as_deref(),
+        Some(data("extends/common/src").as_path())
+    );
+    assert_eq!(
+        api.volumes[0].source.as_deref(),
+        Some(data("extends/common/conf").to_str().unwrap())
+    );
     assert!(api.volumes[0].read_only);
     assert_eq!(env_of(&p, "api", "CORE"), Some("1"));
     assert!(p.files.contains(&data("extends/common/base.yaml")));
@@ -93,13 +140,18 @@ fn extends_same_file_nested_and_other_file() {
 fn extends_cycle_is_an_error() {
     let e = load_files(&["extends-cycle/compose.yaml"]).unwrap_err();
     assert!(matches!(e, Error::ExtendsCycle { .. }), "{e}");
-    assert!(e.to_string().contains(":a") && e.to_string().contains(":b"), "{e}");
+    assert!(
+        e.to_string().contains(":a") && e.to_string().contains(":b"),
+        "{e}"
+    );
 }
 
 #[test]
 fn extends_unknown_service_is_an_error() {
     let e = load_files(&["extends/unknown.yaml"]).unwrap_err();
-    let Error::ExtendsUnknown { service, base, .. } = &e else { panic!("{e}") };
+    let Error::ExtendsUnknown { service, base, .. } = &e else {
+        panic!("{e}")
+    };
     assert_eq!((service.as_str(), base.as_str()), ("a", "nope"));
 }
 
@@ -120,7 +172,10 @@ fn reset_and_override_tags() {
 fn every_interpolation_form() {
     let p = compose::load(&LoadOptions {
         files: vec![data("interpolation/compose.yaml")],
-        environment: env(&[("PROCESS_VAR", "from-process"), ("OVERRIDDEN", "from-process")]),
+        environment: env(&[
+            ("PROCESS_VAR", "from-process"),
+            ("OVERRIDDEN", "from-process"),
+        ]),
         ..LoadOptions::default()
     })
     .unwrap();
@@ -149,7 +204,12 @@ fn every_interpolation_form() {
     for (k, v) in want {
         assert_eq!(env_of(&p, "forms", k), Some(v), "{k}");
     }
-    let unset: Vec<&str> = p.warnings.iter().filter(|w| w.code == "unset-variable").map(|w| w.message.as_str()).collect();
+    let unset: Vec<&str> = p
+        .warnings
+        .iter()
+        .filter(|w| w.code == "unset-variable")
+        .map(|w| w.message.as_str())
+        .collect();
     assert_eq!(unset.len(), 1, "{unset:?}");
     assert!(unset[0].contains("NOT_SET_ANYWHERE"));
     assert_eq!(p.env_files, [data("interpolation/.env")]);
@@ -158,18 +218,39 @@ fn every_interpolation_form() {
 #[test]
 fn required_variable_error_names_variable_message_and_file() {
     let e = load_files(&["interpolation/required.yaml"]).unwrap_err();
-    let Error::RequiredVariable { variable, message, file, line, .. } = &e else { panic!("{e}") };
+    let Error::RequiredVariable {
+        variable,
+        message,
+        file,
+        line,
+        ..
+    } = &e
+    else {
+        panic!("{e}")
+    };
     assert_eq!(variable, "APP_VERSION");
     assert_eq!(message, "set APP_VERSION in .env");
     assert_eq!(file, &data("interpolation/required.yaml"));
     assert_eq!(*line, 3);
     let text = e.to_string();
-    assert!(text.contains("required.yaml:3:") && text.contains("APP_VERSION"), "{text}");
+    assert!(
+        text.contains("required.yaml:3:") && text.contains("APP_VERSION"),
+        "{text}"
+    );
     // In a label it is only a warning: the images can still be planned.
     let p = load_files(&["interpolation/required-label.yaml"]).unwrap();
-    let w = p.warnings.iter().find(|w| w.code == "required-variable").expect("warning");
-    assert!(w.message.contains("required-label.yaml:6:") && w.message.contains("RULE not set"), "{}", w.message);
-    assert_eq!(p.services["app"].raw["labels"][0], "traefik.rule=");
+    let w = p
+        .warnings
+        .iter()
+        .find(|w| w.code == "required-variable")
+        .expect("warning");
+    assert!(
+        w.message.contains("required-label.yaml:6:") && w.message.contains("RULE not set"),
+        "{}",
+        w.message
+    );
+    // The whole value is left empty.
+    assert_eq!(p.services["app"].raw["labels"][0], "");
 }
 
 #[test]
@@ -195,9 +276,15 @@ fn profiles_star_and_flags() {
     assert_eq!(all.services.len(), 4);
     assert_eq!(all.profiles, ["all", "debug", "docs", "strict"]);
     let docs = load(&["docs"]).unwrap();
-    assert_eq!(docs.services.keys().cloned().collect::<Vec<_>>(), ["app", "docs"]);
+    assert_eq!(
+        docs.services.keys().cloned().collect::<Vec<_>>(),
+        ["app", "docs"]
+    );
     let e = load(&["strict"]).unwrap_err();
-    assert!(matches!(&e, Error::Dependency { dependency, .. } if dependency == "docs"), "{e}");
+    assert!(
+        matches!(&e, Error::Dependency { dependency, .. } if dependency == "docs"),
+        "{e}"
+    );
     assert!(e.to_string().contains("--profile docs"), "{e}");
 }
 
@@ -217,30 +304,72 @@ fn anchors_merge_keys_and_extension_fields() {
 #[test]
 fn broken_yaml_reports_file_line_column() {
     let e = load_files(&["broken/unclosed.yaml"]).unwrap_err();
-    let Error::Yaml { path, line, column, .. } = &e else { panic!("{e}") };
+    let Error::Yaml {
+        path, line, column, ..
+    } = &e
+    else {
+        panic!("{e}")
+    };
     assert_eq!(path, &data("broken/unclosed.yaml"));
     assert!(*line >= 3 && *column >= 1, "{e}");
-    assert!(e.to_string().starts_with(&format!("{}:{line}:{column}: ", path.display())), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with(&format!("{}:{line}:{column}: ", path.display())),
+        "{e}"
+    );
     let e = load_files(&["broken/duplicate-key.yaml"]).unwrap_err();
-    assert!(matches!(e, Error::Yaml { line: 4, column: 3, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::Yaml {
+                line: 4,
+                column: 3,
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
 fn bad_types_name_file_and_service() {
     let e = load_files(&["broken/services-list.yaml"]).unwrap_err();
-    assert!(matches!(&e, Error::Invalid { path, .. } if path == "services"), "{e}");
+    assert!(
+        matches!(&e, Error::Invalid { path, .. } if path == "services"),
+        "{e}"
+    );
     let e = load_files(&["broken/bad-ports.yaml"]).unwrap_err();
-    let Error::Invalid { path, service, line, .. } = &e else { panic!("{e}") };
-    assert_eq!((path.as_str(), service.as_deref(), *line), ("services.web.ports", Some("web"), 4));
+    let Error::Invalid {
+        path,
+        service,
+        line,
+        ..
+    } = &e
+    else {
+        panic!("{e}")
+    };
+    assert_eq!(
+        (path.as_str(), service.as_deref(), *line),
+        ("services.web.ports", Some("web"), 4)
+    );
     // An undefined dependency (an override file loaded alone) is a warning, not an error.
     let p = load_files(&["broken/unknown-dependency.yaml"]).unwrap();
-    assert!(p.warnings.iter().any(|w| w.code == "undefined-dependency" && w.message.contains("ghost")), "{:?}", p.warnings);
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.code == "undefined-dependency" && w.message.contains("ghost")),
+        "{:?}",
+        p.warnings
+    );
 }
 
 #[test]
 fn missing_file_and_env_file_are_named() {
     let e = load_files(&["nope/compose.yaml"]).unwrap_err();
-    assert!(matches!(&e, Error::FileNotFound { path } if path.ends_with("nope/compose.yaml")), "{e}");
+    assert!(
+        matches!(&e, Error::FileNotFound { path } if path.ends_with("nope/compose.yaml")),
+        "{e}"
+    );
     let e = compose::load(&LoadOptions {
         files: vec![data("anchors/compose.yaml")],
         env_files: vec![data("anchors/missing.env")],
@@ -248,7 +377,10 @@ fn missing_file_and_env_file_are_named() {
         ..LoadOptions::default()
     })
     .unwrap_err();
-    assert!(matches!(&e, Error::EnvFileNotFound { path } if path.ends_with("missing.env")), "{e}");
+    assert!(
+        matches!(&e, Error::EnvFileNotFound { path } if path.ends_with("missing.env")),
+        "{e}"
+    );
 }
 
 #[test]
@@ -256,17 +388,41 @@ fn non_utf8_and_alias_bomb_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("compose.yaml");
     std::fs::write(&bad, b"services:\n  web:\n    image: caf\xe9\n").unwrap();
-    let e = compose::load(&LoadOptions { files: vec![bad.clone()], environment: env(&[]), ..LoadOptions::default() }).unwrap_err();
-    assert!(matches!(e, Error::NotUtf8 { line: 3, column: 15, offset: 31, .. }), "{e}");
+    let e = compose::load(&LoadOptions {
+        files: vec![bad.clone()],
+        environment: env(&[]),
+        ..LoadOptions::default()
+    })
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::NotUtf8 {
+                line: 3,
+                column: 15,
+                offset: 31,
+                ..
+            }
+        ),
+        "{e}"
+    );
 
     let mut bomb = String::from("x0: &x0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
     for i in 1..12 {
-        bomb += &format!("x{i}: &x{i} [{}]\n", vec![format!("*x{}", i - 1); 9].join(", "));
+        bomb += &format!(
+            "x{i}: &x{i} [{}]\n",
+            vec![format!("*x{}", i - 1); 9].join(", ")
+        );
     }
     bomb += "services:\n  web:\n    image: web\n    labels: *x11\n";
     std::fs::write(&bad, bomb).unwrap();
     let started = Instant::now();
-    let e = compose::load(&LoadOptions { files: vec![bad], environment: env(&[]), ..LoadOptions::default() }).unwrap_err();
+    let e = compose::load(&LoadOptions {
+        files: vec![bad],
+        environment: env(&[]),
+        ..LoadOptions::default()
+    })
+    .unwrap_err();
     assert!(matches!(e, Error::Yaml { .. }), "{e}");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
@@ -279,7 +435,13 @@ fn discovery_walks_up_and_adds_the_override() {
         ..LoadOptions::default()
     })
     .unwrap();
-    assert_eq!(p.files, [data("discovery/compose.yaml"), data("discovery/compose.override.yaml")]);
+    assert_eq!(
+        p.files,
+        [
+            data("discovery/compose.yaml"),
+            data("discovery/compose.override.yaml")
+        ]
+    );
     assert_eq!(p.services["found"].image.as_deref(), Some("found:override"));
     assert_eq!(p.name, "discovery");
     assert_eq!(p.directory, data("discovery"));
@@ -293,12 +455,18 @@ fn compose_file_and_project_name_from_dotenv() {
         ..LoadOptions::default()
     })
     .unwrap();
-    assert_eq!(p.files, [data("envfile/one.yaml"), data("envfile/two.yaml")]);
+    assert_eq!(
+        p.files,
+        [data("envfile/one.yaml"), data("envfile/two.yaml")]
+    );
     assert_eq!(p.name, "my_projectname");
     // COMPOSE_PATH_SEPARATOR and -p win.
     let p = compose::load(&LoadOptions {
         working_dir: Some(data("envfile")),
-        environment: env(&[("COMPOSE_FILE", "one.yaml;two.yaml"), ("COMPOSE_PATH_SEPARATOR", ";")]),
+        environment: env(&[
+            ("COMPOSE_FILE", "one.yaml;two.yaml"),
+            ("COMPOSE_PATH_SEPARATOR", ";"),
+        ]),
         project_name: Some("Given".into()),
         ..LoadOptions::default()
     })
@@ -317,7 +485,9 @@ fn fixtures() -> PathBuf {
 }
 
 fn expected_lists(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {
@@ -343,20 +513,35 @@ fn case_of(root: &Path, list: &Path) -> Option<Case> {
     let rel = list.strip_prefix(root).unwrap();
     let project = root.join(rel.components().next().unwrap());
     let header: Vec<&str> = text.lines().filter(|l| l.starts_with('#')).collect();
-    let name = list.file_name().unwrap().to_string_lossy().replace(".expected-images.txt", "");
+    let name = list
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .replace(".expected-images.txt", "");
     let files = if name.starts_with("combo-") {
         let first = header[0];
         let start = first.find("docker compose ").unwrap() + "docker compose ".len();
         let end = first[start..].find(')').unwrap() + start;
-        first[start..end].split_whitespace().filter(|w| *w != "-f").map(|f| project.join(f)).collect()
+        first[start..end]
+            .split_whitespace()
+            .filter(|w| *w != "-f")
+            .map(|f| project.join(f))
+            .collect()
     } else {
-        let features = header.iter().find(|l| l.starts_with("# features:")).copied().unwrap_or("");
+        let features = header
+            .iter()
+            .find(|l| l.starts_with("# features:"))
+            .copied()
+            .unwrap_or("");
         if features.contains("fragment") {
             return None;
         }
         vec![list.with_file_name(&name)]
     };
-    let env_line = header.iter().find(|l| l.starts_with("# env file used")).unwrap();
+    let env_line = header
+        .iter()
+        .find(|l| l.starts_with("# env file used"))
+        .unwrap();
     let env_file = env_line
         .split(": ")
         .nth(1)
@@ -366,7 +551,14 @@ fn case_of(root: &Path, list: &Path) -> Option<Case> {
     let services = header
         .iter()
         .find(|l| l.starts_with("# services:"))
-        .and_then(|l| Some(l[l.find('(')? + 1..l.rfind(')')?].split(", ").map(String::from).collect()))
+        .and_then(|l| {
+            Some(
+                l[l.find('(')? + 1..l.rfind(')')?]
+                    .split(", ")
+                    .map(String::from)
+                    .collect(),
+            )
+        })
         .unwrap_or_default();
     let lines = text
         .lines()
@@ -376,12 +568,22 @@ fn case_of(root: &Path, list: &Path) -> Option<Case> {
             let svcs = cols
                 .get(2)
                 .and_then(|w| w.strip_prefix("services="))
-                .map(|s| s.split(',').map(|x| x.split(' ').next().unwrap_or(x).to_string()).collect())
+                .map(|s| {
+                    s.split(',')
+                        .map(|x| x.split(' ').next().unwrap_or(x).to_string())
+                        .collect()
+                })
                 .unwrap_or_default();
             (cols[0].to_string(), cols[1].to_string(), svcs)
         })
         .collect();
-    Some(Case { list: list.to_path_buf(), files, env_file, services, lines })
+    Some(Case {
+        list: list.to_path_buf(),
+        files,
+        env_file,
+        services,
+        lines,
+    })
 }
 
 fn load_case(c: &Case) -> Result<Project, Error> {
@@ -400,27 +602,47 @@ fn every_real_fixture_loads_as_expected() {
     let mut lists = Vec::new();
     expected_lists(&root, &mut lists);
     lists.sort();
-    assert!(lists.len() >= 70, "expected the fixture set under {}, found {} lists", root.display(), lists.len());
+    assert!(
+        lists.len() >= 70,
+        "expected the fixture set under {}, found {} lists",
+        root.display(),
+        lists.len()
+    );
     let mut checked = 0;
     let mut failures = Vec::new();
     for list in &lists {
-        let Some(case) = case_of(&root, list) else { continue };
+        let Some(case) = case_of(&root, list) else {
+            continue;
+        };
         checked += 1;
-        let unresolved: Vec<&String> = case.lines.iter().filter(|(k, ..)| k == "unresolved").map(|(_, r, _)| r).collect();
+        let unresolved: Vec<&String> = case
+            .lines
+            .iter()
+            .filter(|(k, ..)| k == "unresolved")
+            .map(|(_, r, _)| r)
+            .collect();
         match load_case(&case) {
             Err(e) if !unresolved.is_empty() => {
                 if !matches!(e, Error::RequiredVariable { .. }) {
-                    failures.push(format!("{}: expected a required-variable error, got {e}", case.list.display()));
+                    failures.push(format!(
+                        "{}: expected a required-variable error, got {e}",
+                        case.list.display()
+                    ));
                 }
             }
             Err(e) => failures.push(format!("{}: {e}", case.list.display())),
-            Ok(_) if !unresolved.is_empty() => {
-                failures.push(format!("{}: loaded, but {unresolved:?} should fail", case.list.display()))
-            }
+            Ok(_) if !unresolved.is_empty() => failures.push(format!(
+                "{}: loaded, but {unresolved:?} should fail",
+                case.list.display()
+            )),
             Ok(p) => {
                 let got: BTreeSet<String> = p.services.keys().cloned().collect();
                 if !case.services.is_empty() && got != case.services {
-                    failures.push(format!("{}: services {got:?}, expected {:?}", case.list.display(), case.services));
+                    failures.push(format!(
+                        "{}: services {got:?}, expected {:?}",
+                        case.list.display(),
+                        case.services
+                    ));
                 }
                 for (kind, reference, services) in &case.lines {
                     for s in services {
@@ -429,8 +651,14 @@ fn every_real_fixture_loads_as_expected() {
                             continue;
                         };
                         let ok = match kind.as_str() {
-                            "image" => svc.image.as_deref() == Some(reference.as_str()) && svc.build.is_none(),
-                            "build-tag" => svc.image.as_deref() == Some(reference.as_str()) && svc.build.is_some(),
+                            "image" => {
+                                svc.image.as_deref() == Some(reference.as_str())
+                                    && svc.build.is_none()
+                            }
+                            "build-tag" => {
+                                svc.image.as_deref() == Some(reference.as_str())
+                                    && svc.build.is_some()
+                            }
                             k if k.starts_with("build-") => svc.build.is_some(),
                             _ => true,
                         };
@@ -447,7 +675,12 @@ fn every_real_fixture_loads_as_expected() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {checked} fixtures failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} fixtures failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert!(checked >= 60, "only {checked} runnable fixtures");
 }
 
@@ -457,7 +690,12 @@ fn largest_fixture_loads_fast() {
     let mut lists = Vec::new();
     expected_lists(&root, &mut lists);
     let cases: Vec<Case> = lists.iter().filter_map(|l| case_of(&root, l)).collect();
-    let size = |c: &Case| c.files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).sum::<u64>();
+    let size = |c: &Case| {
+        c.files
+            .iter()
+            .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+            .sum::<u64>()
+    };
     let largest = cases.iter().max_by_key(|c| size(c)).expect("fixtures");
     load_case(largest).unwrap();
     let runs = 20;
@@ -467,7 +705,16 @@ fn largest_fixture_loads_fast() {
     }
     let each = started.elapsed() / runs;
     // 20 ms is the budget in release builds; debug builds get ten times that.
-    let budget = if cfg!(debug_assertions) { Duration::from_millis(200) } else { Duration::from_millis(20) };
-    eprintln!("largest fixture {} ({} bytes): {:?} per load", largest.list.display(), size(largest), each);
+    let budget = if cfg!(debug_assertions) {
+        Duration::from_millis(200)
+    } else {
+        Duration::from_millis(20)
+    };
+    eprintln!(
+        "largest fixture {} ({} bytes): {:?} per load",
+        largest.list.display(),
+        size(largest),
+        each
+    );
     assert!(each < budget, "{each:?} per load");
 }
