@@ -35,6 +35,9 @@ pub enum Fault {
     Slow {
         bytes: usize,
     },
+    /// Docker Hub style: every `/v2/` request needs `Bearer tok` from the anonymous token
+    /// endpoint `/token`; blob GETs are redirected to another origin (`localhost:PORT/direct/`).
+    Bearer,
 }
 
 #[derive(Default)]
@@ -42,6 +45,8 @@ pub struct ProxyState {
     pub fault: Mutex<Option<Fault>>,
     /// `METHOD PATH range=<Range header>` per request.
     pub log: Mutex<Vec<String>>,
+    /// The proxy's own port (for challenges and redirects).
+    pub port: std::sync::atomic::AtomicU16,
 }
 
 pub struct Proxy {
@@ -59,10 +64,11 @@ impl Proxy {
             .unwrap();
         let state = Arc::new(ProxyState {
             fault: Mutex::new(Some(fault)),
-            log: Mutex::default(),
+            ..Default::default()
         });
         let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
         let port = listener.local_addr().unwrap().port();
+        state.port.store(port, std::sync::atomic::Ordering::SeqCst);
         let st = state.clone();
         rt.spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
@@ -141,6 +147,56 @@ async fn handle(client: TcpStream, upstream: u16, state: Arc<ProxyState>) -> std
         .lock()
         .unwrap()
         .push(format!("{request} range={range}"));
+    let mut head = head;
+    if matches!(*state.fault.lock().unwrap(), Some(Fault::Bearer)) {
+        let port = state.port.load(std::sync::atomic::Ordering::SeqCst);
+        let auth = header(&head, "authorization").unwrap_or("").to_string();
+        let path = request.split(' ').nth(1).unwrap_or("").to_string();
+        let reply = |status: &str, extra: String, body: &str| {
+            format!(
+                "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        let answer = if path.starts_with("/token") {
+            state
+                .log
+                .lock()
+                .unwrap()
+                .push(format!("token {path} auth={auth}"));
+            Some(reply(
+                "200 OK",
+                "Content-Type: application/json\r\n".into(),
+                r#"{"token":"tok"}"#,
+            ))
+        } else if let Some(rest) = path.strip_prefix("/direct") {
+            state
+                .log
+                .lock()
+                .unwrap()
+                .push(format!("direct {rest} auth={auth}"));
+            head[0] = request.replacen(&path, rest, 1);
+            None
+        } else if auth != "Bearer tok" {
+            let challenge = format!(
+                "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"airlock-test\"\r\n"
+            );
+            Some(reply("401 Unauthorized", challenge, ""))
+        } else if request.starts_with("GET ") && path.contains("/blobs/") {
+            Some(reply(
+                "307 Temporary Redirect",
+                format!("Location: http://localhost:{port}/direct{path}\r\n"),
+                "",
+            ))
+        } else {
+            head.retain(|l| !l.to_ascii_lowercase().starts_with("authorization:"));
+            None
+        };
+        if let Some(answer) = answer {
+            cw.write_all(answer.as_bytes()).await?;
+            return cw.shutdown().await;
+        }
+    }
     let is_blob_get = request.starts_with("GET ") && request.contains("/blobs/sha256:");
     // Decide the fault for this exchange (one-shot faults are consumed here).
     let fault = {
@@ -453,4 +509,35 @@ fn kill_during_pack_then_second_pack_resumes() {
         .filter(|e| e.file_name().to_string_lossy().contains("airlock-partial"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn anonymous_token_flow_and_redirects_without_credentials() {
+    if !require_docker() {
+        return;
+    }
+    let (reg, _images, _, repo_tag) = setup("fault-bearer");
+    let proxy = Proxy::start(reg.port, Fault::Bearer);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let out = dir.path().join("bearer.tar");
+    let reference = format!("127.0.0.1:{}/{repo_tag}", proxy.port);
+    ok(airlock(&cache).args(["pack", "--image", &reference, "-o", out.to_str().unwrap()]));
+    let log = proxy.log();
+    let tokens: Vec<&String> = log.iter().filter(|l| l.starts_with("token ")).collect();
+    // One token for the repository scope, reused for every request (the cache).
+    assert_eq!(tokens.len(), 1, "{log:?}");
+    assert!(
+        tokens[0].contains("scope=repository%3Aairlock-it%2Ffault-bearer%2Fapp%3Apull"),
+        "{tokens:?}"
+    );
+    assert!(tokens[0].contains("service=airlock-test"), "{tokens:?}");
+    // Blobs came through the redirect, and the other origin never saw the token.
+    let direct: Vec<&String> = log.iter().filter(|l| l.starts_with("direct ")).collect();
+    assert!(direct.len() >= 5, "{log:?}");
+    assert!(
+        direct.iter().all(|l| l.ends_with("auth=")),
+        "credentials forwarded across origins: {direct:?}"
+    );
+    assert!(out.exists());
 }
