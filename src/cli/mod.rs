@@ -177,6 +177,9 @@ pub fn class_of(err: &anyhow::Error) -> Class {
             return Class::Input;
         }
         // module error types: add one line each
+        if let Some(e) = cause.downcast_ref::<crate::compose::Error>() {
+            return e.class();
+        }
         if let Some(c) = classify_offline(cause) {
             return c;
         }
