@@ -115,6 +115,8 @@ pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
         );
     }
 
+    // `Project::files` lists the -f files first, then included and extended ones.
+    l.files.extend(files.iter().cloned());
     let tree = l.load_project(&files, &project_dir, &env, &[])?;
     let mut doc = tree.doc;
     strip_marks(&mut doc);
