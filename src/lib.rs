@@ -19,4 +19,5 @@ pub mod platform;
 pub mod progress;
 pub mod reference;
 pub mod registry;
+pub mod serve;
 pub mod store;

@@ -14,6 +14,7 @@ pub mod pack;
 pub mod lock;
 pub mod cache;
 pub mod progress;
+pub mod serve;
 
 use crate::error::{Class, Classified, Classify};
 use clap::{Args, Parser, Subcommand};
@@ -94,6 +95,8 @@ pub enum Command {
     Lock(lock::LockArgs),
     /// Inspect or prune the blob cache shared by every pack.
     Cache(cache::CacheArgs),
+    /// Serve bundle(s) as a read-only registry for a fleet of hosts (docker pull from the LAN).
+    Serve(serve::ServeArgs),
 }
 
 /// Entry point of both binaries (`airlock` and the Docker CLI plugin `docker-airlock`).
@@ -134,6 +137,7 @@ fn run(cli: Cli, out: &output::Output) -> anyhow::Result<ExitCode> {
         Command::Pack(args) => pack::run(args, out),
         Command::Lock(args) => lock::run(args, out),
         Command::Cache(args) => cache::run(args, out),
+        Command::Serve(args) => serve::run(args, out),
     }
 }
 
@@ -178,6 +182,12 @@ pub fn class_of(err: &anyhow::Error) -> Class {
         }
         // module error types: add one line each
         if let Some(e) = cause.downcast_ref::<crate::compose::Error>() {
+            return e.class();
+        }
+        if let Some(e) = cause.downcast_ref::<crate::serve::ServeError>() {
+            return e.class();
+        }
+        if let Some(e) = cause.downcast_ref::<crate::serve::CatalogError>() {
             return e.class();
         }
         if let Some(c) = classify_offline(cause) {

@@ -1,0 +1,518 @@
+//! The catalog of one or more bundles: owns the index of every blob's offset in its bundle
+//! (from the tar headers, without reading any layer), the manifests (small, read once and
+//! checked against their digests), and which repository serves which tags, manifests and
+//! blobs. Built from `bundle::read` (walk + `MetaCollector`); read by `serve` (HTTP) and by
+//! `cli::push` (the images to copy into a registry).
+//!
+//! Naming: each image is served under its repository path without the registry host
+//! (`docker.io/library/redis:6.2` -> `library/redis:6.2`, `ghcr.io/acme/api:2` -> `acme/api:2`);
+//! Docker Hub's official images also answer to the short alias (`redis`).
+//! A blob is listed under a repository only when a manifest of that repository references it.
+
+use crate::bundle::read::{Bundle, Compression, Flow, MetaCollector, ReadError};
+use crate::digest::Digest;
+use crate::error::{Class, Classify};
+use crate::image::{Descriptor, media};
+use crate::reference::{DOCKER_HUB, Reference};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Largest manifest or index kept (the distribution server's own limit).
+pub const MANIFEST_LIMIT: u64 = 4 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error(
+        "Bundle `{}` is {compression:?}-compressed; serving and pushing need random access to the blobs\n\nhint: decompress it first (`{tool} -d {}`)",
+        path.display(), path.display()
+    )]
+    Compressed {
+        path: PathBuf,
+        compression: Compression,
+        tool: &'static str,
+    },
+    #[error("Bundle `{}` lacks manifest `{digest}` of `{reference}`", path.display())]
+    MissingManifest {
+        path: PathBuf,
+        reference: String,
+        digest: Digest,
+    },
+    #[error("Bundle `{}`: manifest `{digest}` of `{reference}` is {size} bytes, more than the {MANIFEST_LIMIT}-byte limit", path.display())]
+    ManifestTooLarge {
+        path: PathBuf,
+        reference: String,
+        digest: Digest,
+        size: u64,
+    },
+    #[error("Bundle `{}`: manifest `{expected}` of `{reference}` hashes to `{actual}` (the bundle is damaged; run `airlock verify`)", path.display())]
+    ManifestDigest {
+        path: PathBuf,
+        reference: String,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("Bundle `{}`: manifest `{digest}` of `{reference}` is not valid JSON: {message}", path.display())]
+    BadManifest {
+        path: PathBuf,
+        reference: String,
+        digest: Digest,
+        message: String,
+    },
+    #[error("Bundle `{}`: image reference `{reference}` in bundle.json does not parse", path.display())]
+    BadReference {
+        path: PathBuf,
+        reference: String,
+        #[source]
+        source: crate::reference::ReferenceError,
+    },
+    #[error("Failed to read `{}` at offset {offset}", path.display())]
+    Io {
+        path: PathBuf,
+        offset: u64,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Classify for CatalogError {
+    fn class(&self) -> Class {
+        match self {
+            CatalogError::Read(e) => e.class(),
+            CatalogError::ManifestDigest { .. } | CatalogError::MissingManifest { .. } => {
+                Class::Failed
+            }
+            CatalogError::Io { .. } => Class::Environment,
+            _ => Class::Input,
+        }
+    }
+}
+
+/// Where a blob's bytes are: a byte range of one bundle file.
+#[derive(Debug, Clone)]
+pub struct BlobLoc {
+    /// Index into `Catalog::files`.
+    pub file: usize,
+    pub offset: u64,
+    pub size: u64,
+}
+
+/// One opened bundle file. Reads use `pread` (`read_at`), so one handle serves every request.
+#[derive(Debug)]
+pub struct BundleFile {
+    pub path: PathBuf,
+    pub file: std::fs::File,
+}
+
+impl BundleFile {
+    /// Read exactly `buf.len()` bytes at `offset`.
+    pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.file.read_exact_at(buf, offset)
+    }
+}
+
+/// A manifest or index, kept in memory with the media type it is served as.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub media_type: String,
+    pub bytes: bytes::Bytes,
+}
+
+/// What one repository serves.
+#[derive(Debug, Clone, Default)]
+pub struct Repo {
+    /// Tag -> top-level manifest or index digest.
+    pub tags: BTreeMap<String, Digest>,
+    /// Every manifest served by digest (tops, platform and attestation manifests present).
+    pub manifests: BTreeSet<Digest>,
+    /// Every blob referenced by those manifests.
+    pub blobs: BTreeSet<Digest>,
+    /// Registries (`docker.io`, `ghcr.io`) whose images landed in this repository.
+    pub registries: BTreeSet<String>,
+}
+
+/// One image of a bundle as the catalog serves it.
+#[derive(Debug, Clone)]
+pub struct CatalogImage {
+    /// The reference as the compose files write it.
+    pub reference: String,
+    /// Parsed from the normalised form.
+    pub parsed: Reference,
+    /// Repository path without the registry host (`library/redis`).
+    pub repository: String,
+    /// `None` for digest-only references.
+    pub tag: Option<String>,
+    pub top: Descriptor,
+    /// Manifests to push, children first, the top last (each once).
+    pub manifests: Vec<Digest>,
+    /// Config and layer blobs, each once, in manifest order.
+    pub blobs: Vec<Digest>,
+    /// Services whose `image:` is this reference.
+    pub services: Vec<String>,
+    /// Index of the bundle in `Catalog::files`.
+    pub bundle: usize,
+}
+
+impl CatalogImage {
+    /// `host/repository:tag`, or `host/repository@digest` for digest-only references.
+    pub fn name_at(&self, host_prefix: &str) -> String {
+        match &self.tag {
+            Some(t) => format!("{host_prefix}/{}:{t}", self.repository),
+            None => format!("{host_prefix}/{}@{}", self.repository, self.top.digest),
+        }
+    }
+}
+
+/// Options of `Catalog::open`.
+#[derive(Debug, Clone, Default)]
+pub struct CatalogOptions {
+    /// Mirror mode: Docker Hub images win over same-named images of other registries.
+    pub mirror: bool,
+}
+
+/// The index of one or more bundles.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    pub files: Vec<Arc<BundleFile>>,
+    pub blobs: HashMap<Digest, BlobLoc>,
+    pub manifests: HashMap<Digest, Manifest>,
+    pub repos: BTreeMap<String, Repo>,
+    /// Short names of Docker Hub official images (`redis` -> `library/redis`).
+    pub aliases: HashMap<String, String>,
+    pub images: Vec<CatalogImage>,
+    /// Things the operator should know (tag conflicts, blobs missing from every bundle).
+    pub warnings: Vec<String>,
+}
+
+/// Blobs and manifests of one bundle, before they join the catalog.
+struct Scanned {
+    meta: crate::bundle::read::Meta,
+    blobs: Vec<(Digest, u64, u64)>,
+}
+
+fn scan(path: &Path) -> Result<Scanned, CatalogError> {
+    let bundle = Bundle::open(path)?;
+    if bundle.compression != Compression::None {
+        return Err(CatalogError::Compressed {
+            path: path.to_path_buf(),
+            compression: bundle.compression,
+            tool: match bundle.compression {
+                Compression::Zstd => "zstd",
+                _ => "gzip",
+            },
+        });
+    }
+    let mut collector = MetaCollector::default();
+    let mut blobs = Vec::new();
+    // One pass over the headers: metadata members are read (a few KB), blob contents are
+    // skipped by seeking.
+    bundle.walk(|info, r| {
+        if let Some(d) = info.blob_digest() {
+            blobs.push((d, info.offset, info.size));
+        } else {
+            collector.take(&bundle, info, r)?;
+        }
+        Ok::<_, ReadError>(Flow::Continue)
+    })?;
+    let meta = collector.finish(&bundle)?;
+    Ok(Scanned { meta, blobs })
+}
+
+/// The repository path an image is served under: its path on its registry.
+pub fn repository_of(r: &Reference) -> String {
+    r.repository().to_string()
+}
+
+impl Catalog {
+    /// Index `paths` in order. Content is shared by digest; on a tag served by two images,
+    /// the first bundle wins (in mirror mode, the Docker Hub image wins).
+    pub fn open(paths: &[PathBuf], opts: &CatalogOptions) -> Result<Catalog, CatalogError> {
+        let mut cat = Catalog::default();
+        let mut pending = Vec::new();
+        for path in paths {
+            let scanned = scan(path)?;
+            let file = std::fs::File::open(path).map_err(|source| {
+                CatalogError::Read(ReadError::Open {
+                    path: path.clone(),
+                    source,
+                })
+            })?;
+            let idx = cat.files.len();
+            cat.files.push(Arc::new(BundleFile {
+                path: path.clone(),
+                file,
+            }));
+            for (d, offset, size) in &scanned.blobs {
+                cat.blobs.entry(d.clone()).or_insert(BlobLoc {
+                    file: idx,
+                    offset: *offset,
+                    size: *size,
+                });
+            }
+            for img in &scanned.meta.meta.images {
+                pending.push((idx, img.clone()));
+            }
+        }
+        if opts.mirror {
+            // Stable: Docker Hub images first, bundle order otherwise.
+            pending.sort_by_key(|(_, img)| {
+                !Reference::parse(&img.normalized).is_ok_and(|r| r.registry() == DOCKER_HUB)
+            });
+        }
+        for (idx, img) in pending {
+            cat.add_image(idx, &img)?;
+        }
+        cat.check_blobs();
+        Ok(cat)
+    }
+
+    fn add_image(
+        &mut self,
+        idx: usize,
+        img: &crate::bundle::meta::ImageMeta,
+    ) -> Result<(), CatalogError> {
+        let path = self.files[idx].path.clone();
+        let parsed = Reference::parse(&img.normalized)
+            .or_else(|_| Reference::parse(&img.reference))
+            .map_err(|source| CatalogError::BadReference {
+                path: path.clone(),
+                reference: img.reference.clone(),
+                source,
+            })?;
+        let repository = repository_of(&parsed);
+        let tag = parsed.tag_or_default().map(str::to_string);
+        let mut manifests = Vec::new();
+        let mut blobs = Vec::new();
+        self.collect(
+            idx,
+            &img.reference,
+            &img.top.digest,
+            &img.top.media_type,
+            &mut manifests,
+            &mut blobs,
+            0,
+        )?;
+        let repo = self.repos.entry(repository.clone()).or_default();
+        repo.registries.insert(parsed.registry().to_string());
+        if let Some(t) = &tag {
+            match repo.tags.get(t) {
+                Some(existing) if *existing != img.top.digest => {
+                    self.warnings.push(format!(
+                        "`{repository}:{t}` is served as `{existing}`; `{}` (`{}`) names the same tag with other content and is reachable by digest only",
+                        img.reference, img.top.digest
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    repo.tags.insert(t.clone(), img.top.digest.clone());
+                }
+            }
+        }
+        repo.manifests.extend(manifests.iter().cloned());
+        repo.blobs.extend(blobs.iter().cloned());
+        if repo.registries.len() > 1 {
+            let list: Vec<&str> = repo.registries.iter().map(String::as_str).collect();
+            let w = format!(
+                "repository `{repository}` holds images of several registries ({})",
+                list.join(", ")
+            );
+            if !self.warnings.contains(&w) {
+                self.warnings.push(w);
+            }
+        }
+        if parsed.registry() == DOCKER_HUB
+            && let Some(short) = repository.strip_prefix("library/")
+        {
+            self.aliases
+                .entry(short.to_string())
+                .or_insert_with(|| repository.clone());
+        }
+        let services = if img.kinds.is_empty() || img.kinds.iter().any(|k| k == "image") {
+            img.services.clone()
+        } else {
+            Vec::new()
+        };
+        self.images.push(CatalogImage {
+            reference: img.reference.clone(),
+            parsed,
+            repository,
+            tag,
+            top: img.top.clone(),
+            manifests,
+            blobs,
+            services,
+            bundle: idx,
+        });
+        Ok(())
+    }
+
+    /// Read manifest `digest` (and its children present in the bundles), children first.
+    // The recursion carries its context; a struct would only rename the arguments.
+    #[allow(clippy::too_many_arguments)]
+    fn collect(
+        &mut self,
+        idx: usize,
+        reference: &str,
+        digest: &Digest,
+        media_type: &str,
+        manifests: &mut Vec<Digest>,
+        blobs: &mut Vec<Digest>,
+        depth: u32,
+    ) -> Result<(), CatalogError> {
+        if manifests.contains(digest) || depth > 4 {
+            return Ok(());
+        }
+        let path = self.files[idx].path.clone();
+        let bytes = match self.manifests.get(digest) {
+            Some(m) => m.bytes.clone(),
+            None => {
+                let Some(loc) = self.blobs.get(digest).cloned() else {
+                    return Err(CatalogError::MissingManifest {
+                        path,
+                        reference: reference.to_string(),
+                        digest: digest.clone(),
+                    });
+                };
+                if loc.size > MANIFEST_LIMIT {
+                    return Err(CatalogError::ManifestTooLarge {
+                        path,
+                        reference: reference.to_string(),
+                        digest: digest.clone(),
+                        size: loc.size,
+                    });
+                }
+                let mut buf = vec![0u8; loc.size as usize];
+                let file = &self.files[loc.file];
+                file.read_exact_at(&mut buf, loc.offset)
+                    .map_err(|source| CatalogError::Io {
+                        path: file.path.clone(),
+                        offset: loc.offset,
+                        source,
+                    })?;
+                let actual = Digest::of(&buf);
+                if actual != *digest {
+                    return Err(CatalogError::ManifestDigest {
+                        path: file.path.clone(),
+                        reference: reference.to_string(),
+                        expected: digest.clone(),
+                        actual,
+                    });
+                }
+                let bytes = bytes::Bytes::from(buf);
+                let media_type = if media_type.is_empty() {
+                    crate::registry::resolve::detect_media_type(&bytes, None)
+                } else {
+                    media_type.to_string()
+                };
+                self.manifests.insert(
+                    digest.clone(),
+                    Manifest {
+                        media_type,
+                        bytes: bytes.clone(),
+                    },
+                );
+                bytes
+            }
+        };
+        let parsed: ManifestJson =
+            serde_json::from_slice(&bytes).map_err(|e| CatalogError::BadManifest {
+                path: path.clone(),
+                reference: reference.to_string(),
+                digest: digest.clone(),
+                message: e.to_string(),
+            })?;
+        let is_index = media::is_index(media_type) || !parsed.manifests.is_empty();
+        if is_index {
+            // Children of other platforms are not in the bundle: serve those present.
+            for child in &parsed.manifests {
+                if self.blobs.contains_key(&child.digest) {
+                    self.collect(
+                        idx,
+                        reference,
+                        &child.digest,
+                        &child.media_type,
+                        manifests,
+                        blobs,
+                        depth + 1,
+                    )?;
+                }
+            }
+        } else {
+            for d in parsed.config.iter().chain(parsed.layers.iter()) {
+                if !blobs.contains(&d.digest) {
+                    blobs.push(d.digest.clone());
+                }
+            }
+        }
+        manifests.push(digest.clone());
+        Ok(())
+    }
+
+    fn check_blobs(&mut self) {
+        let mut missing = BTreeSet::new();
+        for img in &self.images {
+            for d in &img.blobs {
+                if !self.blobs.contains_key(d) {
+                    missing.insert((img.reference.clone(), d.clone()));
+                }
+            }
+        }
+        for (r, d) in missing {
+            self.warnings.push(format!(
+                "blob `{d}` of `{r}` is in none of the bundles (a delta bundle?); requests for it get 404"
+            ));
+        }
+    }
+
+    /// The repository a request names, after aliases.
+    pub fn repo(&self, name: &str) -> Option<(&str, &Repo)> {
+        if let Some((k, r)) = self.repos.get_key_value(name) {
+            return Some((k.as_str(), r));
+        }
+        let real = self.aliases.get(name)?;
+        self.repos.get_key_value(real).map(|(k, r)| (k.as_str(), r))
+    }
+
+    /// Where a blob is and which file holds it.
+    pub fn blob(&self, digest: &Digest) -> Option<(&BlobLoc, &Arc<BundleFile>)> {
+        let loc = self.blobs.get(digest)?;
+        Some((loc, &self.files[loc.file]))
+    }
+
+    /// Bytes of every blob (as stored) referenced by the served images, each once.
+    pub fn served_bytes(&self) -> (u64, u64) {
+        let mut seen = BTreeSet::new();
+        let mut bytes = 0;
+        for repo in self.repos.values() {
+            for d in repo.blobs.iter().chain(repo.manifests.iter()) {
+                if seen.insert(d.clone())
+                    && let Some(loc) = self.blobs.get(d)
+                {
+                    bytes += loc.size;
+                }
+            }
+        }
+        (seen.len() as u64, bytes)
+    }
+}
+
+/// The parts of a manifest or index the catalog needs.
+#[derive(Debug, Default, serde::Deserialize)]
+struct ManifestJson {
+    #[serde(default)]
+    manifests: Vec<DescriptorLite>,
+    #[serde(default)]
+    config: Option<DescriptorLite>,
+    #[serde(default)]
+    layers: Vec<DescriptorLite>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct DescriptorLite {
+    #[serde(rename = "mediaType", default)]
+    media_type: String,
+    digest: Digest,
+}
