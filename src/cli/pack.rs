@@ -451,6 +451,12 @@ pub fn run(args: PackArgs, out: &Output) -> anyhow::Result<ExitCode> {
                         let saved = crate::engine::save::save(e, &store, &img.reference, service, reporter.as_ref())
                             .await
                             .with_context(|| format!("Failed to export `{}` from the engine", img.reference))?;
+                        if !platform.matches(&saved.platform) {
+                            reporter.warn(&format!(
+                                "`{}` from the engine is for {}, not {platform}",
+                                img.reference, saved.platform
+                            ));
+                        }
                         stats.fetched(saved.layers_size());
                         out_images.push(saved);
                     }
