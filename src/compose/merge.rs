@@ -47,6 +47,14 @@ fn merge(base: Option<Node>, over: Node, at: At, key: &str) -> Node {
             "command" | "entrypoint" | "extends" => over,
             "build" => merge_maps(build_map(base), build_map(over), At::Build),
             "healthcheck" => merge_maps_or_replace(base, over, At::Healthcheck),
+            // Logging options merge only when both sides use the same driver (or one has none).
+            "logging" => {
+                let driver = |n: &Node| n.get("driver").and_then(Node::text);
+                match (driver(&base), driver(&over)) {
+                    (Some(a), Some(b)) if a != b => over,
+                    _ => merge_maps_or_replace(base, over, At::Other),
+                }
+            }
             "environment" | "labels" | "annotations" | "sysctls" => merge_mappings(base, over),
             "depends_on" => merge_maps(list_to_map(base, true), list_to_map(over, true), At::Other),
             "networks" => merge_maps(
@@ -116,6 +124,8 @@ fn merge_maps(base: Node, over: Node, child: At) -> Node {
     };
     for (k, v) in over_entries {
         match entries.iter().position(|(ek, _)| *ek == k) {
+            // Extension fields are replaced whole, as compose-go does.
+            Some(i) if k.starts_with("x-") => entries[i].1 = v,
             Some(i) => {
                 let old = std::mem::replace(&mut entries[i].1, Node::new(Value::Null, 0, 0));
                 entries[i].1 = merge(Some(old), v, child, &k);
@@ -472,5 +482,26 @@ mod tests {
         "    labels: [b=2]\n",
         "labels",
         r#"{"a":1,"b":"2"}"#
+    );
+    case!(
+        logging_other_driver_replaces,
+        "    logging: {driver: a, options: {x: 1}}\n",
+        "    logging: {driver: b}\n",
+        "logging",
+        r#"{"driver":"b"}"#
+    );
+    case!(
+        logging_same_driver_merges,
+        "    logging: {driver: a, options: {x: 1}}\n",
+        "    logging: {options: {y: 2}}\n",
+        "logging",
+        r#"{"driver":"a","options":{"x":1,"y":2}}"#
+    );
+    case!(
+        extension_field_replaced,
+        "    x-meta: {a: 1}\n",
+        "    x-meta: {b: 2}\n",
+        "x-meta",
+        r#"{"b":2}"#
     );
 }
