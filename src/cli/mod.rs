@@ -15,6 +15,7 @@ pub mod lock;
 pub mod cache;
 pub mod progress;
 pub mod serve;
+pub mod push;
 
 use crate::error::{Class, Classified, Classify};
 use clap::{Args, Parser, Subcommand};
@@ -97,6 +98,8 @@ pub enum Command {
     Cache(cache::CacheArgs),
     /// Serve bundle(s) as a read-only registry for a fleet of hosts (docker pull from the LAN).
     Serve(serve::ServeArgs),
+    /// Copy every image of a bundle into an existing registry, digests unchanged.
+    Push(push::PushArgs),
 }
 
 /// Entry point of both binaries (`airlock` and the Docker CLI plugin `docker-airlock`).
@@ -138,6 +141,7 @@ fn run(cli: Cli, out: &output::Output) -> anyhow::Result<ExitCode> {
         Command::Lock(args) => lock::run(args, out),
         Command::Cache(args) => cache::run(args, out),
         Command::Serve(args) => serve::run(args, out),
+        Command::Push(args) => push::run(args, out),
     }
 }
 
@@ -188,6 +192,9 @@ pub fn class_of(err: &anyhow::Error) -> Class {
             return e.class();
         }
         if let Some(e) = cause.downcast_ref::<crate::serve::CatalogError>() {
+            return e.class();
+        }
+        if let Some(e) = cause.downcast_ref::<crate::registry::push::PushError>() {
             return e.class();
         }
         if let Some(c) = classify_offline(cause) {

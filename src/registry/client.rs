@@ -790,6 +790,101 @@ fn is_cert_error(e: &reqwest::Error) -> bool {
     false
 }
 
+// ---- Additions for `registry::push` (airlock push): host accessors and authorization
+// for a scope other than `pull`. Kept apart from the pull code above.
+impl Host {
+    /// `https://host[:port]/` or `http://...`, as chosen by the ping.
+    pub fn base_url(&self) -> &Url {
+        &self.base
+    }
+    /// The HTTP client for this host (its TLS roots; redirects are not followed).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+    /// Whether credentials were found for this host.
+    pub fn has_credential(&self) -> bool {
+        self.credential.is_some()
+    }
+}
+
+impl Client {
+    /// The `Authorization` value for `scope` (`repository:team/app:pull,push`): Basic
+    /// credentials, or a Bearer token fetched (and cached) for that scope; `None` when
+    /// the registry asked for nothing.
+    pub async fn authorization(
+        &self,
+        host: &Host,
+        scope: &str,
+        reference: &str,
+    ) -> Result<Option<String>, RegistryError> {
+        if let Some(Credential::RegistryToken(t)) = &host.credential {
+            return Ok(Some(format!("Bearer {t}")));
+        }
+        let challenge = host
+            .challenge
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match challenge {
+            None => Ok(None),
+            Some(Challenge::Basic) => Ok(match &host.credential {
+                Some(Credential::Basic { username, password }) => {
+                    Some(Credential::basic_header(username, password))
+                }
+                _ => None,
+            }),
+            Some(Challenge::Bearer { realm, service, .. }) => {
+                let key = (
+                    realm.clone(),
+                    service.clone().unwrap_or_default(),
+                    scope.to_string(),
+                );
+                if let Some(t) = self
+                    .tokens
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&key)
+                {
+                    return Ok(Some(format!("Bearer {t}")));
+                }
+                let token = self
+                    .fetch_token(host, &realm, service.as_deref(), scope, reference)
+                    .await?;
+                self.tokens
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(key, token.clone());
+                Ok(Some(format!("Bearer {token}")))
+            }
+        }
+    }
+
+    /// After a 401: take the new challenge from `www_authenticate` and forget tokens cached
+    /// for `scope`. Returns whether there was a challenge to answer.
+    pub fn rechallenge(&self, host: &Host, www_authenticate: Option<&str>, scope: &str) -> bool {
+        let Some(challenge) = www_authenticate.and_then(auth::parse_challenge) else {
+            return false;
+        };
+        if let Challenge::Bearer { realm, .. } = &challenge {
+            self.tokens
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|k, _| !(k.0 == *realm && k.2 == scope));
+        }
+        *host.challenge.lock().unwrap_or_else(|e| e.into_inner()) = Some(challenge);
+        true
+    }
+
+    /// The wait before retry `attempt` (1-based): `Retry-After` when the answer has one,
+    /// else the doubling backoff.
+    pub fn retry_wait(&self, resp: Option<&Response>, attempt: u32) -> Duration {
+        match resp {
+            Some(r) => self.wait_for(r, attempt),
+            None => self.backoff(attempt),
+        }
+    }
+}
+
 fn is_tls_error(e: &reqwest::Error) -> bool {
     let mut src: Option<&dyn std::error::Error> = Some(e);
     while let Some(s) = src {

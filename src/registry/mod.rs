@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod client;
 pub mod pull;
+pub mod push;
 pub mod resolve;
 
 pub use client::{Client, Options};

@@ -114,6 +114,36 @@ impl BundleFile {
     }
 }
 
+/// Stream `len` bytes at `offset` of `file`, one `pread` of at most `chunk` bytes at a time
+/// on the blocking pool: one chunk in memory per stream, no thread held between chunks.
+/// Used for blob responses (`serve`) and upload bodies (`push`).
+pub fn stream_range(
+    file: Arc<BundleFile>,
+    offset: u64,
+    len: u64,
+    chunk: usize,
+) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
+    let chunk = chunk.max(4096) as u64;
+    futures_util::stream::unfold((file, offset, len), move |(file, pos, left)| async move {
+        if left == 0 {
+            return None;
+        }
+        let n = left.min(chunk);
+        let f = Arc::clone(&file);
+        let read = tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; n as usize];
+            f.read_exact_at(&mut buf, pos)
+                .map(|_| bytes::Bytes::from(buf))
+        })
+        .await;
+        match read {
+            Ok(Ok(bytes)) => Some((Ok(bytes), (file, pos + n, left - n))),
+            Ok(Err(e)) => Some((Err(e), (file, pos, 0))),
+            Err(join) => Some((Err(std::io::Error::other(join)), (file, pos, 0))),
+        }
+    })
+}
+
 /// A manifest or index, kept in memory with the media type it is served as.
 #[derive(Debug, Clone)]
 pub struct Manifest {

@@ -421,29 +421,9 @@ fn blob(
     resp
 }
 
-/// Stream `len` bytes at `offset` of `file`, one `pread` of at most `chunk` bytes at a time
-/// on the blocking pool: one chunk in memory per stream, no thread held between chunks.
+/// Stream `len` bytes at `offset` of `file` as a response body (see `catalog::stream_range`).
 pub fn stream_body(file: Arc<BundleFile>, offset: u64, len: u64, chunk: usize) -> Body {
-    let chunk = chunk.max(4096) as u64;
-    let stream =
-        futures_util::stream::unfold((file, offset, len), move |(file, pos, left)| async move {
-            if left == 0 {
-                return None;
-            }
-            let n = left.min(chunk);
-            let f = Arc::clone(&file);
-            let read = tokio::task::spawn_blocking(move || {
-                let mut buf = vec![0u8; n as usize];
-                f.read_exact_at(&mut buf, pos).map(|_| Bytes::from(buf))
-            })
-            .await;
-            match read {
-                Ok(Ok(bytes)) => Some((Ok(bytes), (file, pos + n, left - n))),
-                Ok(Err(e)) => Some((Err(e), (file, pos, 0))),
-                Err(join) => Some((Err(std::io::Error::other(join)), (file, pos, 0))),
-            }
-        });
-    Body::from_stream(stream)
+    Body::from_stream(super::catalog::stream_range(file, offset, len, chunk))
 }
 
 #[cfg(test)]
