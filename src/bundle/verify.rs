@@ -390,7 +390,7 @@ pub fn verify(
         });
     }
     // Plain bundles: hash the blobs now, largest first, so the pool stays busy to the end.
-    w.ranges.sort_by(|a, b| b.2.cmp(&a.2));
+    w.ranges.sort_by_key(|r| std::cmp::Reverse(r.2));
     for (name, offset, size) in std::mem::take(&mut w.ranges) {
         pool.send(Job::Range { name, offset, size });
     }

@@ -39,6 +39,10 @@ pub struct UpState {
     pub profiles: Vec<String>,
     /// `v1` (docker-compose 1.x) or `v2`.
     pub compose: String,
+    /// sha256 of the files and options Compose was started with (a second `up` with the
+    /// same fingerprint and a running project changes nothing).
+    #[serde(default)]
+    pub fingerprint: Option<String>,
 }
 
 pub const UP_STATE: &str = ".airlock-up.json";

@@ -463,6 +463,41 @@ async fn wait_settled(
     }
 }
 
+/// sha256 over the compose files, the override, the env files and the options of `state`.
+fn fingerprint(dir: &Path, state: &UpState, bundle_env_files: &[String]) -> String {
+    let mut h = crate::digest::Hasher::new();
+    let mut add = |label: &str, bytes: &[u8]| {
+        h.update(label.as_bytes());
+        h.update(&(bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    for f in state.files.iter().chain(bundle_env_files) {
+        add(f, &fs_err::read(dir.join(f)).unwrap_or_default());
+    }
+    for f in &state.env_files {
+        add(f, &fs_err::read(f).unwrap_or_default());
+    }
+    add("profiles", state.profiles.join(",").as_bytes());
+    add("compose", state.compose.as_bytes());
+    h.finish().to_string()
+}
+
+/// Every service has a container that is running (healthy or without healthcheck) or exited 0.
+async fn all_up(engine: &Engine, project: &str, services: &[String]) -> anyhow::Result<bool> {
+    let containers = engine.containers(project).await?;
+    Ok(services.iter().all(|s| {
+        let cs: Vec<_> = containers
+            .iter()
+            .filter(|c| &c.service == s && !c.one_off)
+            .collect();
+        !cs.is_empty()
+            && cs.iter().all(|c| {
+                (c.state == "running" && matches!(c.health.as_deref(), None | Some("healthy")))
+                    || (c.state == "exited" && c.exit_code == Some(0))
+            })
+    }))
+}
+
 pub fn run(args: UpArgs, out: &Output) -> anyhow::Result<ExitCode> {
     let bundle = Bundle::open(&args.bundle)?;
     let meta = bundle
@@ -535,14 +570,16 @@ pub fn run(args: UpArgs, out: &Output) -> anyhow::Result<ExitCode> {
         let mut compose_files = files.clone();
         compose_files.push(OVERRIDE.to_string());
         let env_files: Vec<PathBuf> = args.env_files.iter().map(|e| std::path::absolute(e).unwrap_or_else(|_| e.clone())).collect();
-        let state = UpState {
+        let mut state = UpState {
             project: project_name.clone(),
             files: compose_files.clone(),
             env_files: env_files.iter().map(|e| e.display().to_string()).collect(),
             profiles: profiles.clone(),
             compose: if tool.v2 { "v2".into() } else { "v1".into() },
+            fingerprint: None,
         };
-        write_if_changed(&dir.join(UP_STATE), serde_json::to_string_pretty(&state)?.as_bytes())?;
+        state.fingerprint = Some(fingerprint(&dir, &state, &meta.meta.compose.env_files));
+        let previous: Option<UpState> = fs_err::read_to_string(dir.join(UP_STATE)).ok().and_then(|t| serde_json::from_str(&t).ok());
 
         // Just before starting: every image resolves locally under the name Compose uses.
         let mut unresolved = Vec::new();
@@ -563,17 +600,27 @@ pub fn run(args: UpArgs, out: &Output) -> anyhow::Result<ExitCode> {
         }
 
         let cmd = tool.up_command(&project_name, &dir, &compose_files, &env_files, &profiles);
-        out.status(&format!("$ {}", cmd.join(" ")));
-        let status = std::process::Command::new(&cmd[0])
-            .args(&cmd[1..])
-            .current_dir(&dir)
-            .stdout(std::process::Stdio::from(std::io::stderr()))
-            .status()
-            .with_context(|| format!("Cannot run `{}`", cmd[0]))?;
-        if !status.success() {
-            out.warn(&format!("`{}` failed ({status}); checking what is running", cmd.join(" ")));
-        }
         let services: Vec<String> = project.services.keys().cloned().collect();
+        // Nothing new written, loaded or edited, and every service up: starting Compose again
+        // would only re-run finished one-shot jobs.
+        let unchanged = written.is_empty() && !load.sent && previous.is_some_and(|p| p == state);
+        let compose_ok = if unchanged && all_up(&engine, &project_name, &services).await? {
+            out.status("everything is loaded and running; nothing to change");
+            true
+        } else {
+            out.status(&format!("$ {}", cmd.join(" ")));
+            let status = std::process::Command::new(&cmd[0])
+                .args(&cmd[1..])
+                .current_dir(&dir)
+                .stdout(std::process::Stdio::from(std::io::stderr()))
+                .status()
+                .with_context(|| format!("Cannot run `{}`", cmd[0]))?;
+            if !status.success() {
+                out.warn(&format!("`{}` failed ({status}); checking what is running", cmd.join(" ")));
+            }
+            write_if_changed(&dir.join(UP_STATE), serde_json::to_string_pretty(&state)?.as_bytes())?;
+            status.success()
+        };
         let settled = wait_settled(&engine, &project_name, &services, args.timeout, out).await?;
         if !settled {
             out.warn(&format!("not every service settled within {:?}", args.timeout));
@@ -588,16 +635,16 @@ pub fn run(args: UpArgs, out: &Output) -> anyhow::Result<ExitCode> {
                 "project": project_name,
                 "dir": dir,
                 "compose": {"program": tool.program, "version": tool.version, "command": cmd},
-                "compose_ok": status.success(),
+                "compose_ok": compose_ok,
                 "settled": settled,
                 "load": load,
                 "check": report,
-                "ok": report.ok && status.success(),
+                "ok": report.ok && compose_ok,
             }))?;
         } else {
             super::check::print_report(&report, out)?;
         }
-        Ok(if report.ok && status.success() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        Ok(if report.ok && compose_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
     })
 }
 

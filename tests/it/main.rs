@@ -5,3 +5,4 @@ mod plan; // airlock plan: fixture walk, bad input, Frappe example, JSON snapsho
 mod pack; // airlock pack/lock: docker load of the bundle, --from-docker, TLS+Basic, multi-platform, lock
 mod reference; // Reference::parse property tests (no panics, normalised form is a fixed point)
 mod registry; // registry faults through a loopback proxy: cut mid-blob, wrong bytes, 429, kill -9
+mod offline; // verify, inspect, load, up, check against the engine and docker-compose

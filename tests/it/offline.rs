@@ -1,0 +1,693 @@
+//! The offline side against the real engine and docker-compose: verify, inspect, load, up,
+//! check. Each test packs its own small stack (FROM scratch + busybox) from a loopback
+//! registry, then removes the images and stops the registry before going "offline".
+//! Compose projects, images and volumes are unique per test and removed by Drop guards.
+
+use crate::harness::{self, Registry, require_docker};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// Removes a compose project's containers, networks and volumes (by label, so it works
+/// without the compose files), and the given images.
+struct Cleanup {
+    project: String,
+    images: Vec<String>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let label = format!("label=com.docker.compose.project={}", self.project);
+        let ids = Command::new("docker")
+            .args(["ps", "-aq", "--filter", &label])
+            .output()
+            .map(|o| o.stdout)
+            .unwrap_or_default();
+        for id in String::from_utf8_lossy(&ids).split_whitespace() {
+            harness::docker_quiet(&["rm", "-f", "-v", id]);
+        }
+        for kind in ["network", "volume"] {
+            let out = Command::new("docker")
+                .args([kind, "ls", "-q", "--filter", &label])
+                .output()
+                .map(|o| o.stdout)
+                .unwrap_or_default();
+            for id in String::from_utf8_lossy(&out).split_whitespace() {
+                harness::docker_quiet(&[kind, "rm", id]);
+            }
+        }
+        for i in &self.images {
+            harness::docker_quiet(&["rmi", "-f", i]);
+        }
+    }
+}
+
+/// Build a FROM-scratch busybox image `tag` with extra files and Dockerfile lines.
+fn build_image(tag: &str, extra_files: &[(&str, &str)], extra_lines: &str) {
+    let ctx = tempfile::tempdir().unwrap();
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("busybox-static");
+    std::fs::copy(busybox, ctx.path().join("busybox")).unwrap();
+    for (name, text) in extra_files {
+        std::fs::write(ctx.path().join(name), text).unwrap();
+    }
+    // The label makes the image ID unique per test (layers stay shared with other tests).
+    let dockerfile = format!(
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n{extra_lines}LABEL airlock.test=\"{tag}\"\n"
+    );
+    std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+    harness::run(
+        Command::new("docker")
+            .env("DOCKER_BUILDKIT", "0")
+            .args(["build", "-q", "-t", tag])
+            .arg(ctx.path()),
+    );
+}
+
+/// A packed stack: compose project written, images built and pushed, bundle packed, then
+/// the images removed and the registry stopped.
+struct Packed {
+    /// Holds the online project, the bundle and the offline directory.
+    work: tempfile::TempDir,
+    bundle: PathBuf,
+    cache: PathBuf,
+    _cleanup: Cleanup,
+    project: String,
+}
+
+impl Packed {
+    fn offline_dir(&self) -> PathBuf {
+        self.work.path().join("offline").join(&self.project)
+    }
+    fn airlock(&self) -> assert_cmd::Command {
+        harness::airlock(&self.cache)
+    }
+}
+
+/// `images`: (service name, image path under the registry, extra files, Dockerfile lines).
+/// `compose` is the compose file, with `${REGISTRY}` for the registry address.
+fn pack_stack(
+    name: &str,
+    images: &[(&str, &[(&str, &str)], &str)],
+    compose: &str,
+    env: &str,
+) -> Packed {
+    let registry = Registry::start();
+    let project = format!("airlock-it-{name}");
+    let work = tempfile::tempdir().unwrap();
+    let online = work.path().join("online").join(&project);
+    std::fs::create_dir_all(&online).unwrap();
+    let mut tags = Vec::new();
+    for (img, files, lines) in images {
+        let tag = format!("{}/{project}/{img}:1.0", registry.addr);
+        build_image(&tag, files, lines);
+        harness::docker(&["push", "-q", &tag]);
+        tags.push(tag);
+    }
+    std::fs::write(online.join("compose.yaml"), compose).unwrap();
+    std::fs::write(
+        online.join(".env"),
+        format!("REGISTRY={}\n{env}", registry.addr),
+    )
+    .unwrap();
+    let cache = work.path().join("cache");
+    let bundle = work.path().join(format!("{project}.tar"));
+    harness::airlock(&cache)
+        .current_dir(&online)
+        .arg("pack")
+        .arg("-o")
+        .arg(&bundle)
+        .assert()
+        .success();
+    for t in &tags {
+        harness::docker(&["rmi", "-f", t]);
+    }
+    drop(registry); // offline from here on
+    std::fs::create_dir_all(work.path().join("offline")).unwrap();
+    Packed {
+        work,
+        bundle,
+        cache,
+        _cleanup: Cleanup {
+            project: project.clone(),
+            images: tags,
+        },
+        project,
+    }
+}
+
+fn json_of(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}):\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+const WEB_COMPOSE: &str = r#"services:
+  setup:
+    image: ${REGISTRY}/airlock-it-NAME/setup:1.0
+    command: ["sh", "-c", "echo ready > /data/status && echo '<h1>hello</h1>' > /data/index.html"]
+    volumes: ["data:/data"]
+  web:
+    image: ${REGISTRY}/airlock-it-NAME/web:1.0
+    command: ["httpd", "-f", "-p", "80", "-h", "/data"]
+    volumes: ["data:/data:ro"]
+    ports: ["127.0.0.1:${WEB_PORT}:80"]
+    depends_on:
+      setup: {condition: service_completed_successfully}
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/status"]
+      interval: 1s
+      retries: 30
+volumes:
+  data:
+"#;
+
+fn web_stack(name: &str) -> (Packed, u16) {
+    let port = harness::free_port();
+    let compose = WEB_COMPOSE.replace("NAME", name);
+    let p = pack_stack(
+        name,
+        &[
+            ("setup", &[], ""),
+            (
+                "web",
+                &[("index.html", "hello\n")],
+                "COPY index.html /srv/index.html\n",
+            ),
+        ],
+        &compose,
+        &format!("WEB_PORT={port}\n"),
+    );
+    (p, port)
+}
+
+/// A plain HTTP/1.0 GET on 127.0.0.1: (status, body).
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn container_starts(project: &str) -> Vec<String> {
+    let ids = harness::docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+    ]);
+    let mut out: Vec<String> = ids
+        .split_whitespace()
+        .map(|id| {
+            harness::docker(&[
+                "inspect",
+                "-f",
+                "{{.Id}} {{.State.StartedAt}} {{.RestartCount}}",
+                id,
+            ])
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The guide end to end: verify, up (load, start, wait, check), HTTP 200, check; up again
+/// changes nothing; plain `docker load -i` accepts the same file.
+#[test]
+fn end_to_end_up_twice_and_docker_load() {
+    if !require_docker() {
+        return;
+    }
+    let (p, port) = web_stack("e2e");
+    let verify = p
+        .airlock()
+        .arg("verify")
+        .arg(&p.bundle)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    let v = json_of(&verify);
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["images"].as_array().unwrap().len(), 2);
+
+    let inspect = json_of(
+        &p.airlock()
+            .arg("inspect")
+            .arg(&p.bundle)
+            .arg("--json")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(inspect["project"], p.project);
+    assert_eq!(inspect["compose"]["files"][0], "compose.yaml");
+
+    let dir = p.offline_dir();
+    let up = p
+        .airlock()
+        .arg("up")
+        .arg(&p.bundle)
+        .arg("--dir")
+        .arg(&dir)
+        .args(["--timeout", "90s", "--json"])
+        .output()
+        .unwrap();
+    let u = json_of(&up);
+    assert!(
+        up.status.success(),
+        "up failed: {u:#}\n{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    assert_eq!(u["check"]["ok"], true);
+    assert!(u["load"]["sent"].as_bool().unwrap());
+    let probe = u["check"]["probes"].as_array().unwrap();
+    assert_eq!(probe[0]["status"], 200, "{u:#}");
+    assert!(
+        probe[0]["url"]
+            .as_str()
+            .unwrap()
+            .contains(&port.to_string())
+    );
+    assert!(
+        dir.join("compose.yaml").exists()
+            && dir.join(".env").exists()
+            && dir.join("airlock.override.yml").exists()
+    );
+
+    // HTTP from the host
+    let (status, body) = http_get(port, "/status");
+    assert_eq!(status, 200);
+    assert_eq!(body.trim(), "ready");
+
+    // check --dir on its own
+    let check = p
+        .airlock()
+        .arg("check")
+        .arg("--dir")
+        .arg(&dir)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+
+    // up twice: nothing loaded, nothing restarted, files untouched
+    let before = container_starts(&p.project);
+    let mtime = std::fs::metadata(dir.join("compose.yaml"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let again = p
+        .airlock()
+        .arg("up")
+        .arg(&p.bundle)
+        .arg("--dir")
+        .arg(&dir)
+        .args(["--timeout", "60s", "--json"])
+        .output()
+        .unwrap();
+    let a = json_of(&again);
+    assert!(again.status.success(), "{a:#}");
+    assert_eq!(a["load"]["sent"], false);
+    assert!(
+        a["load"]["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["action"] == "present"),
+        "{a:#}"
+    );
+    assert_eq!(container_starts(&p.project), before);
+    assert_eq!(
+        std::fs::metadata(dir.join("compose.yaml"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        mtime
+    );
+
+    // plain docker load of the same file (after the stack is gone)
+    let images = p._cleanup.images.clone();
+    drop(p._cleanup);
+    let _loaded = Cleanup { project: p.project.clone(), images };
+    let out = harness::docker(&["load", "-i", p.bundle.to_str().unwrap()]);
+    assert!(out.contains("Loaded image"), "{out}");
+}
+
+/// A bundle packed from an older compose file lacks the image a new service needs: `up`
+/// lists it and changes nothing (no files written, no image loaded, no container).
+#[test]
+fn up_refuses_when_an_image_is_missing() {
+    if !require_docker() {
+        return;
+    }
+    let (p, _) = web_stack("missing");
+    let tampered = p.work.path().join("tampered.tar");
+    rewrite_member(
+        &p.bundle,
+        &tampered,
+        "airlock/compose/compose.yaml",
+        |text| {
+            format!("{text}\n").replace("volumes:\n  data:\n", "  extra:\n    image: ${REGISTRY}/airlock-it-missing/extra:9.9\nvolumes:\n  data:\n")
+        },
+    );
+    let verify = p.airlock().arg("verify").arg(&tampered).output().unwrap();
+    assert!(
+        verify.status.success(),
+        "the tampered bundle is internally consistent: {}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    let dir = p.offline_dir();
+    let up = p
+        .airlock()
+        .arg("up")
+        .arg(&tampered)
+        .arg("--dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&up.stdout);
+    let stderr = String::from_utf8_lossy(&up.stderr);
+    assert_eq!(up.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("airlock-it-missing/extra:9.9"), "{stdout}");
+    assert!(stderr.contains("nothing was changed"), "{stderr}");
+    assert!(!dir.exists(), "up wrote files before refusing");
+    assert!(container_starts(&p.project).is_empty());
+    assert!(!harness::image_exists(&format!(
+        "{}/airlock-it-missing/web:1.0",
+        registry_of(&p)
+    )));
+}
+
+fn registry_of(p: &Packed) -> String {
+    let env = std::fs::read_to_string(p.work.path().join("online").join(&p.project).join(".env"))
+        .unwrap();
+    env.lines()
+        .find_map(|l| l.strip_prefix("REGISTRY="))
+        .unwrap()
+        .to_string()
+}
+
+/// Copy a bundle, replacing one compose member and its SHA256SUMS line.
+fn rewrite_member(src: &Path, dst: &Path, member: &str, edit: impl Fn(&str) -> String) {
+    let mut archive = tar::Archive::new(std::fs::File::open(src).unwrap());
+    let mut members: Vec<(tar::Header, String, Vec<u8>)> = Vec::new();
+    for e in archive.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().to_string();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        members.push((e.header().clone(), name, data));
+    }
+    let new = edit(&String::from_utf8_lossy(
+        &members.iter().find(|m| m.1 == member).unwrap().2,
+    ))
+    .into_bytes();
+    let new_hex = hex_sha256(&new);
+    for m in members.iter_mut() {
+        if m.1 == member {
+            m.2 = new.clone();
+        }
+    }
+    let sums = members
+        .iter_mut()
+        .find(|m| m.1 == "airlock/SHA256SUMS")
+        .unwrap();
+    let text: String = String::from_utf8_lossy(&sums.2)
+        .lines()
+        .map(|l| {
+            if l.ends_with(&format!("  {member}")) {
+                format!("{new_hex}  {member}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    sums.2 = text.into_bytes();
+    let mut b = tar::Builder::new(std::fs::File::create(dst).unwrap());
+    for (mut h, name, data) in members {
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        b.append_data(&mut h, &name, &data[..]).unwrap();
+    }
+    b.finish().unwrap();
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    airlock::digest::Digest::of(bytes).hex().to_string()
+}
+
+/// A crash-looping service is named with its last log lines; a frontend that cannot
+/// resolve its upstream shows the DNS signature; both exit 1.
+#[test]
+fn check_names_crash_loops_and_dns_failures() {
+    if !require_docker() {
+        return;
+    }
+    let compose = r#"services:
+  worker:
+    image: ${REGISTRY}/airlock-it-broken/base:1.0
+    command: ["sh", "-c", "echo worker starting; echo 'fatal: cannot open /etc/worker.conf'; exit 3"]
+    restart: always
+  frontend:
+    image: ${REGISTRY}/airlock-it-broken/base:1.0
+    command: ["sh", "-c", "while true; do wget -q -O - http://api-upstream:8080/ || true; sleep 1; done"]
+"#;
+    let p = pack_stack("broken", &[("base", &[], "")], compose, "");
+    let dir = p.offline_dir();
+    let up = p
+        .airlock()
+        .arg("up")
+        .arg(&p.bundle)
+        .arg("--dir")
+        .arg(&dir)
+        .args(["--timeout", "45s", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        up.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let check = p
+        .airlock()
+        .arg("check")
+        .arg("--dir")
+        .arg(&dir)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(1));
+    let c = json_of(&check);
+    let service = |name: &str| {
+        c["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["service"] == name)
+            .cloned()
+            .unwrap()
+    };
+    let worker = service("worker");
+    assert_eq!(worker["status"], "fail", "{c:#}");
+    assert!(
+        worker["last_lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("cannot open /etc/worker.conf")),
+        "{worker:#}"
+    );
+    let frontend = service("frontend");
+    assert_eq!(frontend["status"], "fail", "{c:#}");
+    assert!(
+        frontend["signatures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["code"] == "dns"),
+        "{frontend:#}"
+    );
+    let human = p
+        .airlock()
+        .arg("check")
+        .arg("--dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        text.contains("worker") && text.contains("bad address"),
+        "{text}"
+    );
+}
+
+/// One flipped bit in a layer, and in a config: verify names that blob, exit 1. A truncated
+/// bundle: a clear error, exit 1, for verify and for load.
+#[test]
+fn verify_names_corrupt_blobs_and_truncation() {
+    if !require_docker() {
+        return;
+    }
+    let p = pack_stack(
+        "corrupt",
+        &[("base", &[], "")],
+        "services:\n  a:\n    image: ${REGISTRY}/airlock-it-corrupt/base:1.0\n",
+        "",
+    );
+    let members = airlock::bundle::read::Bundle::open(&p.bundle)
+        .unwrap()
+        .members()
+        .unwrap();
+    let meta = airlock::bundle::read::Bundle::open(&p.bundle)
+        .unwrap()
+        .open_meta()
+        .unwrap();
+    let config = meta.meta.images[0].config.digest.clone();
+    let largest = members
+        .iter()
+        .filter(|m| m.name.starts_with("blobs/"))
+        .max_by_key(|m| m.size)
+        .unwrap()
+        .clone();
+    let config_member = members
+        .iter()
+        .find(|m| m.blob_digest().as_ref() == Some(&config))
+        .unwrap()
+        .clone();
+    let original = std::fs::read(&p.bundle).unwrap();
+    for (member, at) in [
+        (&largest, largest.size / 2),
+        (&largest, largest.size - 1),
+        (&config_member, 3),
+    ] {
+        let mut bytes = original.clone();
+        bytes[(member.offset + at) as usize] ^= 0x01;
+        let bad = p.work.path().join("flipped.tar");
+        std::fs::write(&bad, &bytes).unwrap();
+        let out = p
+            .airlock()
+            .arg("verify")
+            .arg(&bad)
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let v = json_of(&out);
+        let digest = member.blob_digest().unwrap().to_string();
+        assert!(
+            v["problems"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|pr| pr["kind"] == "blob-digest" && pr["blob"] == digest.as_str()),
+            "{v:#}"
+        );
+        let human = p.airlock().arg("verify").arg(&bad).output().unwrap();
+        assert!(
+            String::from_utf8_lossy(&human.stdout).contains(&digest),
+            "{}",
+            String::from_utf8_lossy(&human.stdout)
+        );
+    }
+    for cut in [
+        original.len() / 2,
+        original.len() - 1024 - 100,
+        largest.offset as usize + 10,
+    ] {
+        let short = p.work.path().join("short.tar");
+        std::fs::write(&short, &original[..cut]).unwrap();
+        let out = p.airlock().arg("verify").arg(&short).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "cut at {cut}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("truncated"),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let load = p.airlock().arg("load").arg(&short).output().unwrap();
+        assert!(!load.status.success());
+        let err = String::from_utf8_lossy(&load.stderr);
+        assert!(err.contains("truncated"), "{err}");
+    }
+}
+
+/// zstd- and gzip-compressed bundles load (Engine 20.10 itself refuses zstd); a second load
+/// sends nothing; an engine holding the base layers gets only the new ones.
+#[test]
+fn load_compressed_bundles_and_skip_what_is_present() {
+    if !require_docker() {
+        return;
+    }
+    let p = pack_stack(
+        "compressed",
+        &[("app", &[("v.txt", "compressed\n")], "COPY v.txt /v.txt\n")],
+        "services:\n  a:\n    image: ${REGISTRY}/airlock-it-compressed/app:1.0\n",
+        "",
+    );
+    let reference = format!("{}/airlock-it-compressed/app:1.0", registry_of(&p));
+    let raw = std::fs::read(&p.bundle).unwrap();
+    let zst = p.work.path().join("b.tar.zst");
+    std::fs::write(&zst, zstd::encode_all(&raw[..], 3).unwrap()).unwrap();
+    let gz = p.work.path().join("b.tar.gz");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut enc, &raw).unwrap();
+    std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+    for file in [&zst, &gz] {
+        harness::docker_quiet(&["rmi", "-f", &reference]);
+        let out = p
+            .airlock()
+            .arg("load")
+            .arg(file)
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let l = json_of(&out);
+        assert_eq!(l["sent"], true);
+        // busybox layers are on the engine already (other images share them): skipped
+        assert!(l["blobs_skipped"].as_u64().unwrap() >= 1, "{l:#}");
+        assert!(harness::image_exists(&reference));
+        let v = p.airlock().arg("verify").arg(file).output().unwrap();
+        assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+    }
+    let again = json_of(
+        &p.airlock()
+            .arg("load")
+            .arg(&p.bundle)
+            .arg("--json")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(again["sent"], false);
+    assert_eq!(again["images"][0]["action"], "present");
+}
