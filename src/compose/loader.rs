@@ -9,7 +9,7 @@ use super::interpolate::{InterpolationError, interpolate};
 use super::merge::{merge_file, merge_service, strip_marks};
 use super::yaml::{self, Node, Value};
 use super::{Error, LoadOptions, Project, Warning, convert};
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Component, Path, PathBuf};
 
 pub type Env = BTreeMap<String, String>;
@@ -284,8 +284,41 @@ pub struct Tree {
     pub service_files: BTreeMap<String, PathBuf>,
 }
 
+/// A services mapping with an index by name (files may hold many services).
+struct Services {
+    entries: Vec<(String, Node)>,
+    index: HashMap<String, usize>,
+}
+
+impl Services {
+    fn new(entries: Vec<(String, Node)>) -> Services {
+        let index = entries
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| (k.clone(), i))
+            .collect();
+        Services { entries, index }
+    }
+
+    fn get(&self, name: &str) -> Option<&Node> {
+        self.index
+            .get(name)
+            .and_then(|&i| self.entries.get(i))
+            .map(|(_, n)| n)
+    }
+
+    fn get_mut(&mut self, name: &str) -> Option<&mut Node> {
+        self.index
+            .get(name)
+            .and_then(|&i| self.entries.get_mut(i))
+            .map(|(_, n)| n)
+    }
+}
+
 #[derive(Default)]
 struct Loader {
+    /// Services of files named by `extends: {file:}`, parsed once.
+    extends_cache: HashMap<PathBuf, Services>,
     files: Vec<PathBuf>,
     env_files: Vec<PathBuf>,
     warnings: Vec<Warning>,
@@ -355,10 +388,18 @@ impl Loader {
         let mut out = Vec::new();
         for mut doc in self.parse_interpolated(file, env)? {
             let names = service_names(&doc);
-            if let Some(services) = doc.get_mut("services") {
-                for name in &names {
-                    let mut stack = Vec::new();
-                    self.extend(services, name, file, env, &mut stack)?;
+            if let Some(Value::Map(entries)) = doc.get_mut("services").map(|s| &mut s.value) {
+                let extending: Vec<String> = entries
+                    .iter()
+                    .filter(|(_, s)| s.get("extends").is_some())
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                if !extending.is_empty() {
+                    let mut services = Services::new(std::mem::take(entries));
+                    for name in &extending {
+                        self.extend(&mut services, name, file, env, &mut Vec::new())?;
+                    }
+                    *entries = services.entries;
                 }
             }
             let mut owners: BTreeMap<String, PathBuf> = BTreeMap::new();
@@ -542,11 +583,11 @@ impl Loader {
         Ok(())
     }
 
-    /// Apply `extends` of service `name` in `services` (a mapping of `file`), recursively.
+    /// Apply `extends` of service `name` in `services` (the services of `file`), recursively.
     /// `stack` holds the (file, service) pairs being extended, to detect cycles.
     fn extend(
         &mut self,
-        services: &mut Node,
+        services: &mut Services,
         name: &str,
         file: &Path,
         env: &Env,
@@ -565,44 +606,36 @@ impl Loader {
             return Err(Error::ExtendsCycle { chain });
         }
         let path = format!("services.{name}.extends");
+        let bad = |n: &Node, at: &str, message: String| invalid(file, n, at, Some(name), message);
         let (base_name, base_file) = match &ext.value {
             Value::Str(s) => (s.clone(), None),
             Value::Map(_) => {
-                let service = ext.get("service").and_then(Node::text).ok_or_else(|| {
-                    invalid(
-                        file,
-                        &ext,
-                        &path,
-                        Some(name),
-                        "needs a `service` name".to_string(),
-                    )
-                })?;
+                let service = ext
+                    .get("service")
+                    .and_then(Node::text)
+                    .ok_or_else(|| bad(&ext, &path, "needs a `service` name".into()))?;
                 let base_file = match ext.get("file") {
                     None => None,
-                    Some(f) => match f.text() {
-                        Some(t) => Some(t),
-                        None => {
-                            return Err(invalid(
-                                file,
-                                f,
-                                &format!("{path}.file"),
-                                Some(name),
-                                format!("must be a string, not {}", f.kind()),
-                            ));
-                        }
-                    },
+                    Some(f) => Some(f.text().ok_or_else(|| {
+                        bad(
+                            f,
+                            &format!("{path}.file"),
+                            format!("must be a string, not {}", f.kind()),
+                        )
+                    })?),
                 };
                 (service, base_file)
             }
             _ => {
-                return Err(invalid(
-                    file,
-                    &ext,
-                    &path,
-                    Some(name),
-                    format!("must be a string or a mapping, not {}", ext.kind()),
-                ));
+                let message = format!("must be a string or a mapping, not {}", ext.kind());
+                return Err(bad(&ext, &path, message));
             }
+        };
+        let unknown = |base_file: PathBuf| Error::ExtendsUnknown {
+            service: name.to_string(),
+            base: base_name.clone(),
+            file: file.to_path_buf(),
+            base_file,
         };
         stack.push(here);
         let base = match base_file {
@@ -612,40 +645,42 @@ impl Loader {
                 if !base_path.is_file() {
                     return Err(Error::FileNotFound { path: base_path });
                 }
-                let mut merged: Option<Node> = None;
-                for doc in self.parse_interpolated(&base_path, env)? {
-                    merged = Some(match merged {
-                        Some(m) => merge_file(m, doc),
-                        None => doc,
-                    });
-                }
-                let mut base_services = merged
-                    .and_then(|mut d| d.remove("services"))
-                    .unwrap_or_else(|| Node::new(Value::Map(Vec::new()), 1, 1));
+                // Each other file is parsed once; its services keep the extends applied so far.
+                let mut base_services = match self.extends_cache.remove(&base_path) {
+                    Some(s) => s,
+                    None => {
+                        let mut merged: Option<Node> = None;
+                        for doc in self.parse_interpolated(&base_path, env)? {
+                            merged = Some(match merged {
+                                Some(m) => merge_file(m, doc),
+                                None => doc,
+                            });
+                        }
+                        let entries = match merged.and_then(|mut d| d.remove("services")) {
+                            Some(Node {
+                                value: Value::Map(e),
+                                ..
+                            }) => e,
+                            _ => Vec::new(),
+                        };
+                        Services::new(entries)
+                    }
+                };
                 if base_services.get(&base_name).is_none() {
-                    return Err(Error::ExtendsUnknown {
-                        service: name.to_string(),
-                        base: base_name,
-                        file: file.to_path_buf(),
-                        base_file: base_path,
-                    });
+                    return Err(unknown(base_path));
                 }
-                self.extend(&mut base_services, &base_name, &base_path, env, stack)?;
-                let mut b = base_services
-                    .remove(&base_name)
-                    .unwrap_or_else(|| Node::new(Value::Map(Vec::new()), 1, 1));
+                let result = self.extend(&mut base_services, &base_name, &base_path, env, stack);
+                let b = base_services.get(&base_name).cloned();
+                self.extends_cache.insert(base_path.clone(), base_services);
+                result?;
+                let mut b = b.unwrap_or_else(|| Node::new(Value::Map(Vec::new()), 1, 1));
                 let base_dir = base_path.parent().unwrap_or(Path::new("/")).to_path_buf();
                 resolve_service_paths(&mut b, &base_dir);
                 b
             }
             None => {
                 if services.get(&base_name).is_none() {
-                    return Err(Error::ExtendsUnknown {
-                        service: name.to_string(),
-                        base: base_name,
-                        file: file.to_path_buf(),
-                        base_file: file.to_path_buf(),
-                    });
+                    return Err(unknown(file.to_path_buf()));
                 }
                 self.extend(services, &base_name, file, env, stack)?;
                 services
@@ -655,11 +690,12 @@ impl Loader {
             }
         };
         stack.pop();
-        if let Some(mut local) = services.get(name).cloned() {
+        if let Some(slot) = services.get_mut(name) {
+            let mut local = std::mem::replace(slot, Node::new(Value::Null, 0, 0));
             local.remove("extends");
             let mut base = base;
             base.remove("extends");
-            services.insert(name, merge_service(base, local));
+            *slot = merge_service(base, local);
         }
         Ok(())
     }
@@ -777,7 +813,11 @@ impl Loader {
             // The included project's own env files, overridden by the including environment.
             let mut inc_env = self.read_env_files(&env_paths, env)?;
             inc_env.extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
-            let tree = self.load_project(&paths, &project_dir, &inc_env, chain)?;
+            // Files extended from the included project interpolate with its environment.
+            let saved = std::mem::take(&mut self.extends_cache);
+            let tree = self.load_project(&paths, &project_dir, &inc_env, chain);
+            self.extends_cache = saved;
+            let tree = tree?;
             let mut doc = tree.doc;
             strip_marks(&mut doc);
             resolve_project_paths(&mut doc, &project_dir);

@@ -7,6 +7,7 @@
 //! same path also drop the inherited value). Used by `loader`.
 
 use super::yaml::{Mark, Node, Value};
+use std::collections::HashMap;
 
 /// Where in the model a value sits: decides its merge rule.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -122,15 +123,23 @@ fn merge_maps(base: Node, over: Node, child: At) -> Node {
             };
         }
     };
+    let mut index: HashMap<String, usize> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| (k.clone(), i))
+        .collect();
     for (k, v) in over_entries {
-        match entries.iter().position(|(ek, _)| *ek == k) {
+        match index.get(&k).copied() {
             // Extension fields are replaced whole, as compose-go does.
             Some(i) if k.starts_with("x-") => entries[i].1 = v,
             Some(i) => {
                 let old = std::mem::replace(&mut entries[i].1, Node::new(Value::Null, 0, 0));
                 entries[i].1 = merge(Some(old), v, child, &k);
             }
-            None => entries.push((k, v)),
+            None => {
+                index.insert(k.clone(), entries.len());
+                entries.push((k, v));
+            }
         }
     }
     Node {
@@ -143,26 +152,21 @@ fn merge_maps(base: Node, over: Node, child: At) -> Node {
 
 /// `environment`/`labels`/`args`: list (`K=V`, `K`) or mapping; merged as mappings.
 fn merge_mappings(base: Node, over: Node) -> Node {
-    let (b, o) = (to_mapping(base), to_mapping(over));
-    match (b, o) {
+    match (to_mapping(base), to_mapping(over)) {
         (Some(b), Some(o)) => {
+            let (line, col, mark) = (b.line, b.col, b.mark);
             let mut entries = match b.value {
                 Value::Map(e) => e,
                 _ => Vec::new(),
             };
             if let Value::Map(oe) = o.value {
-                for (k, v) in oe {
-                    match entries.iter_mut().find(|(ek, _)| *ek == k) {
-                        Some(slot) => slot.1 = v,
-                        None => entries.push((k, v)),
-                    }
-                }
+                upsert_all(&mut entries, oe);
             }
             Node {
                 value: Value::Map(entries),
-                line: b.line,
-                col: b.col,
-                mark: b.mark,
+                line,
+                col,
+                mark,
             }
         }
         (_, Some(o)) => o,
@@ -171,26 +175,43 @@ fn merge_mappings(base: Node, over: Node) -> Node {
     }
 }
 
+/// Set each pair in `entries`, replacing an equal key in place, else appending.
+fn upsert_all(entries: &mut Vec<(String, Node)>, pairs: Vec<(String, Node)>) {
+    let mut index: HashMap<String, usize> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| (k.clone(), i))
+        .collect();
+    for (k, v) in pairs {
+        match index.get(&k) {
+            Some(&i) => entries[i].1 = v,
+            None => {
+                index.insert(k.clone(), entries.len());
+                entries.push((k, v));
+            }
+        }
+    }
+}
+
 /// A `K=V` list or a mapping as a mapping; `None` for other shapes (left to validation).
 pub fn to_mapping(node: Node) -> Option<Node> {
     match node.value {
         Value::Map(_) => Some(node),
         Value::Seq(items) => {
-            let mut entries: Vec<(String, Node)> = Vec::new();
+            let mut pairs: Vec<(String, Node)> = Vec::with_capacity(items.len());
             for item in items {
                 let text = item.text()?;
-                let (k, v) = match text.split_once('=') {
+                let (line, col) = (item.line, item.col);
+                pairs.push(match text.split_once('=') {
                     Some((k, v)) => (
                         k.to_string(),
-                        Node::new(Value::Str(v.to_string()), item.line, item.col),
+                        Node::new(Value::Str(v.to_string()), line, col),
                     ),
-                    None => (text, Node::new(Value::Null, item.line, item.col)),
-                };
-                match entries.iter_mut().find(|(ek, _)| *ek == k) {
-                    Some(slot) => slot.1 = v,
-                    None => entries.push((k, v)),
-                }
+                    None => (text, Node::new(Value::Null, line, col)),
+                });
             }
+            let mut entries = Vec::new();
+            upsert_all(&mut entries, pairs);
             Some(Node {
                 value: Value::Map(entries),
                 line: node.line,
@@ -268,13 +289,32 @@ fn one_or_list(node: Node) -> Node {
 /// replaces it in place. Non-sequences: `over` wins.
 fn unique_by(base: Node, over: Node, key: impl Fn(&Node) -> Option<String>) -> Node {
     let (line, col, mark) = (base.line, base.col, base.mark);
-    let (Value::Seq(mut items), Value::Seq(over_items)) = (base.value, over.value.clone()) else {
-        return over;
+    let (mut items, over_items) = match (base.value, over.value) {
+        (Value::Seq(a), Value::Seq(b)) => (a, b),
+        (_, value) => {
+            return Node {
+                value,
+                line: over.line,
+                col: over.col,
+                mark: over.mark,
+            };
+        }
     };
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for (i, item) in items.iter().enumerate() {
+        if let Some(k) = key(item) {
+            index.entry(k).or_insert(i);
+        }
+    }
     for item in over_items {
-        let k = key(&item);
-        match k.and_then(|k| items.iter().position(|i| key(i).as_deref() == Some(&k))) {
-            Some(i) => items[i] = item,
+        match key(&item) {
+            Some(k) => match index.get(&k) {
+                Some(&i) => items[i] = item,
+                None => {
+                    index.insert(k, items.len());
+                    items.push(item);
+                }
+            },
             None => items.push(item),
         }
     }
