@@ -100,6 +100,8 @@ pub struct Report {
     pub signed: bool,
     pub images: Vec<ImageCheck>,
     pub problems: Vec<Problem>,
+    /// What could not be checked, and why (never a failure).
+    pub notes: Vec<String>,
 }
 
 impl Report {
@@ -441,6 +443,17 @@ pub fn verify(
         checks.completeness(meta);
     }
     problems.append(&mut checks.problems);
+    let mut notes = Vec::new();
+    if let Some(meta) = &meta
+        && !meta.compose_files.is_empty()
+    {
+        match compose_completeness(meta) {
+            Ok(mut p) => problems.append(&mut p),
+            Err(e) => notes.push(format!(
+                "the compose project in the bundle was not checked: {e}"
+            )),
+        }
+    }
     Ok(Report {
         bundle: bundle.path.clone(),
         compression: bundle.compression,
@@ -451,7 +464,89 @@ pub fn verify(
         signed: meta.as_ref().is_some_and(|m| m.signed),
         images: checks.images,
         problems,
+        notes,
     })
+}
+
+/// Every image the bundle's compose project needs (planned for the bundle's platform, with
+/// the compose and env files the bundle carries and the process environment) is in the
+/// bundle: service images, and the build bases of services whose built image is not carried.
+pub fn compose_completeness(meta: &Meta) -> Result<Vec<Problem>, String> {
+    use crate::plan::Kind;
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let stage = tmp.path().join(&meta.meta.project);
+    for (rel, bytes) in &meta.compose_files {
+        if rel
+            .split('/')
+            .any(|p| p.is_empty() || p == "." || p == "..")
+        {
+            continue;
+        }
+        let path = stage.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+        }
+        std::fs::write(&path, bytes).map_err(|e| e.to_string())?;
+    }
+    let files = super::read::entry_files(&meta.meta.compose.files, &meta.compose_files);
+    let opts = crate::compose::LoadOptions {
+        files: files.iter().map(|f| stage.join(f)).collect(),
+        project_directory: Some(stage.clone()),
+        profiles: meta.meta.compose.profiles.clone(),
+        project_name: Some(meta.meta.project.clone()),
+        ..Default::default()
+    };
+    let project = crate::compose::load(&opts).map_err(|e| e.to_string())?;
+    let platform = meta
+        .meta
+        .platform
+        .parse()
+        .map_err(|e: crate::platform::PlatformError| e.to_string())?;
+    let plan = crate::plan::plan(
+        &project,
+        &crate::plan::PlanOptions {
+            platform,
+            ..Default::default()
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let carried = |r: &str, normalized: &str| {
+        meta.meta
+            .images
+            .iter()
+            .any(|i| i.normalized == normalized || i.reference == r)
+    };
+    let unbuilt: BTreeSet<&str> = plan
+        .images
+        .iter()
+        .filter(|i| i.kind == Kind::BuildTag && !carried(&i.reference, &i.normalized))
+        .flat_map(|i| i.services.iter().map(String::as_str))
+        .collect();
+    let mut out = Vec::new();
+    for img in &plan.images {
+        let needed = match img.kind {
+            Kind::Image => true,
+            Kind::BuildFrom | Kind::BuildCopyFrom | Kind::BuildSyntax => {
+                img.services.iter().any(|s| unbuilt.contains(s.as_str()))
+            }
+            _ => false,
+        };
+        if needed && !carried(&img.reference, &img.normalized) {
+            out.push(Problem {
+                kind: ProblemKind::MissingImage,
+                file: None,
+                blob: None,
+                image: Some(img.reference.clone()),
+                message: format!(
+                    "the compose project needs `{}` (services: {}) for {}, but the bundle does not carry it",
+                    img.reference,
+                    img.services.join(", "),
+                    meta.meta.platform
+                ),
+            });
+        }
+    }
+    Ok(out)
 }
 
 struct Checks<'a> {

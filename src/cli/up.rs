@@ -151,38 +151,7 @@ impl ComposeTool {
     }
 }
 
-/// The compose files to pass with `-f`: every file of the bundle's list that no other
-/// listed file names in an `extends`/`include` line (those are read through the file that
-/// names them).
-pub fn entry_files(files: &[String], contents: &BTreeMap<String, Vec<u8>>) -> Vec<String> {
-    let named_by_other = |f: &str| {
-        let base = f.rsplit('/').next().unwrap_or(f);
-        files.iter().filter(|o| o.as_str() != f).any(|o| {
-            let text = contents
-                .get(o)
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .unwrap_or_default();
-            text.lines().any(|l| {
-                let t = l.trim();
-                t.contains(base)
-                    && (t.starts_with("file:")
-                        || t.starts_with("path:")
-                        || t.starts_with("- ")
-                        || t.starts_with("include:"))
-            })
-        })
-    };
-    let out: Vec<String> = files
-        .iter()
-        .filter(|f| !named_by_other(f))
-        .cloned()
-        .collect();
-    if out.is_empty() {
-        files.iter().take(1).cloned().collect()
-    } else {
-        out
-    }
-}
+pub use crate::bundle::read::entry_files;
 
 /// The override file: `pull_policy: never` for every service, pinned references mapped to
 /// their local tags, and the first compose file's `version:` (docker-compose 1.x checks it).

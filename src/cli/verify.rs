@@ -68,6 +68,7 @@ pub fn run(args: VerifyArgs, out: &Output) -> anyhow::Result<ExitCode> {
             "signed": report.signed,
             "images": report.images,
             "problems": report.problems,
+            "notes": report.notes,
         }))?;
     } else {
         print_human(&report, elapsed, out);
@@ -102,6 +103,9 @@ fn print_human(report: &Report, elapsed: std::time::Duration, out: &Output) {
                 p.message
             ));
         }
+    }
+    for n in &report.notes {
+        out.warn(n);
     }
     let secs = elapsed.as_secs_f64().max(0.001);
     let verdict = if report.ok() {

@@ -354,7 +354,10 @@ fn end_to_end_up_twice_and_docker_load() {
     // plain docker load of the same file (after the stack is gone)
     let images = p._cleanup.images.clone();
     drop(p._cleanup);
-    let _loaded = Cleanup { project: p.project.clone(), images };
+    let _loaded = Cleanup {
+        project: p.project.clone(),
+        images,
+    };
     let out = harness::docker(&["load", "-i", p.bundle.to_str().unwrap()]);
     assert!(out.contains("Loaded image"), "{out}");
 }
@@ -376,11 +379,27 @@ fn up_refuses_when_an_image_is_missing() {
             format!("{text}\n").replace("volumes:\n  data:\n", "  extra:\n    image: ${REGISTRY}/airlock-it-missing/extra:9.9\nvolumes:\n  data:\n")
         },
     );
-    let verify = p.airlock().arg("verify").arg(&tampered).output().unwrap();
+    // verify plans the carried compose project: the new service's image is not in the bundle
+    let verify = p
+        .airlock()
+        .arg("verify")
+        .arg(&tampered)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert_eq!(verify.status.code(), Some(1));
+    let v = json_of(&verify);
     assert!(
-        verify.status.success(),
-        "the tampered bundle is internally consistent: {}",
-        String::from_utf8_lossy(&verify.stdout)
+        v["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|pr| pr["kind"] == "missing-image"
+                && pr["image"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("airlock-it-missing/extra:9.9")),
+        "{v:#}"
     );
     let dir = p.offline_dir();
     let up = p
