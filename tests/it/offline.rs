@@ -86,11 +86,13 @@ impl Packed {
     }
 }
 
-/// `images`: (service name, image path under the registry, extra files, Dockerfile lines).
+/// An image to build: (name under `<registry>/<project>/`, extra files, Dockerfile lines).
+type ImageSpec<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+
 /// `compose` is the compose file, with `${REGISTRY}` for the registry address.
 fn pack_stack(
     name: &str,
-    images: &[(&str, &[(&str, &str)], &str)],
+    images: &[ImageSpec<'_>],
     compose: &str,
     env: &str,
 ) -> Packed {
