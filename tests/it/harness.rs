@@ -334,3 +334,9 @@ fn harness_registry_serves_pushed_images() {
         assert_eq!(manifest["layers"].as_array().map(|l| l.len()), Some(4), "{manifest}");
     }
 }
+
+/// A CA and a server certificate for 127.0.0.1/localhost: `(ca.crt, server.crt, server.key)`
+/// (for TLS servers other than `Registry`, e.g. `airlock serve --tls-cert`).
+pub fn test_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    make_certs(dir)
+}

@@ -6,3 +6,4 @@ mod pack; // airlock pack/lock: docker load of the bundle, --from-docker, TLS+Ba
 mod reference; // Reference::parse property tests (no panics, normalised form is a fixed point)
 mod registry; // registry faults through a loopback proxy: cut mid-blob, wrong bytes, 429, kill -9
 mod offline; // verify, inspect, load, up, check against the engine and docker-compose
+mod serve; // airlock serve: engine pull, compose v1 up, skopeo, ranges, writes refused, TLS+auth, path fuzzing
