@@ -7,3 +7,4 @@ mod reference; // Reference::parse property tests (no panics, normalised form is
 mod registry; // registry faults through a loopback proxy: cut mid-blob, wrong bytes, 429, kill -9
 mod offline; // verify, inspect, load, up, check against the engine and docker-compose
 mod serve; // airlock serve: engine pull, compose v1 up, skopeo, ranges, writes refused, TLS+auth, path fuzzing
+mod push; // airlock push: plain (prefix, chunks, mounts) and TLS+Basic into docker-registry, digests kept, second push uploads nothing
