@@ -262,10 +262,7 @@ pub fn raw(port: u16, method: &str, target: &str, headers: &[(&str, &str)]) -> A
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
-            break;
-        };
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
         let n = usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap().trim(), 16).unwrap();
         if n == 0 {
             break;
@@ -546,7 +543,7 @@ fn protocol_ranges_writes_and_not_found() {
     // Not found: `..`, unknown digest, unknown name, unknown tag, a blob of another repository.
     let zero = format!("sha256:{}", "0".repeat(64));
     for (path, code) in [
-        (format!("/v2/../../../etc/passwd"), "NAME_UNKNOWN"),
+        ("/v2/../../../etc/passwd".to_string(), "NAME_UNKNOWN"),
         (format!("/v2/{repo}/../../blobs/{layer}"), "NAME_UNKNOWN"),
         (format!("/v2/{repo}/blobs/../../../{layer}"), "NAME_UNKNOWN"),
         (format!("/v2/%2e%2e/blobs/{layer}"), "NAME_UNKNOWN"),
