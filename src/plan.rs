@@ -554,6 +554,9 @@ fn stateful_finding(c: &mut Collector<'_>, s: &Service, image: &Reference) {
 /// Whether `value` names `host` as a network address: `host:port`, `scheme://host`, `user@host`,
 /// or the whole value when `key` looks like a host setting.
 fn names_host(key: &str, value: &str, host: &str) -> bool {
+    if host.is_empty() {
+        return false;
+    }
     let key = key.to_ascii_uppercase();
     if value == host && HOST_KEYS.iter().any(|k| key.contains(k)) {
         return true;
@@ -564,7 +567,7 @@ fn names_host(key: &str, value: &str, host: &str) -> bool {
     while let Some(pos) = value[start..].find(host) {
         let at = start + pos;
         let end = at + host.len();
-        start = at + 1;
+        start = at + host.chars().next().map_or(1, char::len_utf8);
         if at > 0 && is_host_char(bytes[at - 1]) || end < bytes.len() && is_host_char(bytes[end]) {
             continue;
         }

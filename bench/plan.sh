@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Time `airlock plan` on the largest compose fixture (most services, then most merged -f files),
+# run as its expected list's header says. Target: under 20 ms wall per run.
+# Uses hyperfine when installed (Debian package `hyperfine`), otherwise a timed loop.
+#   bench/plan.sh            # release build, 50 runs
+#   RUNS=200 bench/plan.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fixtures="${AIRLOCK_FIXTURES:-$(cd .. && pwd)/shared/fixtures/compose}"
+runs="${RUNS:-50}"
+
+# Pick the largest case: "<services> <files> <expected list>".
+best=""
+while IFS= read -r list; do
+  if grep -q '^# features:.*fragment' "$list"; then continue; fi
+  services=$(sed -n 's/^# services: \([0-9]*\).*/\1/p' "$list" | head -1)
+  files=$(head -1 "$list" | { grep -o ' -f ' || true; } | wc -l)
+  if [ "$files" -eq 0 ]; then files=1; fi
+  line="${services:-0} $files $list"
+  if [ -z "$best" ] || [ "$(printf '%s\n%s\n' "$best" "$line" | sort -k1,1n -k2,2n | tail -1)" = "$line" ]; then
+    best="$line"
+  fi
+done < <(find "$fixtures" -name '*.expected-images.txt' | sort)
+read -r services files list <<<"$best"
+folder="$fixtures/$(printf '%s' "${list#"$fixtures"/}" | cut -d/ -f1)"
+
+args=(plan --json --profile '*')
+if head -1 "$list" | grep -q 'files merged in this order'; then
+  for f in $(head -1 "$list" | grep -o ' -f [^ )]*' | awk '{print $2}'); do args+=(-f "$folder/$f"); done
+else
+  args+=(-f "${list%.expected-images.txt}")
+fi
+env_file=$(sed -n 's/^# env file used for interpolation: \([^ ]*\).*/\1/p' "$list")
+if [ -n "$env_file" ] && [ "$env_file" != none ]; then args+=(--env-file "$folder/$env_file"); fi
+
+cargo build --release --quiet --bin airlock
+bin="$PWD/target/release/airlock"
+echo "fixture: ${list#"$fixtures"/} ($services services, $files compose file(s))"
+echo "command: airlock ${args[*]}"
+env -i PATH="$PATH" HOME="$HOME" "$bin" "${args[@]}" >/dev/null
+
+if command -v hyperfine >/dev/null 2>&1; then
+  md=$(mktemp)
+  (cd "$folder" && hyperfine --shell=none --warmup 5 --runs "$runs" --export-markdown "$md" \
+    "env -i PATH=$PATH HOME=$HOME $bin ${args[*]}" >/dev/null)
+  sed -e "s|env -i PATH=[^ ]* HOME=[^ ]* $bin|airlock|" -e "s|$fixtures/||g" "$md"
+  mean_ms=$(awk -F'|' 'NR==3 {gsub(/ /,"",$3); split($3,a,"±"); print a[1]}' "$md")
+  rm -f "$md"
+else
+  start=$(date +%s%N)
+  for _ in $(seq "$runs"); do env -i PATH="$PATH" HOME="$HOME" "$bin" "${args[@]}" >/dev/null; done
+  end=$(date +%s%N)
+  mean_ms=$(awk -v ns=$((end - start)) -v n="$runs" 'BEGIN {printf "%.1f", ns / n / 1e6}')
+  printf '| command | runs | mean [ms] |\n|:---|---:|---:|\n| airlock %s | %s | %s |\n' "${args[*]}" "$runs" "$mean_ms"
+fi
+echo
+awk -v m="$mean_ms" 'BEGIN { if (m + 0 < 20) printf "OK: %.1f ms mean wall time (target < 20 ms)\n", m; else { printf "SLOW: %.1f ms mean wall time (target < 20 ms)\n", m; exit 1 } }'
