@@ -1051,3 +1051,4 @@ pub fn all_profiles(doc: &Node) -> BTreeSet<String> {
     }
     out
 }
+

@@ -718,3 +718,52 @@ fn largest_fixture_loads_fast() {
     );
     assert!(each < budget, "{each:?} per load");
 }
+
+/// Write a project of `n` services (each extending `base`) plus an override of all of them.
+fn big_project(dir: &Path, n: usize) -> LoadOptions {
+    let mut base = String::from("services:\n  base:\n    image: base\n    ports: ['80']\n");
+    let mut over = String::from("services:\n");
+    for i in 0..n {
+        base += &format!("  s{i}:\n    extends: base\n    environment: [A=1]\n");
+        over += &format!(
+            "  s{i}:\n    environment: {{B: 2}}\n    ports: ['{}:80']\n",
+            1000 + i
+        );
+    }
+    std::fs::write(dir.join("compose.yaml"), base).unwrap();
+    std::fs::write(dir.join("override.yaml"), over).unwrap();
+    LoadOptions {
+        files: vec![dir.join("compose.yaml"), dir.join("override.yaml")],
+        environment: env(&[]),
+        ..LoadOptions::default()
+    }
+}
+
+#[test]
+fn many_services_with_extends_and_overrides_load_in_linear_time() {
+    let time = |n: usize| {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = big_project(dir.path(), n);
+        let p = compose::load(&opts).unwrap();
+        assert_eq!(p.services.len(), n + 1);
+        let last = format!("s{}", n - 1);
+        assert_eq!(env_of(&p, &last, "A"), Some("1"));
+        assert_eq!(env_of(&p, &last, "B"), Some("2"));
+        assert_eq!(p.services[&last].ports.len(), 2);
+        (0..3)
+            .map(|_| {
+                let started = Instant::now();
+                compose::load(&opts).unwrap();
+                started.elapsed()
+            })
+            .min()
+            .unwrap()
+    };
+    let (small, large) = (time(500), time(2000));
+    // Four times the services: linear is 4x, quadratic would be 16x.
+    let ratio = large.as_secs_f64() / small.as_secs_f64();
+    assert!(
+        ratio < 8.0,
+        "500 services: {small:?}, 2000 services: {large:?}"
+    );
+}
