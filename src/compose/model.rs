@@ -101,7 +101,9 @@ pub struct DependsOn {
 pub struct Mount {
     /// `volume`, `bind`, `tmpfs`, `image`, `npipe`, `cluster`.
     pub kind: String,
-    /// Volume name, host path (as written) or image reference; `None` for anonymous volumes.
+    /// Volume name, host path (made absolute against the directory of the project or file
+    /// that defined it, as `docker compose config` shows it; `~` kept) or image reference;
+    /// `None` for anonymous volumes.
     pub source: Option<String>,
     pub target: String,
     pub read_only: bool,
