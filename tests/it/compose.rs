@@ -475,6 +475,119 @@ fn compose_file_and_project_name_from_dotenv() {
     assert_eq!(p.name, "given");
 }
 
+#[test]
+fn every_typed_field_in_both_syntaxes() {
+    let p = compose::load(&LoadOptions {
+        files: vec![data("fields/compose.yaml")],
+        environment: env(&[("FROM_ENV", "env-value")]),
+        ..LoadOptions::default()
+    })
+    .unwrap();
+    let s = &p.services["built"];
+    let b = s.build.as_ref().unwrap();
+    assert_eq!(b.context.as_deref(), Some(data("fields/app").as_path()));
+    assert_eq!(b.context_raw, "./app");
+    assert_eq!(b.dockerfile.as_deref(), Some("Dockerfile.prod"));
+    assert_eq!(b.args["VERSION"].as_deref(), Some("1.2"));
+    assert_eq!(b.args["FROM_ENV"].as_deref(), Some("env-value"));
+    assert_eq!(b.args["NOT_SET"], None);
+    assert_eq!(b.target.as_deref(), Some("runtime"));
+    assert_eq!(b.platforms, ["linux/amd64", "linux/arm64"]);
+    assert_eq!(b.additional_contexts["base"], "docker-image://alpine:3.20");
+    assert_eq!(b.additional_contexts["src"], "./src");
+    assert_eq!(b.pull, Some(true));
+    assert_eq!(s.image.as_deref(), Some("registry.local/built:1"));
+    assert_eq!(s.pull_policy.as_deref(), Some("build"));
+    assert_eq!(s.platform.as_deref(), Some("linux/arm64/v8"));
+    assert_eq!(s.restart.as_deref(), Some("unless-stopped"));
+    assert_eq!(s.container_name.as_deref(), Some("the-built"));
+    assert_eq!(s.command, ["sh", "-c", "echo \"hello world\""]);
+    assert_eq!(s.entrypoint, ["/bin/tini", "--"]);
+    assert_eq!(s.healthcheck.as_ref().unwrap()["interval"], "10s");
+    assert_eq!(s.environment["PLAIN"].as_deref(), Some("1"));
+    assert_eq!(s.environment["INHERIT"], None);
+    let db = &s.depends_on["db"];
+    assert_eq!(
+        (db.condition.as_str(), db.required, db.restart),
+        ("service_healthy", true, true)
+    );
+    assert!(!s.depends_on["optional"].required);
+    let ports: Vec<String> = s
+        .ports
+        .iter()
+        .map(|p| {
+            format!(
+                "{:?} {:?} {} {}",
+                p.host_ip, p.published, p.target, p.protocol
+            )
+        })
+        .collect();
+    assert_eq!(
+        ports,
+        [
+            r#"Some("127.0.0.1") Some("8080") 80 tcp"#,
+            r#"Some("0.0.0.0") Some("8443") 443 tcp"#,
+            "None None 9000 tcp"
+        ]
+    );
+    let mounts: Vec<String> = s
+        .volumes
+        .iter()
+        .map(|m| format!("{} {:?} {} {}", m.kind, m.source, m.target, m.read_only))
+        .collect();
+    let abs = |rel: &str| data(rel).to_string_lossy().into_owned();
+    assert_eq!(
+        mounts,
+        [
+            format!("bind Some({:?}) /data true", abs("fields/data")),
+            r#"volume Some("named") /named false"#.to_string(),
+            "volume None /anonymous false".to_string(),
+            r#"image Some("models/llm:1") /models false"#.to_string(),
+            format!("bind Some({:?}) /conf true", abs("fields/conf")),
+            "tmpfs None /tmp false".to_string(),
+        ]
+    );
+    assert_eq!(s.image_volumes, ["models/llm:1"]);
+    assert_eq!(s.file, data("fields/compose.yaml"));
+    assert_eq!(s.raw["container_name"], "the-built");
+    // A remote context has no directory; `build: dir` is the context.
+    let db = p.services["db"].build.as_ref().unwrap();
+    assert_eq!(
+        (db.context.as_ref(), db.context_raw.as_str()),
+        (None, "https://github.com/example/db.git#main:docker")
+    );
+    let inline = p.services["inline"].build.as_ref().unwrap();
+    assert_eq!(
+        inline.dockerfile_inline.as_deref(),
+        Some("FROM busybox:1.36\n")
+    );
+    assert_eq!(inline.context.as_deref(), Some(data("fields").as_path()));
+    let short = p.services["short-build"].build.as_ref().unwrap();
+    assert_eq!(
+        short.context.as_deref(),
+        Some(data("fields/short").as_path())
+    );
+    assert_eq!(p.volumes, ["named"]);
+}
+
+#[test]
+fn reset_can_remove_a_whole_service() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.yaml"),
+        "services:\n  a: {image: a}\n  b: {image: b}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("b.yaml"), "services:\n  b: !reset null\n").unwrap();
+    let p = compose::load(&LoadOptions {
+        files: vec![dir.path().join("a.yaml"), dir.path().join("b.yaml")],
+        environment: env(&[]),
+        ..LoadOptions::default()
+    })
+    .unwrap();
+    assert_eq!(p.services.keys().collect::<Vec<_>>(), ["a"]);
+}
+
 // ---- the real compose files of $AIRLOCK_FIXTURES ----
 
 fn fixtures() -> PathBuf {
