@@ -413,9 +413,9 @@ pub fn run(args: PackArgs, out: &Output) -> anyhow::Result<ExitCode> {
     let store = Store::open(Store::default_root()?)?;
     let progress = Arc::new(Progress::new(out));
     let reporter: Arc<dyn Reporter> = progress.clone();
-    let client = client(&args.registry, reporter.clone())?;
-    let rt = runtime()?;
     let cancel = Arc::new(AtomicBool::new(false));
+    let client = client(&args.registry, reporter.clone())?.with_cancel(cancel.clone());
+    let rt = runtime()?;
     let stats = PullStats::default();
 
     let resolved: anyhow::Result<Vec<ResolvedImage>> = rt.block_on(async {

@@ -79,6 +79,8 @@ pub struct Client {
     hosts: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<Host>>>>>,
     tokens: Mutex<HashMap<(String, String, String), String>>,
     pub(crate) reporter: Arc<dyn Reporter>,
+    /// Set by the caller (Ctrl-C); transfers stop at the next chunk, keeping partial files.
+    cancel: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -139,7 +141,18 @@ impl Client {
             hosts: Mutex::default(),
             tokens: Mutex::default(),
             reporter,
+            cancel: Arc::default(),
         })
+    }
+
+    /// Share a cancellation flag (Ctrl-C): blob transfers check it between chunks.
+    pub fn with_cancel(mut self, cancel: Arc<std::sync::atomic::AtomicBool>) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    pub fn cancelled(&self) -> bool {
+        self.cancel.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn options(&self) -> &Options {

@@ -156,6 +156,8 @@ pub enum RegistryError {
     CaCert { path: PathBuf, message: String },
     #[error("`{reference}`: locked manifest `{digest}` is not in its index any more")]
     LockedManifestGone { reference: String, digest: Digest },
+    #[error("Cancelled; partial downloads are kept in the cache and resumed by the next pack")]
+    Cancelled,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -170,7 +172,8 @@ impl Classify for RegistryError {
             | Token { .. }
             | Download { .. }
             | Interrupted { .. }
-            | RangeIgnored { .. } => Class::Environment,
+            | RangeIgnored { .. }
+            | Cancelled => Class::Environment,
             ManifestDigest { .. } | BadManifest { .. } | DiffId { .. } | Blob { .. } => {
                 Class::Failed
             }

@@ -212,6 +212,9 @@ pub async fn fetch_blob(
             }
             let mut interrupted = None;
             loop {
+                if client.cancelled() {
+                    return Err(RegistryError::Cancelled);
+                }
                 match resp.chunk().await {
                     Ok(Some(chunk)) => {
                         if let Err(e) = w.write_all(&chunk) {

@@ -127,6 +127,11 @@ fn pack_from_registry_then_docker_load_and_run() {
         .collect();
     assert_eq!(tags, vec![app1.clone(), app2.clone()]);
 
+    // The bundle reader agrees: every byte, the structure, every image.
+    let v = ok(airlock(&cache).args(["verify", p(&out), "--json"]));
+    let v: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+
     // A second pack downloads nothing.
     let second = pack_json(&cache, dir.path(), &["-o", p(&out)]);
     assert_eq!(second["blobs"]["fetched"], 0, "{second}");
@@ -214,6 +219,10 @@ fn pack_from_docker_exports_built_images() {
     let again = pack_json(&cache, dir.path(), &["-o", p(&out), "--from-docker"]);
     assert_eq!(again["images"], summary["images"]);
 
+    let v = ok(airlock(&cache).args(["verify", p(&out), "--json"]));
+    let v: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+
     images.remove(&[&base]);
     let loaded = docker(&["load", "-i", p(&out)]);
     assert!(loaded.contains(&images.app1), "{loaded}");
@@ -243,6 +252,7 @@ fn pack_with_basic_auth_over_tls() {
 
     // No credentials: 401, bad input (exit 2).
     let o = airlock(&cache)
+        .current_dir(dir.path())
         .env("DOCKER_CONFIG", &empty)
         .args(["pack", "--image", &app1, "--ca-cert", p(&ca), "-o", p(&out)])
         .output()
@@ -257,6 +267,7 @@ fn pack_with_basic_auth_over_tls() {
 
     // Untrusted CA: environment (exit 3), with the hint.
     let o = airlock(&cache)
+        .current_dir(dir.path())
         .env("DOCKER_CONFIG", &config)
         .args(["pack", "--image", &app1, "-o", p(&out)])
         .output()
@@ -272,6 +283,7 @@ fn pack_with_basic_auth_over_tls() {
 
     // Credentials from DOCKER_CONFIG and the CA: works.
     let o = airlock(&cache)
+        .current_dir(dir.path())
         .env("DOCKER_CONFIG", &config)
         .args([
             "pack",
@@ -431,6 +443,7 @@ fn multi_platform_index_packs_only_the_requested_platform() {
     assert_eq!(s["images"][0]["config"], amd_cfg.as_str());
 
     let o = airlock(&cache)
+        .current_dir(dir.path())
         .args([
             "pack",
             "--image",
@@ -459,6 +472,7 @@ fn lock_gives_byte_identical_bundles_and_detects_staleness() {
     let lock = dir.path().join("airlock.lock");
     let (c1, c2) = (dir.path().join("cache1"), dir.path().join("cache2"));
     let o = airlock(&c1)
+        .current_dir(dir.path())
         .args([
             "lock",
             "--image",
@@ -498,10 +512,10 @@ fn lock_gives_byte_identical_bundles_and_detects_staleness() {
         .map(|s| s.to_string())
         .collect()
     };
-    ok(airlock(&c1).args(args(&a)));
+    ok(airlock(&c1).current_dir(dir.path()).args(args(&a)));
     // Another cache (cold), another time: the same bytes.
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    ok(airlock(&c2).args(args(&b)));
+    ok(airlock(&c2).current_dir(dir.path()).args(args(&b)));
     assert_eq!(
         std::fs::read(&a).unwrap(),
         std::fs::read(&b).unwrap(),
@@ -513,6 +527,7 @@ fn lock_gives_byte_identical_bundles_and_detects_staleness() {
 
     // The plan changed: a reference the lock does not know.
     let o = airlock(&c1)
+        .current_dir(dir.path())
         .args([
             "pack",
             "--locked",

@@ -326,7 +326,13 @@ fn connection_cut_mid_blob_is_resumed_with_range() {
     let cache = dir.path().join("cache");
     let out = dir.path().join("cut.tar");
     let reference = format!("127.0.0.1:{}/{repo_tag}", proxy.port);
-    let o = ok(airlock(&cache).args(["pack", "--image", &reference, "-o", out.to_str().unwrap()]));
+    let o = ok(airlock(&cache).current_dir(dir.path()).args([
+        "pack",
+        "--image",
+        &reference,
+        "-o",
+        out.to_str().unwrap(),
+    ]));
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(
         stderr.contains("interrupted") || stderr.contains("ended at"),
@@ -368,6 +374,7 @@ fn wrong_bytes_are_refused_and_never_stored() {
     let out = dir.path().join("bad.tar");
     let reference = format!("127.0.0.1:{}/{repo_tag}", proxy.port);
     let o = airlock(&cache)
+        .current_dir(dir.path())
         .args(["pack", "--image", &reference, "-o", out.to_str().unwrap()])
         .output()
         .unwrap();
@@ -400,7 +407,13 @@ fn too_many_requests_waits_for_retry_after() {
     let out = dir.path().join("429.tar");
     let reference = format!("127.0.0.1:{}/{repo_tag}", proxy.port);
     let start = Instant::now();
-    let o = ok(airlock(&cache).args(["pack", "--image", &reference, "-o", out.to_str().unwrap()]));
+    let o = ok(airlock(&cache).current_dir(dir.path()).args([
+        "pack",
+        "--image",
+        &reference,
+        "-o",
+        out.to_str().unwrap(),
+    ]));
     assert!(
         start.elapsed() >= Duration::from_secs(2),
         "Retry-After not honoured: {:?}",
@@ -428,6 +441,7 @@ fn kill_during_pack_then_second_pack_resumes() {
 
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("airlock"))
         .env("AIRLOCK_CACHE", &cache)
+        .current_dir(dir.path())
         .args([
             "pack",
             "--image",
@@ -471,7 +485,7 @@ fn kill_during_pack_then_second_pack_resumes() {
 
     proxy.set(Fault::Pass);
     proxy.state.log.lock().unwrap().clear();
-    let o = ok(airlock(&cache).args([
+    let o = ok(airlock(&cache).current_dir(dir.path()).args([
         "pack",
         "--image",
         &reference,
@@ -522,7 +536,13 @@ fn anonymous_token_flow_and_redirects_without_credentials() {
     let cache = dir.path().join("cache");
     let out = dir.path().join("bearer.tar");
     let reference = format!("127.0.0.1:{}/{repo_tag}", proxy.port);
-    ok(airlock(&cache).args(["pack", "--image", &reference, "-o", out.to_str().unwrap()]));
+    ok(airlock(&cache).current_dir(dir.path()).args([
+        "pack",
+        "--image",
+        &reference,
+        "-o",
+        out.to_str().unwrap(),
+    ]));
     let log = proxy.log();
     let tokens: Vec<&String> = log.iter().filter(|l| l.starts_with("token ")).collect();
     // One token for the repository scope, reused for every request (the cache).
