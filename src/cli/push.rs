@@ -65,7 +65,7 @@ impl BlobSource for CatalogSource {
     ) -> Option<BoxStream<'static, std::io::Result<bytes::Bytes>>> {
         let (loc, file) = self.0.blob(digest)?;
         let len = len.min(loc.size.saturating_sub(offset));
-        Some(stream_range(Arc::clone(file), loc.offset + offset, len, 256 << 10).boxed())
+        Some(stream_range(Arc::clone(file), loc.offset + offset, len, 1 << 20).boxed())
     }
 }
 
