@@ -516,7 +516,15 @@ mod tests {
 
     #[test]
     fn pax_records_count_themselves() {
-        assert_eq!(pax_record("path", "a"), "10 path=a\n");
+        assert_eq!(pax_record("path", "a"), "9 path=a\n");
+        for n in 85..100 {
+            let r = pax_record("path", &"y".repeat(n));
+            assert_eq!(
+                r.len(),
+                r.split(' ').next().unwrap().parse::<usize>().unwrap(),
+                "{r}"
+            );
+        }
         let long = "x".repeat(95);
         let r = pax_record("path", &long);
         assert_eq!(
@@ -545,5 +553,160 @@ mod tests {
     fn short_source_is_an_error() {
         let mut tar = tar::Builder::new(Vec::new());
         assert!(append(&mut tar, "x", 10, &b"abc"[..]).is_err());
+    }
+
+    fn sample(store: &Store) -> (ResolvedImage, BundleMeta) {
+        use crate::image::Layer;
+        let raw = b"layer tar bytes".to_vec();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &raw).unwrap();
+        let gz = gz.finish().unwrap();
+        let layer = store.put(&gz).unwrap();
+        let config = format!(
+            r#"{{"os":"linux","architecture":"amd64","rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
+            Digest::of(&raw)
+        );
+        let config_d = store.put(config.as_bytes()).unwrap();
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"config":{{"digest":"{config_d}","size":{}}},"layers":[{{"digest":"{layer}","size":{}}}]}}"#,
+            config.len(),
+            gz.len()
+        );
+        let manifest_d = store.put(manifest.as_bytes()).unwrap();
+        let top = Descriptor::new(media::OCI_MANIFEST, manifest_d, manifest.len() as u64);
+        let img = ResolvedImage {
+            reference: crate::reference::Reference::parse("demo/app:1").unwrap(),
+            top: top.clone(),
+            manifest: top,
+            config: Descriptor::new(media::OCI_CONFIG, config_d, config.len() as u64),
+            layers: vec![Layer {
+                blob: Descriptor::new(media::OCI_LAYER_GZIP, layer, gz.len() as u64),
+                diff_id: Digest::of(&raw),
+                uncompressed_size: Some(raw.len() as u64),
+            }],
+            platform: crate::platform::Platform::linux_amd64(),
+            extra: Vec::new(),
+        };
+        let meta = BundleMeta {
+            format: super::super::meta::FORMAT.into(),
+            airlock_version: "test".into(),
+            created: "2026-01-01T00:00:00Z".into(),
+            project: "demo".into(),
+            platform: "linux/amd64".into(),
+            compose: Default::default(),
+            images: Vec::new(),
+            blobs: 0,
+            size: 0,
+            uncompressed_size: 0,
+            base: None,
+        };
+        (img, meta)
+    }
+
+    #[test]
+    fn order_reproducibility_and_cancel() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("cache")).unwrap();
+        let (img, meta) = sample(&store);
+        let images = [img];
+        let no = AtomicBool::new(false);
+        let a = dir.path().join("a.tar");
+        let w = write(
+            &store,
+            Input {
+                meta: meta.clone(),
+                images: &images,
+                compose_files: vec![],
+            },
+            &a,
+            &no,
+        )
+        .unwrap();
+        assert_eq!(w.blobs, 3);
+        assert_eq!(w.meta.uncompressed_size, 15);
+        let mut ar = tar::Archive::new(std::fs::File::open(&a).unwrap());
+        let names: Vec<String> = ar
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().to_string())
+            .collect();
+        assert_eq!(
+            &names[..5],
+            &[
+                META_PATH,
+                SUMS_PATH,
+                "oci-layout",
+                "index.json",
+                "manifest.json"
+            ]
+        );
+        // manifest, then config, then the layer
+        assert_eq!(names[5], blob_path(&images[0].manifest.digest));
+        assert_eq!(names[6], blob_path(&images[0].config.digest));
+        assert_eq!(names[7], blob_path(&images[0].layers[0].blob.digest));
+        let b = dir.path().join("b.tar");
+        write(
+            &store,
+            Input {
+                meta: meta.clone(),
+                images: &images,
+                compose_files: vec![],
+            },
+            &b,
+            &no,
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+
+        // Cancelled: nothing at the output path, no temporary left.
+        let yes = AtomicBool::new(true);
+        let c = dir.path().join("c.tar");
+        let err = write(
+            &store,
+            Input {
+                meta,
+                images: &images,
+                compose_files: vec![],
+            },
+            &c,
+            &yes,
+        )
+        .unwrap_err();
+        assert!(matches!(err, WriteError::Cancelled { .. }), "{err}");
+        assert!(!c.exists());
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains("partial"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn damaged_cache_blob_is_refused_and_evicted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("cache")).unwrap();
+        let (img, meta) = sample(&store);
+        let layer = img.layers[0].blob.digest.clone();
+        let path = store.blob_path(&layer);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[12] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
+        let out = dir.path().join("d.tar");
+        let images = [img];
+        let err = write(
+            &store,
+            Input {
+                meta,
+                images: &images,
+                compose_files: vec![],
+            },
+            &out,
+            &AtomicBool::new(false),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains(&layer.to_string()), "{err}");
+        assert!(!out.exists());
+        assert!(store.size(&layer).is_none(), "the damaged blob was evicted");
     }
 }
