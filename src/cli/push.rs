@@ -148,6 +148,8 @@ fn push_images(catalog: &Catalog, target: &PushTarget) -> Vec<PushImage> {
             tag: img.tag.clone(),
             manifests,
             blobs,
+            platform_manifest: (img.platform_manifest != img.top.digest)
+                .then(|| img.platform_manifest.clone()),
         });
     }
     out
@@ -222,7 +224,11 @@ pub fn run(args: PushArgs, out: &Output) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     for img in &report.images {
-        out.print(&format!("pushed  {:<50} {}", img.target, img.digest));
+        let note = match &img.index_not_pushed {
+            Some(i) => format!("  (platform manifest; index {} refused)", i.short()),
+            None => String::new(),
+        };
+        out.print(&format!("pushed  {:<50} {}{note}", img.target, img.digest));
     }
     out.print(&format!(
         "\nPushed {} image(s) to {base} in {:.1} s: {} blob(s) uploaded ({}), {} mounted, {} already present ({}); {} manifest(s) pushed, {} already present",

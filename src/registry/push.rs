@@ -158,6 +158,9 @@ pub struct PushImage {
     pub manifests: Vec<PushManifest>,
     /// Config and layers: digest and size.
     pub blobs: Vec<(Digest, u64)>,
+    /// The platform manifest when the top is an index (tagged instead of an index the
+    /// registry refuses).
+    pub platform_manifest: Option<Digest>,
 }
 
 impl PushImage {
@@ -217,8 +220,11 @@ pub struct PushedImage {
     pub source: String,
     /// `host/prefix/repository:tag` (or `@digest`).
     pub target: String,
-    /// Top manifest or index digest, identical at the target.
+    /// Top manifest or index digest, identical at the target (the platform manifest's
+    /// when the registry refused the index).
     pub digest: Digest,
+    /// The index the registry refused (its other platforms are not in the bundle).
+    pub index_not_pushed: Option<Digest>,
     pub manifests_pushed: u64,
     pub manifests_skipped: u64,
 }
@@ -662,6 +668,11 @@ impl Pusher<'_> {
 
     /// Push the manifests of one image: children by digest, then the top by tag (or
     /// digest). Each is skipped when the registry already has it under that name.
+    ///
+    /// A bundle keeps the original index but only the children of its platform, and some
+    /// registries (the distribution server) refuse an index whose children they lack. Then
+    /// the platform manifest is tagged instead, with a warning: tags work, `name@<index
+    /// digest>` does not.
     async fn manifests(
         &self,
         img: &PushImage,
@@ -670,64 +681,7 @@ impl Pusher<'_> {
         let repo = &img.repository;
         let mut pushed = 0;
         let mut skipped = 0;
-        let last = img.manifests.len().saturating_sub(1);
-        for (i, m) in img.manifests.iter().enumerate() {
-            let name = match (&img.tag, i == last) {
-                (Some(t), true) => t.clone(),
-                _ => m.digest.to_string(),
-            };
-            let url = self.url(&format!("v2/{repo}/manifests/{name}"))?;
-            let mut headers = HeaderMap::new();
-            if let Ok(v) =
-                HeaderValue::from_str(&format!("{}, {}", m.media_type, media::MANIFEST_ACCEPT))
-            {
-                headers.insert(header::ACCEPT, v);
-            }
-            let what = format!("HEAD manifest `{repo}:{name}`");
-            let resp = self
-                .send(Method::HEAD, url.clone(), headers, None, repo, &what, true)
-                .await?;
-            let present = resp.status().is_success()
-                && resp
-                    .headers()
-                    .get("docker-content-digest")
-                    .and_then(|v| v.to_str().ok())
-                    .is_some_and(|v| v == m.digest.to_string());
-            if present {
-                skipped += 1;
-                continue;
-            }
-            let what = format!("PUT manifest `{repo}:{name}`");
-            let mut headers = HeaderMap::new();
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_str(&m.media_type)
-                    .unwrap_or(HeaderValue::from_static(media::OCI_MANIFEST)),
-            );
-            let bytes = m.bytes.clone();
-            let body = move || reqwest::Body::from(bytes.clone());
-            let resp = self
-                .send(Method::PUT, url, headers, Some(&body), repo, &what, true)
-                .await?;
-            if resp.status() != StatusCode::CREATED && resp.status() != StatusCode::OK {
-                return Err(self.fail(resp, &what).await);
-            }
-            if let Some(actual) = resp
-                .headers()
-                .get("docker-content-digest")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<Digest>().ok())
-                && actual != m.digest
-            {
-                return Err(PushError::DigestChanged {
-                    host: self.host.name.clone(),
-                    image: img.source.clone(),
-                    expected: m.digest.clone(),
-                    actual,
-                });
-            }
-            pushed += 1;
-        }
+        let mut index_refused = None;
         let top = img
             .top()
             .map(|m| m.digest.clone())
@@ -735,17 +689,138 @@ impl Pusher<'_> {
                 target: target.base_name(),
                 reason: format!("`{}` has no manifest", img.source),
             })?;
+        let last = img.manifests.len().saturating_sub(1);
+        for (i, m) in img.manifests.iter().enumerate() {
+            let is_top = i == last;
+            let name = match (&img.tag, is_top) {
+                (Some(t), true) => t.clone(),
+                _ => m.digest.to_string(),
+            };
+            let present = self.head_manifest(repo, &name, &m.media_type).await?;
+            if present.as_ref() == Some(&m.digest) {
+                skipped += 1;
+                continue;
+            }
+            let fallback = if is_top && media::is_index(&m.media_type) {
+                img.platform_manifest
+                    .as_ref()
+                    .and_then(|d| img.manifests.iter().find(|c| c.digest == *d))
+            } else {
+                None
+            };
+            if let Some(f) = fallback
+                && present.as_ref() == Some(&f.digest)
+            {
+                // An earlier push already tagged the platform manifest.
+                index_refused = Some(m.digest.clone());
+                skipped += 1;
+                continue;
+            }
+            match self.put_manifest(repo, &name, m, img).await? {
+                Ok(()) => pushed += 1,
+                Err(resp) => match fallback {
+                    Some(f) if resp.status() == StatusCode::BAD_REQUEST => {
+                        self.client.reporter.warn(&format!(
+                            "{}: refused index `{}` of `{}` (its other platforms are not in the bundle); tagged the platform manifest `{}` as `{repo}:{name}` instead: tags work, `@{}` references do not",
+                            self.host.name, m.digest, img.source, f.digest, m.digest
+                        ));
+                        if let Err(resp) = self.put_manifest(repo, &name, f, img).await? {
+                            let what = format!("PUT manifest `{repo}:{name}`");
+                            return Err(self.fail(resp, &what).await);
+                        }
+                        index_refused = Some(m.digest.clone());
+                        pushed += 1;
+                    }
+                    _ => {
+                        let what = format!("PUT manifest `{repo}:{name}`");
+                        return Err(self.fail(resp, &what).await);
+                    }
+                },
+            }
+        }
+        let digest = match (&index_refused, &img.platform_manifest) {
+            (Some(_), Some(p)) => p.clone(),
+            _ => top.clone(),
+        };
         let target_name = match &img.tag {
             Some(t) => format!("{}/{repo}:{t}", target.host),
-            None => format!("{}/{repo}@{top}", target.host),
+            None => format!("{}/{repo}@{digest}", target.host),
         };
         Ok(PushedImage {
             source: img.source.clone(),
             target: target_name,
-            digest: top,
+            digest,
+            index_not_pushed: index_refused,
             manifests_pushed: pushed,
             manifests_skipped: skipped,
         })
+    }
+
+    /// The digest the registry has under `repo:name`, if any.
+    async fn head_manifest(
+        &self,
+        repo: &str,
+        name: &str,
+        media_type: &str,
+    ) -> Result<Option<Digest>, PushError> {
+        let url = self.url(&format!("v2/{repo}/manifests/{name}"))?;
+        let mut headers = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_str(&format!("{media_type}, {}", media::MANIFEST_ACCEPT)) {
+            headers.insert(header::ACCEPT, v);
+        }
+        let what = format!("HEAD manifest `{repo}:{name}`");
+        let resp = self
+            .send(Method::HEAD, url, headers, None, repo, &what, true)
+            .await?;
+        if !resp.status().is_success() {
+            return Ok(None);
+        }
+        Ok(resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<Digest>().ok()))
+    }
+
+    /// PUT `m` as `repo:name`; `Ok(Err(response))` when the registry refused it.
+    async fn put_manifest(
+        &self,
+        repo: &str,
+        name: &str,
+        m: &PushManifest,
+        img: &PushImage,
+    ) -> Result<Result<(), Response>, PushError> {
+        let url = self.url(&format!("v2/{repo}/manifests/{name}"))?;
+        let what = format!("PUT manifest `{repo}:{name}`");
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_str(&m.media_type)
+                .unwrap_or(HeaderValue::from_static(media::OCI_MANIFEST)),
+        );
+        let bytes = m.bytes.clone();
+        let body = move || reqwest::Body::from(bytes.clone());
+        let resp = self
+            .send(Method::PUT, url, headers, Some(&body), repo, &what, true)
+            .await?;
+        if resp.status() != StatusCode::CREATED && resp.status() != StatusCode::OK {
+            return Ok(Err(resp));
+        }
+        if let Some(actual) = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<Digest>().ok())
+            && actual != m.digest
+        {
+            return Err(PushError::DigestChanged {
+                host: self.host.name.clone(),
+                image: img.source.clone(),
+                expected: m.digest.clone(),
+                actual,
+            });
+        }
+        Ok(Ok(()))
     }
 }
 

@@ -176,6 +176,8 @@ pub struct CatalogImage {
     /// `None` for digest-only references.
     pub tag: Option<String>,
     pub top: Descriptor,
+    /// The platform manifest chosen at pack time (equal to `top` when it is no index).
+    pub platform_manifest: Digest,
     /// Manifests to push, children first, the top last (each once).
     pub manifests: Vec<Digest>,
     /// Config and layer blobs, each once, in manifest order.
@@ -371,6 +373,7 @@ impl Catalog {
             repository,
             tag,
             top: img.top.clone(),
+            platform_manifest: img.manifest.digest.clone(),
             manifests,
             blobs,
             services,
