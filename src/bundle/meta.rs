@@ -70,4 +70,7 @@ pub struct BaseMeta {
     pub id: String,
     /// Blobs this bundle relies on without carrying them.
     pub assumed: Vec<Digest>,
+    /// References of the base's images (to name what to load first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
 }

@@ -4,6 +4,7 @@
 //! members at the start of the tar, without reading any blob) and the member index (offset
 //! and size of each file, for `serve`). Used by `bundle::verify`, `engine` (load), `cli`.
 
+use super::parts::{Parts, Stream};
 use super::meta::{BundleMeta, COMPOSE_DIR, FORMAT, META_PATH, SIGNATURE_PATH, SUMS_PATH};
 use crate::digest::Digest;
 use crate::error::{Class, Classify};
@@ -82,6 +83,8 @@ pub enum ReadError {
     NotABundle { path: PathBuf },
     #[error("Bundle `{}` has format `{found}`; this airlock reads `{FORMAT}`", path.display())]
     Format { path: PathBuf, found: String },
+    #[error(transparent)]
+    Parts(#[from] super::parts::PartsError),
 }
 
 impl Classify for ReadError {
@@ -89,6 +92,7 @@ impl Classify for ReadError {
         match self {
             // The file is damaged: an integrity failure, like a digest mismatch.
             ReadError::Truncated { .. } | ReadError::Corrupt { .. } => Class::Failed,
+            ReadError::Parts(e) => e.class(),
             _ => Class::Input,
         }
     }
@@ -154,9 +158,9 @@ struct Source {
 }
 
 enum SourceKind {
-    Plain(BufReader<std::fs::File>),
-    Gzip(flate2::read::MultiGzDecoder<BufReader<std::fs::File>>),
-    Zstd(zstd::Decoder<'static, BufReader<std::fs::File>>),
+    Plain(BufReader<Stream>),
+    Gzip(flate2::read::MultiGzDecoder<BufReader<Stream>>),
+    Zstd(zstd::Decoder<'static, BufReader<Stream>>),
 }
 
 impl Read for Source {
@@ -203,8 +207,10 @@ impl Seek for Source {
 pub struct Bundle {
     pub path: PathBuf,
     pub compression: Compression,
-    /// Length of the file on disk.
+    /// Length of the file on disk (of all parts, for a split bundle).
     pub file_len: u64,
+    /// The parts of a split bundle (`path` is then the parts file or the first part).
+    pub parts: Option<std::sync::Arc<Parts>>,
 }
 
 /// Summary of a walk that reached the end of the archive.
@@ -221,8 +227,15 @@ impl Bundle {
             path: path.to_path_buf(),
             source,
         };
-        let mut file = fs_err::File::open(path).map_err(open_err)?;
-        let file_len = file.metadata().map_err(open_err)?.len();
+        let (mut file, file_len, parts) = if super::parts::is_split(path) {
+            let parts = std::sync::Arc::new(Parts::open(path)?);
+            let len = parts.size;
+            (Stream::Parts(parts.reader()), len, Some(parts))
+        } else {
+            let file = fs_err::File::open(path).map_err(open_err)?;
+            let len = file.metadata().map_err(open_err)?.len();
+            (Stream::File(file.into_parts().0), len, None)
+        };
         let mut head = [0u8; 4];
         let mut got = 0;
         while got < head.len() {
@@ -237,6 +250,7 @@ impl Bundle {
             path: path.to_path_buf(),
             compression: Compression::detect(&head[..got]),
             file_len,
+            parts,
         })
     }
 
@@ -245,7 +259,7 @@ impl Bundle {
             path: self.path.clone(),
             source,
         };
-        let file = std::fs::File::open(&self.path).map_err(open_err)?;
+        let file = Stream::open(&self.path, self.parts.as_ref()).map_err(open_err)?;
         let buffered = BufReader::with_capacity(256 << 10, file);
         let inner = match self.compression {
             Compression::None => SourceKind::Plain(buffered),

@@ -61,6 +61,8 @@ pub enum ProblemKind {
     MissingImage,
     /// An image is for another platform than the bundle's.
     Platform,
+    /// A part of a split bundle differs from its parts file (`file` is the part's path).
+    CorruptPart,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -118,6 +120,8 @@ pub enum VerifyError {
     Open(#[from] ReadError),
     #[error("Failed to start a hashing thread")]
     Thread(#[source] std::io::Error),
+    #[error(transparent)]
+    Parts(#[from] super::parts::PartsError),
 }
 
 impl crate::error::Classify for VerifyError {
@@ -125,6 +129,7 @@ impl crate::error::Classify for VerifyError {
         match self {
             VerifyError::Open(e) => e.class(),
             VerifyError::Thread(_) => crate::error::Class::Environment,
+            VerifyError::Parts(e) => e.class(),
         }
     }
 }
@@ -229,8 +234,8 @@ fn hash_range(
     size: u64,
     reporter: &dyn Reporter,
 ) -> Result<(Digest, u64), std::io::Error> {
-    use std::os::unix::fs::FileExt;
-    let file = std::fs::File::open(path)?;
+    // A plain file, or the parts of a split bundle (`bundle::parts`).
+    let file = super::parts::RandomAccess::open(path)?;
     let mut h = Hasher::new();
     let mut buf = vec![0u8; CHUNK];
     let mut done = 0u64;
@@ -305,10 +310,31 @@ pub fn verify(
     reporter: Arc<dyn Reporter>,
 ) -> Result<Report, VerifyError> {
     let bundle = Bundle::open(path)?;
+    let mut problems = Vec::new();
+    if let Some(parts) = &bundle.parts {
+        // Every part against its SHA-256 in the parts file (one extra read), so a changed
+        // byte is pinned to its part, wherever it is.
+        reporter.step(&format!("checking {} parts", parts.parts.len()));
+        for e in parts.check_hashes()? {
+            let file = match &e {
+                super::parts::PartsError::Size { part, .. }
+                | super::parts::PartsError::Corrupt { part, .. } => {
+                    Some(part.display().to_string())
+                }
+                _ => None,
+            };
+            problems.push(Problem {
+                kind: ProblemKind::CorruptPart,
+                file,
+                blob: None,
+                image: None,
+                message: e.to_string(),
+            });
+        }
+    }
     reporter.total(bundle.file_len);
     let pool = Pool::start(&bundle, options.jobs, Arc::clone(&reporter))?;
     let mut w = Walked::default();
-    let mut problems = Vec::new();
     let plain = bundle.compression == Compression::None;
     let walk = bundle.walk(|info: &MemberInfo, r: &mut dyn Read| {
         w.members.insert(info.name.clone(), info.size);

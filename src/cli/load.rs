@@ -35,6 +35,21 @@ pub(crate) async fn load_bundle(
     meta: &Meta,
     out: &Output,
 ) -> anyhow::Result<LoadReport> {
+    if let Some(parts) = &meta.bundle.parts {
+        // A split bundle: every part against the parts file first (one extra read), so a
+        // corrupt part is named before anything reaches the engine.
+        out.status(&format!("checking {} parts", parts.parts.len()));
+        let parts = Arc::clone(parts);
+        let bad = tokio::task::spawn_blocking(move || parts.check_hashes())
+            .await
+            .context("The part checker stopped")??;
+        if let Some(first) = bad.into_iter().next() {
+            return Err(anyhow::Error::new(first).context(format!(
+                "Cannot load `{}`; nothing was loaded",
+                meta.bundle.path.display()
+            )));
+        }
+    }
     let progress = Arc::new(super::progress::Progress::new(out));
     let report =
         crate::engine::load::load(engine, meta, Arc::new(TotalOnly(Arc::clone(&progress))))

@@ -16,6 +16,7 @@ pub mod cache;
 pub mod progress;
 pub mod serve;
 pub mod push;
+pub mod diff;
 
 use crate::error::{Class, Classified, Classify};
 use clap::{Args, Parser, Subcommand};
@@ -100,6 +101,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Copy every image of a bundle into an existing registry, digests unchanged.
     Push(push::PushArgs),
+    /// Compare two bundles (or lock files): images added, removed, changed; layers shared; bytes a delta saves.
+    Diff(diff::DiffArgs),
 }
 
 /// Entry point of both binaries (`airlock` and the Docker CLI plugin `docker-airlock`).
@@ -142,6 +145,7 @@ fn run(cli: Cli, out: &output::Output) -> anyhow::Result<ExitCode> {
         Command::Cache(args) => cache::run(args, out),
         Command::Serve(args) => serve::run(args, out),
         Command::Push(args) => push::run(args, out),
+        Command::Diff(args) => diff::run(args, out),
     }
 }
 
@@ -195,6 +199,12 @@ pub fn class_of(err: &anyhow::Error) -> Class {
             return e.class();
         }
         if let Some(e) = cause.downcast_ref::<crate::registry::push::PushError>() {
+            return e.class();
+        }
+        if let Some(e) = cause.downcast_ref::<crate::bundle::delta::DeltaError>() {
+            return e.class();
+        }
+        if let Some(e) = cause.downcast_ref::<crate::bundle::parts::PartsError>() {
             return e.class();
         }
         if let Some(c) = classify_offline(cause) {

@@ -73,6 +73,18 @@ pub struct PackArgs {
     /// Use the digests of the lock file exactly; fail if the plan no longer matches it.
     #[arg(long)]
     pub locked: bool,
+    /// Delta bundle: leave out the layers BASE holds (an earlier bundle or its parts file, its
+    /// bundle.json, or its airlock.lock). Manifests and configs are always carried.
+    #[arg(long, value_name = "BASE")]
+    pub since: Option<PathBuf>,
+    /// Write the bundle as parts of SIZE bytes (`NAME.tar.000`, ... and `NAME.parts.json`);
+    /// units K, M, G, T (powers of 1024), or `fat32` (4000M) or `dvd` (4450M).
+    #[arg(long, value_name = "SIZE", value_parser = parse_split_size)]
+    pub split_size: Option<u64>,
+}
+
+fn parse_split_size(text: &str) -> Result<u64, String> {
+    crate::bundle::parts::parse_size(text).map_err(|e| e.to_string())
 }
 
 /// Where an image of the pack comes from.
@@ -411,6 +423,13 @@ pub fn run(args: PackArgs, out: &Output) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(crate::lock::now_rfc3339);
 
     let store = Store::open(Store::default_root()?)?;
+    let base = match &args.since {
+        Some(path) => Some(
+            crate::bundle::delta::load_base(path, Some(&store))
+                .with_context(|| format!("Cannot read the base `{}` of --since", path.display()))?,
+        ),
+        None => None,
+    };
     let progress = Arc::new(Progress::new(out));
     let reporter: Arc<dyn Reporter> = progress.clone();
     let cancel = Arc::new(AtomicBool::new(false));
@@ -503,6 +522,10 @@ pub fn run(args: PackArgs, out: &Output) -> anyhow::Result<ExitCode> {
             uncompressed_size: r.uncompressed_size().unwrap_or(0),
         })
         .collect();
+    let omit = base
+        .as_ref()
+        .map(|b| crate::bundle::delta::omitted(&images, b))
+        .unwrap_or_default();
     let meta = BundleMeta {
         format: FORMAT.to_string(),
         airlock_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -514,7 +537,9 @@ pub fn run(args: PackArgs, out: &Output) -> anyhow::Result<ExitCode> {
         blobs: 0,
         size: 0,
         uncompressed_size: 0,
-        base: None,
+        base: base
+            .as_ref()
+            .map(|b| crate::bundle::delta::base_meta(b, &omit)),
     };
     reporter.step(&format!("writing {}", output.display()));
     // The writer is blocking and runs here; the runtime's threads keep listening for Ctrl-C.
@@ -523,7 +548,11 @@ pub fn run(args: PackArgs, out: &Output) -> anyhow::Result<ExitCode> {
         images: &images,
         compose_files,
     };
-    let written = bundle_write::write(&store, input, &output, &cancel)
+    let options = bundle_write::WriteOptions {
+        omit,
+        split_size: args.split_size,
+    };
+    let written = bundle_write::write_with(&store, input, &output, &cancel, &options)
         .with_context(|| format!("Failed to write bundle `{}`", output.display()))?;
     drop(rt);
 
@@ -599,6 +628,14 @@ pub fn run(args: PackArgs, out: &Output) -> anyhow::Result<ExitCode> {
             HumanBytes(written.bytes),
             HumanBytes(written.meta.uncompressed_size),
         ));
+        if let (Some(b), Some(record)) = (&base, &written.meta.base) {
+            out.print(&format!(
+                "Delta over `{}`: {} layer{} the base holds left out",
+                b.path.display(),
+                record.assumed.len(),
+                if record.assumed.len() == 1 { "" } else { "s" },
+            ));
+        }
         out.print(&format!(
             "Fetched {fetched} blob{} ({}), {cached} from cache ({}), in {seconds:.1}s",
             if fetched == 1 { "" } else { "s" },

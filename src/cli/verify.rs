@@ -20,6 +20,10 @@ pub struct VerifyArgs {
     /// Hashing threads (default: the number of CPUs).
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// For a delta bundle: its base (bundle, parts file, bundle.json or airlock.lock); checks
+    /// that the delta and the base together hold every blob (the base itself is not hashed).
+    #[arg(long, value_name = "BASE")]
+    pub base: Option<PathBuf>,
 }
 
 /// Reports only the byte total of the whole job (verify and load have no per-blob story).
@@ -47,12 +51,23 @@ pub fn run(args: VerifyArgs, out: &Output) -> anyhow::Result<ExitCode> {
     }
     let progress = Arc::new(super::progress::Progress::new(out));
     let started = std::time::Instant::now();
-    let report = verify::verify(
+    let mut report = verify::verify(
         &args.bundle,
         &options,
         Arc::new(TotalOnly(Arc::clone(&progress))),
     )
     .with_context(|| format!("Cannot verify `{}`", args.bundle.display()))?;
+    if let Some(base_path) = &args.base {
+        let store = crate::store::Store::open(crate::store::Store::default_root()?).ok();
+        let base = crate::bundle::delta::load_base(base_path, store.as_ref())
+            .with_context(|| format!("Cannot read base `{}`", base_path.display()))?;
+        let meta = crate::bundle::read::Bundle::open(&args.bundle)
+            .and_then(|b| b.open_meta())
+            .with_context(|| format!("Cannot read `{}`", args.bundle.display()))?;
+        let (mut problems, mut notes) = crate::bundle::delta::check_with_base(&meta.meta, &base);
+        report.problems.append(&mut problems);
+        report.notes.append(&mut notes);
+    }
     progress.finish();
     let elapsed = started.elapsed();
     if out.json {

@@ -361,6 +361,8 @@ pub async fn load(
     reporter: Arc<dyn Reporter>,
 ) -> Result<LoadReport, EngineError> {
     let state = engine.state().await?;
+    // A delta: the engine must hold every layer it assumes; checked before anything is sent.
+    crate::bundle::delta::check_engine(&meta.meta, &state)?;
     let plan = plan(meta, &state);
     let mut report = LoadReport {
         blobs_skipped: plan.blobs_skipped,

@@ -61,6 +61,9 @@ pub enum EngineError {
     Bundle(#[from] crate::bundle::read::ReadError),
     #[error("Failed to run the bundle reader thread")]
     Join(#[source] tokio::task::JoinError),
+    /// A delta bundle whose base is not (wholly) on the engine.
+    #[error(transparent)]
+    Delta(#[from] crate::bundle::delta::DeltaError),
 }
 
 impl Classify for EngineError {
@@ -74,6 +77,7 @@ impl Classify for EngineError {
             | EngineError::NotLoaded { .. }
             | EngineError::CorruptBlob { .. } => Class::Failed,
             EngineError::Bundle(e) => e.class(),
+            EngineError::Delta(e) => e.class(),
         }
     }
 }

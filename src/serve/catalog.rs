@@ -99,17 +99,17 @@ pub struct BlobLoc {
     pub size: u64,
 }
 
-/// One opened bundle file. Reads use `pread` (`read_at`), so one handle serves every request.
+/// One opened bundle file, or the parts of a split bundle (`bundle::parts`). Reads use
+/// `pread` (`read_at`), so one handle serves every request.
 #[derive(Debug)]
 pub struct BundleFile {
     pub path: PathBuf,
-    pub file: std::fs::File,
+    pub file: crate::bundle::parts::RandomAccess,
 }
 
 impl BundleFile {
     /// Read exactly `buf.len()` bytes at `offset`.
     pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-        use std::os::unix::fs::FileExt;
         self.file.read_exact_at(buf, offset)
     }
 }
@@ -266,7 +266,7 @@ impl Catalog {
         let mut pending = Vec::new();
         for path in paths {
             let scanned = scan(path)?;
-            let file = std::fs::File::open(path).map_err(|source| {
+            let file = crate::bundle::parts::RandomAccess::open(path).map_err(|source| {
                 CatalogError::Read(ReadError::Open {
                     path: path.clone(),
                     source,

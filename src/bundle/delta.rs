@@ -1,0 +1,590 @@
+//! Delta bundles: owns reading a base (an earlier bundle, split or not, its `bundle.json`,
+//! or the `airlock.lock` it was packed from, whose manifests are then read from the `store`),
+//! choosing the blobs a delta leaves out (layers the base holds; manifests and configs are
+//! always carried, being small and what makes the delta self-describing), the `base` record of
+//! bundle.json, the check that an engine holds every assumed layer before a load, the check
+//! that a delta and its base together are complete (`verify --base`), and `diff`.
+//! Used by `cli::pack`, `cli::verify`, `cli::diff` and `engine::load`.
+
+use super::meta::{BaseMeta, BundleMeta};
+use super::read::Bundle;
+use super::verify::{Problem, ProblemKind};
+use crate::digest::Digest;
+use crate::engine::{EngineState, chain_ids};
+use crate::error::{Class, Classify};
+use crate::image::ResolvedImage;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeltaError {
+    #[error("Failed to read base `{}`", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("Base `{}` is not a bundle, a bundle.json or an airlock.lock: {reason}", path.display())]
+    Unrecognised { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Bundle(#[from] super::read::ReadError),
+    #[error(
+        "Base lock `{}`: manifest `{manifest}` of `{reference}` is not in the cache, so its layers are unknown\n\nhint: give the base bundle or its bundle.json to `--since` instead",
+        path.display()
+    )]
+    LockManifest {
+        path: PathBuf,
+        reference: String,
+        manifest: Digest,
+    },
+    #[error("{}", missing_message(base, base_images, missing))]
+    EngineLacks {
+        base: String,
+        base_images: Vec<String>,
+        missing: Vec<MissingLayer>,
+    },
+    #[error(
+        "This delta bundle (base `{base}`) cannot be loaded into a containerd-store engine, which imports whole OCI layouts\n\nhint: load the base and the delta with plain `docker load` after joining them, or pack a full bundle"
+    )]
+    ContainerdStore { base: String },
+}
+
+impl Classify for DeltaError {
+    fn class(&self) -> Class {
+        match self {
+            DeltaError::EngineLacks { .. } | DeltaError::ContainerdStore { .. } => Class::Failed,
+            DeltaError::Bundle(e) => e.class(),
+            _ => Class::Input,
+        }
+    }
+}
+
+/// A layer a delta image relies on that the engine does not hold.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MissingLayer {
+    /// The delta's image that needs it.
+    pub image: String,
+    /// Position in the image's layers (0 = bottom).
+    pub index: usize,
+    pub diff_id: Digest,
+    pub blob: Digest,
+}
+
+fn missing_message(base: &str, base_images: &[String], missing: &[MissingLayer]) -> String {
+    let mut by_image: BTreeMap<&str, Vec<&MissingLayer>> = BTreeMap::new();
+    for m in missing {
+        by_image.entry(&m.image).or_default().push(m);
+    }
+    let mut s = format!(
+        "The engine lacks {} layer{} this delta bundle assumes from its base `{base}`; nothing was loaded:",
+        missing.len(),
+        if missing.len() == 1 { "" } else { "s" }
+    );
+    for (image, layers) in by_image {
+        s.push_str(&format!("\n  image `{image}` needs"));
+        for l in layers {
+            s.push_str(&format!(
+                "\n    layer {} (diff_id `{}`, blob `{}`)",
+                l.index, l.diff_id, l.blob
+            ));
+        }
+    }
+    if base_images.is_empty() {
+        s.push_str("\n\nhint: load the base bundle first");
+    } else {
+        s.push_str(&format!(
+            "\n\nhint: load the base bundle first (its images: {})",
+            base_images.join(", ")
+        ));
+    }
+    s
+}
+
+/// What the base provides: its images and every blob they are made of.
+#[derive(Debug, Clone)]
+pub struct Base {
+    /// `sha256:` of the base's bundle.json bytes (or of the lock file).
+    pub id: String,
+    pub path: PathBuf,
+    pub images: Vec<BaseImage>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BaseImage {
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub normalized: String,
+    pub top: Digest,
+    /// `None` for a lock base whose manifest is not in the cache (never: that is an error).
+    pub config: Option<Digest>,
+    /// Layer blobs and their sizes, bottom first.
+    pub layers: Vec<(Digest, u64)>,
+    /// Manifests and configs (small blobs).
+    pub other: Vec<(Digest, u64)>,
+}
+
+impl Base {
+    /// Every blob of every base image: present on a target that loaded the base.
+    pub fn blobs(&self) -> BTreeSet<Digest> {
+        let mut out = BTreeSet::new();
+        for i in &self.images {
+            out.insert(i.top.clone());
+            out.extend(i.config.iter().cloned());
+            out.extend(i.layers.iter().map(|(d, _)| d.clone()));
+            out.extend(i.other.iter().map(|(d, _)| d.clone()));
+        }
+        out
+    }
+
+    fn from_meta(id: String, path: &Path, meta: &BundleMeta) -> Base {
+        Base {
+            id,
+            path: path.to_path_buf(),
+            images: meta
+                .images
+                .iter()
+                .map(|i| BaseImage {
+                    reference: i.reference.clone(),
+                    normalized: i.normalized.clone(),
+                    top: i.top.digest.clone(),
+                    config: Some(i.config.digest.clone()),
+                    layers: i
+                        .layers
+                        .iter()
+                        .map(|l| (l.blob.digest.clone(), l.blob.size))
+                        .collect(),
+                    other: vec![
+                        (i.manifest.digest.clone(), i.manifest.size),
+                        (i.config.digest.clone(), i.config.size),
+                        (i.top.digest.clone(), i.top.size),
+                    ],
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Read a base: a bundle (plain, compressed or split), its `bundle.json`, or an
+/// `airlock.lock` (its manifests are read from `store`, where the pack that wrote the lock
+/// left them).
+pub fn load_base(path: &Path, store: Option<&crate::store::Store>) -> Result<Base, DeltaError> {
+    let read_err = |source| DeltaError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    if !super::parts::is_split(path) {
+        let mut head = [0u8; 1];
+        let mut f = std::fs::File::open(path).map_err(read_err)?;
+        let n = std::io::Read::read(&mut f, &mut head).map_err(read_err)?;
+        if n == 1 && (head[0] == b'{' || head[0].is_ascii_whitespace()) {
+            let len = f.metadata().map_err(read_err)?.len();
+            if len > super::read::JSON_LIMIT {
+                return Err(DeltaError::Unrecognised {
+                    path: path.to_path_buf(),
+                    reason: "a JSON file larger than 20 MiB".into(),
+                });
+            }
+            let bytes = std::fs::read(path).map_err(read_err)?;
+            return from_json(path, &bytes, store);
+        }
+    }
+    let bundle = Bundle::open(path)?;
+    let meta = bundle.open_meta()?;
+    Ok(Base::from_meta(meta.id().to_string(), path, &meta.meta))
+}
+
+fn from_json(
+    path: &Path,
+    bytes: &[u8],
+    store: Option<&crate::store::Store>,
+) -> Result<Base, DeltaError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| DeltaError::Unrecognised {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    let id = Digest::of(bytes).to_string();
+    if value.get("format").is_some() {
+        let meta: BundleMeta =
+            serde_json::from_value(value).map_err(|e| DeltaError::Unrecognised {
+                path: path.to_path_buf(),
+                reason: format!("not a bundle.json: {e}"),
+            })?;
+        return Ok(Base::from_meta(id, path, &meta));
+    }
+    if value.get("version").is_some() && value.get("images").is_some() {
+        let lock: crate::lock::Lock =
+            serde_json::from_value(value).map_err(|e| DeltaError::Unrecognised {
+                path: path.to_path_buf(),
+                reason: format!("not an airlock.lock: {e}"),
+            })?;
+        let mut images = Vec::new();
+        for (reference, locked) in &lock.images {
+            let manifest = store
+                .and_then(|s| read_manifest(s, &locked.manifest))
+                .ok_or_else(|| DeltaError::LockManifest {
+                    path: path.to_path_buf(),
+                    reference: reference.clone(),
+                    manifest: locked.manifest.clone(),
+                })?;
+            let (config, layers) = manifest;
+            images.push(BaseImage {
+                reference: reference.clone(),
+                normalized: locked.normalized.clone(),
+                top: locked.top.digest.clone(),
+                config: Some(config.0.clone()),
+                layers,
+                other: vec![(locked.manifest.clone(), 0), config],
+            });
+        }
+        return Ok(Base {
+            id,
+            path: path.to_path_buf(),
+            images,
+        });
+    }
+    Err(DeltaError::Unrecognised {
+        path: path.to_path_buf(),
+        reason: "JSON without `format` (bundle.json) or `version` and `images` (airlock.lock)"
+            .into(),
+    })
+}
+
+type Blob = (Digest, u64);
+
+/// Config and layers of an image manifest in the store.
+fn read_manifest(store: &crate::store::Store, digest: &Digest) -> Option<(Blob, Vec<Blob>)> {
+    let mut bytes = Vec::new();
+    let f = store.open_blob(digest).ok()?;
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(f, super::read::JSON_LIMIT),
+        &mut bytes,
+    )
+    .ok()?;
+    if &Digest::of(&bytes) != digest {
+        return None;
+    }
+    let doc: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let desc = |v: &serde_json::Value| -> Option<Blob> {
+        Some((v["digest"].as_str()?.parse().ok()?, v["size"].as_u64()?))
+    };
+    let config = desc(&doc["config"])?;
+    let layers = doc["layers"]
+        .as_array()?
+        .iter()
+        .map(desc)
+        .collect::<Option<Vec<_>>>()?;
+    Some((config, layers))
+}
+
+/// Blobs a delta of `images` over `base` leaves out: the layers the base holds.
+pub fn omitted(images: &[ResolvedImage], base: &Base) -> BTreeSet<Digest> {
+    let have: BTreeSet<Digest> = base
+        .images
+        .iter()
+        .flat_map(|i| i.layers.iter().map(|(d, _)| d.clone()))
+        .collect();
+    images
+        .iter()
+        .flat_map(|i| i.layers.iter())
+        .filter(|l| have.contains(&l.blob.digest))
+        .map(|l| l.blob.digest.clone())
+        .collect()
+}
+
+/// The `base` record of the delta's bundle.json.
+pub fn base_meta(base: &Base, omitted: &BTreeSet<Digest>) -> BaseMeta {
+    BaseMeta {
+        id: base.id.clone(),
+        assumed: omitted.iter().cloned().collect(),
+        images: base.images.iter().map(|i| i.reference.clone()).collect(),
+    }
+}
+
+/// Before a load: the engine must hold every layer the delta assumes, at the same place in
+/// the layer stack (the classic store reuses a layer by ChainID; formats.md section 8), for
+/// every image it does not already have. Names every image and layer missing otherwise.
+pub fn check_engine(meta: &BundleMeta, state: &EngineState) -> Result<(), DeltaError> {
+    let Some(base) = &meta.base else {
+        return Ok(());
+    };
+    if base.assumed.is_empty() {
+        return Ok(());
+    }
+    let assumed: BTreeSet<&Digest> = base.assumed.iter().collect();
+    let mut missing = Vec::new();
+    for img in &meta.images {
+        if state.images.contains_key(&img.config.digest) {
+            continue;
+        }
+        let diff_ids: Vec<Digest> = img.layers.iter().map(|l| l.diff_id.clone()).collect();
+        let chains = chain_ids(&diff_ids);
+        for (i, l) in img.layers.iter().enumerate() {
+            if assumed.contains(&l.blob.digest) && !state.chains.contains(&chains[i]) {
+                missing.push(MissingLayer {
+                    image: img.reference.clone(),
+                    index: i,
+                    diff_id: l.diff_id.clone(),
+                    blob: l.blob.digest.clone(),
+                });
+            }
+        }
+    }
+    if !missing.is_empty() {
+        return Err(DeltaError::EngineLacks {
+            base: base.id.clone(),
+            base_images: base.images.clone(),
+            missing,
+        });
+    }
+    if state.containerd_store {
+        return Err(DeltaError::ContainerdStore {
+            base: base.id.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// `verify DELTA --base BASE`: the base is the one the delta names, and together they hold
+/// every blob of every image of the delta.
+pub fn check_with_base(delta: &BundleMeta, base: &Base) -> (Vec<Problem>, Vec<String>) {
+    let mut problems = Vec::new();
+    let mut notes = Vec::new();
+    let Some(record) = &delta.base else {
+        notes.push(format!(
+            "the bundle is not a delta; `--base {}` was not needed",
+            base.path.display()
+        ));
+        return (problems, notes);
+    };
+    if record.id != base.id {
+        notes.push(format!(
+            "the delta was packed against base `{}`, `{}` is `{}` (a different bundle, or the lock or bundle.json of the same one); checked by blobs",
+            record.id,
+            base.path.display(),
+            base.id
+        ));
+    }
+    let have = base.blobs();
+    for d in &record.assumed {
+        if !have.contains(d) {
+            let image = delta
+                .images
+                .iter()
+                .find(|i| i.layers.iter().any(|l| &l.blob.digest == d))
+                .map(|i| i.reference.clone());
+            problems.push(Problem {
+                kind: ProblemKind::MissingFile,
+                file: Some(format!("blobs/sha256/{}", d.hex())),
+                blob: Some(d.clone()),
+                image: image.clone(),
+                message: format!(
+                    "blob `{d}`{} is neither in the delta nor in base `{}`",
+                    image
+                        .map(|i| format!(" (a layer of `{i}`)"))
+                        .unwrap_or_default(),
+                    base.path.display()
+                ),
+            });
+        }
+    }
+    (problems, notes)
+}
+
+/// `airlock diff A B`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Diff {
+    pub added: Vec<DiffImage>,
+    pub removed: Vec<DiffImage>,
+    pub changed: Vec<Changed>,
+    pub unchanged: Vec<DiffImage>,
+    pub layers: LayerStats,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DiffImage {
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub digest: Digest,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Changed {
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub old: Digest,
+    pub new: Digest,
+    /// Layers of the new image that A already holds.
+    pub layers_shared: usize,
+    /// Layers of the new image A lacks.
+    pub layers_new: usize,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LayerStats {
+    /// Distinct layer blobs of B that A also holds, and their bytes.
+    pub shared: u64,
+    pub shared_bytes: u64,
+    /// Distinct layer blobs of B that A lacks, and their bytes: what a delta carries.
+    pub new: u64,
+    pub new_bytes: u64,
+    /// Bytes of all distinct layers of B (a full bundle of B).
+    pub total_bytes: u64,
+    /// Layer bytes a delta of B over A saves against a full bundle of B (`shared_bytes`).
+    pub delta_saves: u64,
+}
+
+/// Compare two image sets by normalised reference and top-level digest.
+pub fn diff(a: &Base, b: &Base) -> Diff {
+    let key = |i: &BaseImage| i.normalized.clone();
+    let a_by: BTreeMap<String, &BaseImage> = a.images.iter().map(|i| (key(i), i)).collect();
+    let b_by: BTreeMap<String, &BaseImage> = b.images.iter().map(|i| (key(i), i)).collect();
+    let a_layers: BTreeSet<&Digest> = a
+        .images
+        .iter()
+        .flat_map(|i| i.layers.iter().map(|(d, _)| d))
+        .collect();
+    let mut out = Diff {
+        added: Vec::new(),
+        removed: Vec::new(),
+        changed: Vec::new(),
+        unchanged: Vec::new(),
+        layers: LayerStats::default(),
+    };
+    for (k, bi) in &b_by {
+        match a_by.get(k) {
+            None => out.added.push(DiffImage {
+                reference: bi.reference.clone(),
+                digest: bi.top.clone(),
+            }),
+            Some(ai) if ai.top == bi.top => out.unchanged.push(DiffImage {
+                reference: bi.reference.clone(),
+                digest: bi.top.clone(),
+            }),
+            Some(ai) => {
+                let shared = bi
+                    .layers
+                    .iter()
+                    .filter(|(d, _)| a_layers.contains(d))
+                    .count();
+                out.changed.push(Changed {
+                    reference: bi.reference.clone(),
+                    old: ai.top.clone(),
+                    new: bi.top.clone(),
+                    layers_shared: shared,
+                    layers_new: bi.layers.len() - shared,
+                });
+            }
+        }
+    }
+    for (k, ai) in &a_by {
+        if !b_by.contains_key(k) {
+            out.removed.push(DiffImage {
+                reference: ai.reference.clone(),
+                digest: ai.top.clone(),
+            });
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for (d, size) in b.images.iter().flat_map(|i| i.layers.iter()) {
+        if !seen.insert(d) {
+            continue;
+        }
+        out.layers.total_bytes += size;
+        if a_layers.contains(d) {
+            out.layers.shared += 1;
+            out.layers.shared_bytes += size;
+        } else {
+            out.layers.new += 1;
+            out.layers.new_bytes += size;
+        }
+    }
+    out.layers.delta_saves = out.layers.shared_bytes;
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(n: u8) -> Digest {
+        Digest::of(&[n])
+    }
+
+    fn img(r: &str, top: u8, layers: &[u8]) -> BaseImage {
+        BaseImage {
+            reference: r.into(),
+            normalized: format!("docker.io/library/{r}"),
+            top: d(top),
+            config: Some(d(top + 100)),
+            layers: layers.iter().map(|l| (d(*l), 10 * *l as u64)).collect(),
+            other: Vec::new(),
+        }
+    }
+
+    fn base(images: Vec<BaseImage>) -> Base {
+        Base {
+            id: "x".into(),
+            path: "x".into(),
+            images,
+        }
+    }
+
+    #[test]
+    fn diff_counts_added_removed_changed_and_bytes() {
+        let a = base(vec![
+            img("base:1", 1, &[1]),
+            img("app:1", 2, &[1, 2]),
+            img("old:1", 3, &[9]),
+        ]);
+        let b = base(vec![
+            img("base:1", 1, &[1]),
+            img("app:1", 4, &[1, 3]),
+            img("new:1", 5, &[4]),
+        ]);
+        let diff = diff(&a, &b);
+        assert_eq!(diff.added.len(), 1);
+        assert_eq!(diff.removed[0].reference, "old:1");
+        assert_eq!(diff.changed[0].old, d(2));
+        assert_eq!(diff.changed[0].new, d(4));
+        assert_eq!(
+            (diff.changed[0].layers_shared, diff.changed[0].layers_new),
+            (1, 1)
+        );
+        assert_eq!(diff.unchanged.len(), 1);
+        assert_eq!(diff.layers.shared, 1);
+        assert_eq!(diff.layers.shared_bytes, 10);
+        assert_eq!(diff.layers.new_bytes, 30 + 40);
+        assert_eq!(diff.layers.delta_saves, 10);
+    }
+
+    #[test]
+    fn lock_base_without_cached_manifest_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join("airlock.lock");
+        std::fs::write(
+            &lock,
+            format!(
+                r#"{{"version":1,"created":"x","platform":"linux/amd64","images":{{"app:1":{{"normalized":"docker.io/library/app:1","top":{{"mediaType":"m","digest":"{}","size":1}},"manifest":"{}","platform":"linux/amd64"}}}}}}"#,
+                d(1),
+                d(2)
+            ),
+        )
+        .unwrap();
+        let store = crate::store::Store::open(dir.path().join("cache")).unwrap();
+        let e = load_base(&lock, Some(&store)).unwrap_err();
+        assert!(matches!(e, DeltaError::LockManifest { .. }), "{e}");
+        assert!(e.to_string().contains("app:1"), "{e}");
+    }
+
+    #[test]
+    fn not_a_base() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.json");
+        std::fs::write(&p, "{\"a\":1}").unwrap();
+        assert!(matches!(
+            load_base(&p, None),
+            Err(DeltaError::Unrecognised { .. })
+        ));
+    }
+}
