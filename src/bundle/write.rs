@@ -42,6 +42,8 @@ pub enum WriteError {
     Cancelled { path: PathBuf },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Parts(#[from] super::parts::PartsError),
 }
 
 impl Classify for WriteError {
@@ -50,6 +52,7 @@ impl Classify for WriteError {
             WriteError::Damaged { .. } => Class::Failed,
             WriteError::ReadFile { .. } => Class::Input,
             WriteError::Store(e) => e.class(),
+            WriteError::Parts(e) => e.class(),
             _ => Class::Environment,
         }
     }
@@ -201,14 +204,39 @@ pub fn oci_index(images: &[ResolvedImage]) -> Vec<u8> {
 
 pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
+/// What `write_with` does beyond one whole bundle file.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    /// Blobs not to carry (delta bundles, `bundle::delta`): they stay named in
+    /// `manifest.json` and the manifests, and are listed in `base.assumed`.
+    pub omit: std::collections::BTreeSet<Digest>,
+    /// Cut the tar into parts of this many bytes (`bundle::parts`); `Written::path` is then
+    /// the parts file.
+    pub split_size: Option<u64>,
+}
+
 /// Write the bundle to `output`. `cancel` is polled between chunks (Ctrl-C).
 pub fn write(
+    store: &Store,
+    input: Input<'_>,
+    output: &Path,
+    cancel: &AtomicBool,
+) -> Result<Written, WriteError> {
+    write_with(store, input, output, cancel, &WriteOptions::default())
+}
+
+/// `write`, leaving out `options.omit` and splitting at `options.split_size`.
+pub fn write_with(
     store: &Store,
     mut input: Input<'_>,
     output: &Path,
     cancel: &AtomicBool,
+    options: &WriteOptions,
 ) -> Result<Written, WriteError> {
-    let blobs = blob_order(input.images);
+    let blobs: Vec<Descriptor> = blob_order(input.images)
+        .into_iter()
+        .filter(|d| !options.omit.contains(&d.digest))
+        .collect();
     for d in &blobs {
         if store.size(&d.digest) != Some(d.size) {
             return Err(StoreError::Missing {
@@ -222,7 +250,7 @@ pub fn write(
     let mut seen = std::collections::BTreeSet::new();
     for img in input.images {
         for l in &img.layers {
-            if seen.insert(&l.blob.digest) {
+            if !options.omit.contains(&l.blob.digest) && seen.insert(&l.blob.digest) {
                 uncompressed += l.uncompressed_size.unwrap_or(0);
             }
         }
@@ -297,12 +325,21 @@ pub fn write(
         path: output.to_path_buf(),
         source,
     };
-    let file = std::fs::File::create(&tmp).map_err(io_err)?;
-    let mut guard = TempGuard {
-        path: tmp.clone(),
-        keep: false,
+    let (sink, mut guard) = match options.split_size {
+        Some(size) => (
+            Sink::Split(super::parts::SplitWriter::create(output, size)?),
+            None,
+        ),
+        None => {
+            let file = std::fs::File::create(&tmp).map_err(io_err)?;
+            let guard = TempGuard {
+                path: tmp.clone(),
+                keep: false,
+            };
+            (Sink::File(file), Some(guard))
+        }
     };
-    let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 20, file));
+    let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 20, sink));
     let cancelled = || WriteError::Cancelled {
         path: output.to_path_buf(),
     };
@@ -349,19 +386,33 @@ pub fn write(
         }
     }
     let buf = tar.into_inner().map_err(io_err)?;
-    // Not fsynced, like `docker save`: a 1 GB fsync would double a warm pack's time.
-    // The rename still makes the file appear whole or not at all for every reader, and
-    // `airlock verify` checks a copy that survived a crash.
-    let file = buf.into_inner().map_err(|e| io_err(e.into_error()))?;
-    drop(file);
+    let sink = buf.into_inner().map_err(|e| io_err(e.into_error()))?;
     if cancel.load(Ordering::Relaxed) {
         return Err(cancelled());
     }
-    std::fs::rename(&tmp, output).map_err(io_err)?;
-    guard.keep = true;
-    let bytes = std::fs::metadata(output).map(|m| m.len()).unwrap_or(0);
+    let (path, bytes) = match sink {
+        Sink::File(file) => {
+            // Not fsynced, like `docker save`: a 1 GB fsync would double a warm pack's time.
+            // The rename still makes the file appear whole or not at all for every reader, and
+            // `airlock verify` checks a copy that survived a crash.
+            drop(file);
+            if cancel.load(Ordering::Relaxed) {
+                return Err(cancelled());
+            }
+            std::fs::rename(&tmp, output).map_err(io_err)?;
+            if let Some(g) = guard.as_mut() {
+                g.keep = true;
+            }
+            let bytes = std::fs::metadata(output).map(|m| m.len()).unwrap_or(0);
+            (output.to_path_buf(), bytes)
+        }
+        Sink::Split(split) => {
+            let (list_file, list) = split.finish()?;
+            (list_file, list.size)
+        }
+    };
     Ok(Written {
-        path: output.to_path_buf(),
+        path,
         bytes,
         blobs: blobs.len() as u64,
         meta: input.meta,
@@ -385,6 +436,27 @@ fn remove_stale_partials(dir: &Path, file_name: &str) {
             .is_ok_and(|p| Path::new(&format!("/proc/{p}")).exists());
         if !alive {
             let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Where the tar goes: one file (temporary name, renamed by `write_with`) or parts.
+enum Sink {
+    File(std::fs::File),
+    Split(super::parts::SplitWriter),
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::File(f) => f.write(buf),
+            Sink::Split(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::File(f) => f.flush(),
+            Sink::Split(s) => s.flush(),
         }
     }
 }
