@@ -216,6 +216,44 @@ fn every_interpolation_form() {
 }
 
 #[test]
+fn env_files_repeatable_and_from_compose_env_files() {
+    let with = |env_files: Vec<PathBuf>, process: &[(&str, &str)]| {
+        compose::load(&LoadOptions {
+            files: vec![data("interpolation/compose.yaml")],
+            env_files,
+            environment: env(process),
+            ..LoadOptions::default()
+        })
+        .unwrap()
+    };
+    let both = vec![data("interpolation/.env"), data("interpolation/extra.env")];
+    let p = with(both.clone(), &[]);
+    assert_eq!(p.services["forms"].image.as_deref(), Some("img:2.0"));
+    assert_eq!(p.env_files, both);
+    // COMPOSE_ENV_FILES (comma separated) when no --env-file is given.
+    let list = format!(
+        "{},{}",
+        data("interpolation/extra.env").display(),
+        data("interpolation/.env").display()
+    );
+    let p = with(Vec::new(), &[("COMPOSE_ENV_FILES", &list)]);
+    assert_eq!(p.services["forms"].image.as_deref(), Some("img:1.25"));
+    // COMPOSE_DISABLE_ENV_FILE: no .env, so TAG is unset.
+    let p = with(
+        Vec::new(),
+        &[
+            ("COMPOSE_DISABLE_ENV_FILE", "true"),
+            ("TAG", "from-process"),
+        ],
+    );
+    assert_eq!(
+        p.services["forms"].image.as_deref(),
+        Some("img:from-process")
+    );
+    assert!(p.env_files.is_empty());
+}
+
+#[test]
 fn required_variable_error_names_variable_message_and_file() {
     let e = load_files(&["interpolation/required.yaml"]).unwrap_err();
     let Error::RequiredVariable {
