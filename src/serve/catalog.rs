@@ -115,31 +115,64 @@ impl BundleFile {
 }
 
 /// Stream `len` bytes at `offset` of `file`, one `pread` of at most `chunk` bytes at a time
-/// on the blocking pool: one chunk in memory per stream, no thread held between chunks.
-/// Used for blob responses (`serve`) and upload bodies (`push`).
+/// on the blocking pool. The next chunk is read while the current one is being sent, so
+/// disk and socket overlap with at most two chunks in memory per stream and no thread held
+/// between chunks. Used for blob responses (`serve`) and upload bodies (`push`).
 pub fn stream_range(
     file: Arc<BundleFile>,
     offset: u64,
     len: u64,
     chunk: usize,
 ) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
-    let chunk = chunk.max(4096) as u64;
-    futures_util::stream::unfold((file, offset, len), move |(file, pos, left)| async move {
-        if left == 0 {
-            return None;
+    struct Reader {
+        file: Arc<BundleFile>,
+        pos: u64,
+        left: u64,
+        chunk: u64,
+        pending: Option<tokio::task::JoinHandle<std::io::Result<bytes::Bytes>>>,
+    }
+    impl Reader {
+        /// Start reading the next chunk, if any is left.
+        fn start(&mut self) {
+            if self.left == 0 {
+                return;
+            }
+            let n = self.left.min(self.chunk);
+            let (f, pos) = (Arc::clone(&self.file), self.pos);
+            self.pending = Some(tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; n as usize];
+                f.read_exact_at(&mut buf, pos)
+                    .map(|_| bytes::Bytes::from(buf))
+            }));
+            self.pos += n;
+            self.left -= n;
         }
-        let n = left.min(chunk);
-        let f = Arc::clone(&file);
-        let read = tokio::task::spawn_blocking(move || {
-            let mut buf = vec![0u8; n as usize];
-            f.read_exact_at(&mut buf, pos)
-                .map(|_| bytes::Bytes::from(buf))
-        })
-        .await;
+    }
+    let reader = Reader {
+        file,
+        pos: offset,
+        left: len,
+        chunk: chunk.max(4096) as u64,
+        pending: None,
+    };
+    futures_util::stream::unfold(reader, |mut r| async move {
+        if r.pending.is_none() {
+            r.start();
+        }
+        let read = r.pending.take()?.await;
         match read {
-            Ok(Ok(bytes)) => Some((Ok(bytes), (file, pos + n, left - n))),
-            Ok(Err(e)) => Some((Err(e), (file, pos, 0))),
-            Err(join) => Some((Err(std::io::Error::other(join)), (file, pos, 0))),
+            Ok(Ok(bytes)) => {
+                r.start();
+                Some((Ok(bytes), r))
+            }
+            Ok(Err(e)) => {
+                r.left = 0;
+                Some((Err(e), r))
+            }
+            Err(join) => {
+                r.left = 0;
+                Some((Err(std::io::Error::other(join)), r))
+            }
         }
     })
 }
