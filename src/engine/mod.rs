@@ -57,6 +57,16 @@ pub enum EngineError {
         digest: Digest,
         actual: Digest,
     },
+    #[error(
+        "Layer `{digest}` in bundle `{}` does not decompress to its DiffID `{diff_id}` (got {actual})",
+        bundle.display()
+    )]
+    CorruptLayer {
+        bundle: std::path::PathBuf,
+        digest: Digest,
+        diff_id: Digest,
+        actual: Digest,
+    },
     #[error(transparent)]
     Bundle(#[from] crate::bundle::read::ReadError),
     #[error("Failed to run the bundle reader thread")]
@@ -75,7 +85,8 @@ impl Classify for EngineError {
             | EngineError::Join(_) => Class::Environment,
             EngineError::LoadRefused { .. }
             | EngineError::NotLoaded { .. }
-            | EngineError::CorruptBlob { .. } => Class::Failed,
+            | EngineError::CorruptBlob { .. }
+            | EngineError::CorruptLayer { .. } => Class::Failed,
             EngineError::Bundle(e) => e.class(),
             EngineError::Delta(e) => e.class(),
         }
