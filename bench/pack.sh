@@ -11,6 +11,7 @@
 # and prints wall time, output size and peak RSS (/usr/bin/time -v) with ratios.
 #
 # Usage: bench/pack.sh [SCALE]   (SCALE 1.0 = ~600 MB compressed; 0.1 for a quick run)
+#        AIRLOCK_BIN=path/to/airlock bench/pack.sh   (skip the release build)
 # Needs: docker (engine running), docker-registry, skopeo, python3, /usr/bin/time. Uses ~15 GB of
 # disk on a vfs engine during the docker pull step. Everything stays on 127.0.0.1.
 set -euo pipefail
@@ -30,9 +31,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== building airlock (release)"
-(cd "$ROOT" && cargo build --release --quiet)
-AIRLOCK="$ROOT/target/release/airlock"
+if [ -n "${AIRLOCK_BIN:-}" ]; then
+    AIRLOCK="$AIRLOCK_BIN"   # a release binary built beforehand
+else
+    echo "== building airlock (release)"
+    (cd "$ROOT" && cargo build --release --quiet)
+    AIRLOCK="$ROOT/target/release/airlock"
+fi
 
 echo "== starting docker-registry on $REG"
 mkdir -p "$WORK/storage"
