@@ -410,8 +410,11 @@ pub struct DiffImage {
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Changed {
+    /// The reference in B.
     #[serde(rename = "ref")]
     pub reference: String,
+    /// The reference in A (differs when the upgrade changed the tag).
+    pub old_ref: String,
     pub old: Digest,
     pub new: Digest,
     /// Layers of the new image that A already holds.
@@ -434,11 +437,16 @@ pub struct LayerStats {
     pub delta_saves: u64,
 }
 
-/// Compare two image sets by normalised reference and top-level digest.
+/// Repository of a normalised reference (`docker.io/library/app:1` -> `docker.io/library/app`).
+fn repository_key(i: &BaseImage) -> String {
+    crate::reference::Reference::parse(&i.normalized)
+        .map(|r| r.name())
+        .unwrap_or_else(|_| i.normalized.clone())
+}
+
+/// Compare two image sets: the same normalised reference, or else (an upgrade that changes
+/// the tag) the same repository, is one image; its top-level digest says whether it changed.
 pub fn diff(a: &Base, b: &Base) -> Diff {
-    let key = |i: &BaseImage| i.normalized.clone();
-    let a_by: BTreeMap<String, &BaseImage> = a.images.iter().map(|i| (key(i), i)).collect();
-    let b_by: BTreeMap<String, &BaseImage> = b.images.iter().map(|i| (key(i), i)).collect();
     let a_layers: BTreeSet<&Digest> = a
         .images
         .iter()
@@ -451,16 +459,34 @@ pub fn diff(a: &Base, b: &Base) -> Diff {
         unchanged: Vec::new(),
         layers: LayerStats::default(),
     };
-    for (k, bi) in &b_by {
-        match a_by.get(k) {
+    let mut a_left: Vec<&BaseImage> = a.images.iter().collect();
+    let mut pairs: Vec<(Option<&BaseImage>, &BaseImage)> = Vec::new();
+    let mut b_left = Vec::new();
+    for bi in &b.images {
+        match a_left.iter().position(|ai| ai.normalized == bi.normalized) {
+            Some(i) => pairs.push((Some(a_left.remove(i)), bi)),
+            None => b_left.push(bi),
+        }
+    }
+    for bi in b_left {
+        let repo = repository_key(bi);
+        match a_left.iter().position(|ai| repository_key(ai) == repo) {
+            Some(i) => pairs.push((Some(a_left.remove(i)), bi)),
+            None => pairs.push((None, bi)),
+        }
+    }
+    for (ai, bi) in pairs {
+        match ai {
             None => out.added.push(DiffImage {
                 reference: bi.reference.clone(),
                 digest: bi.top.clone(),
             }),
-            Some(ai) if ai.top == bi.top => out.unchanged.push(DiffImage {
-                reference: bi.reference.clone(),
-                digest: bi.top.clone(),
-            }),
+            Some(ai) if ai.top == bi.top && ai.normalized == bi.normalized => {
+                out.unchanged.push(DiffImage {
+                    reference: bi.reference.clone(),
+                    digest: bi.top.clone(),
+                })
+            }
             Some(ai) => {
                 let shared = bi
                     .layers
@@ -469,6 +495,7 @@ pub fn diff(a: &Base, b: &Base) -> Diff {
                     .count();
                 out.changed.push(Changed {
                     reference: bi.reference.clone(),
+                    old_ref: ai.reference.clone(),
                     old: ai.top.clone(),
                     new: bi.top.clone(),
                     layers_shared: shared,
@@ -477,13 +504,11 @@ pub fn diff(a: &Base, b: &Base) -> Diff {
             }
         }
     }
-    for (k, ai) in &a_by {
-        if !b_by.contains_key(k) {
-            out.removed.push(DiffImage {
-                reference: ai.reference.clone(),
-                digest: ai.top.clone(),
-            });
-        }
+    for ai in a_left {
+        out.removed.push(DiffImage {
+            reference: ai.reference.clone(),
+            digest: ai.top.clone(),
+        });
     }
     let mut seen = BTreeSet::new();
     for (d, size) in b.images.iter().flat_map(|i| i.layers.iter()) {
@@ -556,6 +581,16 @@ mod tests {
         assert_eq!(diff.layers.shared_bytes, 10);
         assert_eq!(diff.layers.new_bytes, 30 + 40);
         assert_eq!(diff.layers.delta_saves, 10);
+    }
+
+    #[test]
+    fn a_new_tag_of_the_same_repository_is_a_change() {
+        let a = base(vec![img("app:1", 2, &[1, 2])]);
+        let b = base(vec![img("app:2", 4, &[1, 3])]);
+        let diff = diff(&a, &b);
+        assert!(diff.added.is_empty() && diff.removed.is_empty(), "{diff:?}");
+        assert_eq!(diff.changed[0].old_ref, "app:1");
+        assert_eq!(diff.changed[0].reference, "app:2");
     }
 
     #[test]

@@ -142,8 +142,8 @@ pub fn parse_size(text: &str) -> Result<u64, PartsError> {
     let bytes = n
         .checked_mul(1u64 << shift)
         .ok_or_else(|| bad("too large"))?;
-    if bytes < 1 << 20 {
-        return Err(bad("parts must be at least 1M"));
+    if bytes < 64 << 10 {
+        return Err(bad("parts must be at least 64K"));
     }
     Ok(bytes)
 }

@@ -65,7 +65,11 @@ fn print_human(diff: &Diff, out: &Output) {
         out.print(&format!(
             "{}  {}  {} -> {}  ({} layers shared, {} new)",
             out.paint("changed", "33"),
-            c.reference,
+            if c.old_ref == c.reference {
+                c.reference.clone()
+            } else {
+                format!("{} -> {}", c.old_ref, c.reference)
+            },
             c.old,
             c.new,
             c.layers_shared,
