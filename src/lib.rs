@@ -20,4 +20,5 @@ pub mod progress;
 pub mod reference;
 pub mod registry;
 pub mod serve;
+pub mod sign;
 pub mod store;

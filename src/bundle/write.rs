@@ -10,7 +10,7 @@
 //! output path unless whole. Blobs are re-hashed while copied out of the store: a damaged
 //! cache entry is refused (and evicted), never bundled. Used by `cli::pack`.
 
-use super::meta::{BundleMeta, COMPOSE_DIR, META_PATH, SUMS_PATH};
+use super::meta::{BundleMeta, COMPOSE_DIR, META_PATH, SIGNATURE_PATH, SUMS_PATH};
 use crate::digest::{Digest, HashingReader};
 use crate::error::{Class, Classify};
 use crate::image::{Descriptor, ResolvedImage, media};
@@ -44,6 +44,8 @@ pub enum WriteError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Parts(#[from] super::parts::PartsError),
+    #[error(transparent)]
+    Sign(#[from] crate::sign::SignError),
 }
 
 impl Classify for WriteError {
@@ -53,6 +55,7 @@ impl Classify for WriteError {
             WriteError::ReadFile { .. } => Class::Input,
             WriteError::Store(e) => e.class(),
             WriteError::Parts(e) => e.class(),
+            WriteError::Sign(e) => e.class(),
             _ => Class::Environment,
         }
     }
@@ -213,6 +216,8 @@ pub struct WriteOptions {
     /// Cut the tar into parts of this many bytes (`bundle::parts`); `Written::path` is then
     /// the parts file.
     pub split_size: Option<u64>,
+    /// Sign `SHA256SUMS` (`crate::sign`); the signature is stored right after it.
+    pub signer: Option<crate::sign::Signer>,
 }
 
 /// Write the bundle to `output`. `cancel` is polled between chunks (Ctrl-C).
@@ -305,6 +310,13 @@ pub fn write_with(
         .collect();
     sums.sort();
     let sums_text: String = sums.iter().map(|(p, h)| format!("{h}  {p}\n")).collect();
+    let signature = match &options.signer {
+        Some(signer) => Some(signer.sign(
+            sums_text.as_bytes(),
+            &format!("airlock bundle of project {} file:{SUMS_PATH}", input.meta.project),
+        )?),
+        None => None,
+    };
 
     // The file.
     let dir = output
@@ -359,6 +371,9 @@ pub fn write_with(
         sums_text.as_bytes(),
     )
     .map_err(io_err)?;
+    if let Some(sig) = &signature {
+        append(&mut tar, SIGNATURE_PATH, sig.len() as u64, &sig[..]).map_err(io_err)?;
+    }
     for (name, bytes) in compose.iter().chain(layout.iter()) {
         append(&mut tar, name, bytes.len() as u64, &bytes[..]).map_err(io_err)?;
     }

@@ -18,6 +18,10 @@ pub struct LoadArgs {
     /// The bundle file (plain tar, or compressed with gzip or zstd: decompressed here).
     #[arg(value_name = "BUNDLE")]
     pub bundle: PathBuf,
+    /// Refuse the bundle unless `airlock/SHA256SUMS` carries a good signature by this minisign
+    /// public key (a `.pub` file or the `RW...` key itself); checked before anything else.
+    #[arg(long, value_name = "PUB")]
+    pub key: Option<PathBuf>,
 }
 
 /// A runtime for the engine calls of one command.
@@ -108,6 +112,7 @@ pub fn print_report(report: &LoadReport, out: &Output) {
 }
 
 pub fn run(args: LoadArgs, out: &Output) -> anyhow::Result<ExitCode> {
+    super::key::check(&args.bundle, args.key.as_deref(), out)?;
     let bundle = Bundle::open(&args.bundle)?;
     let meta = bundle
         .open_meta()

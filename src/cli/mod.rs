@@ -17,6 +17,7 @@ pub mod progress;
 pub mod serve;
 pub mod push;
 pub mod diff;
+pub mod key;
 
 use crate::error::{Class, Classified, Classify};
 use clap::{Args, Parser, Subcommand};
@@ -103,6 +104,8 @@ pub enum Command {
     Push(push::PushArgs),
     /// Compare two bundles (or lock files): images added, removed, changed; layers shared; bytes a delta saves.
     Diff(diff::DiffArgs),
+    /// Manage minisign keys for signed bundles (`key generate`).
+    Key(key::KeyArgs),
 }
 
 /// Entry point of both binaries (`airlock` and the Docker CLI plugin `docker-airlock`).
@@ -146,6 +149,7 @@ fn run(cli: Cli, out: &output::Output) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(args, out),
         Command::Push(args) => push::run(args, out),
         Command::Diff(args) => diff::run(args, out),
+        Command::Key(args) => key::run(args, out),
     }
 }
 
@@ -189,6 +193,9 @@ pub fn class_of(err: &anyhow::Error) -> Class {
             return Class::Input;
         }
         // module error types: add one line each
+        if let Some(e) = cause.downcast_ref::<crate::sign::SignError>() {
+            return e.class();
+        }
         if let Some(e) = cause.downcast_ref::<crate::compose::Error>() {
             return e.class();
         }

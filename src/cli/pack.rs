@@ -81,6 +81,10 @@ pub struct PackArgs {
     /// units K, M, G, T (powers of 1024), or `fat32` (4000M) or `dvd` (4450M).
     #[arg(long, value_name = "SIZE", value_parser = parse_split_size)]
     pub split_size: Option<u64>,
+    /// Sign the bundle with this minisign secret key (`airlock key generate`); a
+    /// password-protected key takes its password from AIRLOCK_KEY_PASSWORD.
+    #[arg(long, value_name = "KEY")]
+    pub sign: Option<PathBuf>,
 }
 
 fn parse_split_size(text: &str) -> Result<u64, String> {
@@ -376,6 +380,7 @@ struct SummaryBlobs {
 
 pub fn run(args: PackArgs, out: &Output) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
+    let signer = args.sign.as_deref().map(crate::sign::Signer::load).transpose()?;
     let selection = select(&args.project, &args.registry, args.from_docker)?;
     let platform = args.registry.platform.clone();
     let project_name = selection
@@ -551,6 +556,7 @@ pub fn run(args: PackArgs, out: &Output) -> anyhow::Result<ExitCode> {
     let options = bundle_write::WriteOptions {
         omit,
         split_size: args.split_size,
+        signer,
     };
     let written = bundle_write::write_with(&store, input, &output, &cancel, &options)
         .with_context(|| format!("Failed to write bundle `{}`", output.display()))?;

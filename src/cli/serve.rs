@@ -24,6 +24,10 @@ pub struct ServeArgs {
     /// Bundle file(s) to serve (plain tar, as `pack` writes it); content is shared by digest.
     #[arg(value_name = "BUNDLE", required = true)]
     pub bundles: Vec<PathBuf>,
+    /// Refuse the bundle unless `airlock/SHA256SUMS` carries a good signature by this minisign
+    /// public key (a `.pub` file or the `RW...` key itself); checked before anything else.
+    #[arg(long, value_name = "PUB")]
+    pub key: Option<PathBuf>,
     /// Address to listen on (`0.0.0.0:5000` for the whole LAN; port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:5000", value_name = "HOST:PORT")]
     pub addr: String,
@@ -53,6 +57,9 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs, out: &Output) -> anyhow::Result<ExitCode> {
+    for bundle in &args.bundles {
+        super::key::check(bundle, args.key.as_deref(), out)?;
+    }
     let catalog = Catalog::open(
         &args.bundles,
         &CatalogOptions {

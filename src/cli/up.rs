@@ -29,6 +29,10 @@ pub struct UpArgs {
     /// The bundle file (plain tar, or compressed with gzip or zstd).
     #[arg(value_name = "BUNDLE")]
     pub bundle: PathBuf,
+    /// Refuse the bundle unless `airlock/SHA256SUMS` carries a good signature by this minisign
+    /// public key (a `.pub` file or the `RW...` key itself); checked before anything else.
+    #[arg(long, value_name = "PUB")]
+    pub key: Option<PathBuf>,
     /// Where to put the compose files (default: `./<project name>`). An existing, edited
     /// `.env` there is kept.
     #[arg(long, value_name = "DIR")]
@@ -468,6 +472,7 @@ async fn all_up(engine: &Engine, project: &str, services: &[String]) -> anyhow::
 }
 
 pub fn run(args: UpArgs, out: &Output) -> anyhow::Result<ExitCode> {
+    super::key::check(&args.bundle, args.key.as_deref(), out)?;
     let bundle = Bundle::open(&args.bundle)?;
     let meta = bundle
         .open_meta()

@@ -17,6 +17,10 @@ pub struct VerifyArgs {
     /// The bundle file (plain tar, or compressed with gzip or zstd).
     #[arg(value_name = "BUNDLE")]
     pub bundle: PathBuf,
+    /// Refuse the bundle unless `airlock/SHA256SUMS` carries a good signature by this minisign
+    /// public key (a `.pub` file or the `RW...` key itself); checked before anything else.
+    #[arg(long, value_name = "PUB")]
+    pub key: Option<PathBuf>,
     /// Hashing threads (default: the number of CPUs).
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
@@ -45,6 +49,7 @@ impl Reporter for TotalOnly {
 }
 
 pub fn run(args: VerifyArgs, out: &Output) -> anyhow::Result<ExitCode> {
+    super::key::check(&args.bundle, args.key.as_deref(), out)?;
     let mut options = VerifyOptions::default();
     if let Some(j) = args.jobs {
         options.jobs = j.max(1);

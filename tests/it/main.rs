@@ -10,3 +10,4 @@ mod serve; // airlock serve: engine pull, compose v1 up, skopeo, ranges, writes 
 mod push; // airlock push: plain (prefix, chunks, mounts) and TLS+Basic into docker-registry, digests kept, second push uploads nothing
 mod delta; // delta bundles: pack --since, verify --base, diff, load/up over v1, docker load -i, refused without v1
 mod split; // split bundles: pack --split-size, cat, verify/inspect/load from parts, missing and corrupt parts named
+mod sign; // signed bundles: key generate, pack --sign, verify/load --key, minisign tool, tampering
