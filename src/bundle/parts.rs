@@ -621,16 +621,13 @@ impl Seek for PartsReader {
             ));
         };
         if target != self.pos {
-            match &mut self.open {
-                Some((i, f)) => {
-                    let part = &self.parts.parts[*i];
-                    if target >= part.offset && target < part.offset + part.size {
-                        f.seek(SeekFrom::Start(target - part.offset))?;
-                    } else {
-                        self.open = None;
-                    }
+            if let Some((i, f)) = &mut self.open {
+                let part = &self.parts.parts[*i];
+                if target >= part.offset && target < part.offset + part.size {
+                    f.seek(SeekFrom::Start(target - part.offset))?;
+                } else {
+                    self.open = None;
                 }
-                None => {}
             }
             self.pos = target;
         }

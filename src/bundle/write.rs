@@ -339,7 +339,7 @@ pub fn write_with(
     };
     let (sink, mut guard) = match options.split_size {
         Some(size) => (
-            Sink::Split(super::parts::SplitWriter::create(output, size)?),
+            Sink::Split(Box::new(super::parts::SplitWriter::create(output, size)?)),
             None,
         ),
         None => {
@@ -422,7 +422,7 @@ pub fn write_with(
             (output.to_path_buf(), bytes)
         }
         Sink::Split(split) => {
-            let (list_file, list) = split.finish()?;
+            let (list_file, list) = (*split).finish()?;
             (list_file, list.size)
         }
     };
@@ -458,7 +458,7 @@ fn remove_stale_partials(dir: &Path, file_name: &str) {
 /// Where the tar goes: one file (temporary name, renamed by `write_with`) or parts.
 enum Sink {
     File(std::fs::File),
-    Split(super::parts::SplitWriter),
+    Split(Box<super::parts::SplitWriter>),
 }
 
 impl Write for Sink {
