@@ -677,11 +677,11 @@ pub fn analyze(text: &str, opts: &Options) -> Result<Analysis, Error> {
                         stage.froms.push(FromRef { value: v, raw: value, line: ins.line });
                     } else if ins.keyword == "RUN" && name == "mount" {
                         for field in csv_fields(&value) {
-                            if let Some((k, v)) = field.split_once('=') {
-                                if k.trim().eq_ignore_ascii_case("from") {
-                                    let expanded = subst(v, &stage_env, ins.line)?;
-                                    stage.froms.push(FromRef { value: expanded, raw: v.to_string(), line: ins.line });
-                                }
+                            if let Some((k, v)) = field.split_once('=')
+                                && k.trim().eq_ignore_ascii_case("from")
+                            {
+                                let expanded = subst(v, &stage_env, ins.line)?;
+                                stage.froms.push(FromRef { value: expanded, raw: v.to_string(), line: ins.line });
                             }
                         }
                     }

@@ -36,14 +36,14 @@ pub enum Error {
         line: Option<usize>,
         reference: String,
         #[source]
-        source: ReferenceError,
+        source: Box<ReferenceError>,
     },
     #[error("service `{service}`: `{}`: {source}", file.display())]
     Dockerfile {
         service: String,
         file: PathBuf,
         #[source]
-        source: dockerfile::Error,
+        source: Box<dockerfile::Error>,
     },
     #[error("service `{service}`: failed to read the Dockerfile `{}`", path.display())]
     Read {
@@ -241,7 +241,7 @@ fn parse_ref(reference: &str, service: &Service, file: &Path) -> Result<Referenc
         file: file.to_path_buf(),
         line: None,
         reference: reference.to_string(),
-        source,
+        source: Box::new(source),
     })
 }
 
@@ -407,20 +407,20 @@ fn build_images(
     let analysis = dockerfile::analyze(&text, &dopts).map_err(|source| Error::Dockerfile {
         service: name.to_string(),
         file: dockerfile_path.clone(),
-        source,
+        source: Box::new(source),
     })?;
 
     let mut unused = Vec::new();
     for u in &analysis.images {
         let mut reference = u.reference.clone();
         // A named context replaces the image of the same name (BuildKit matches the name as written).
-        if u.kind != Use::Syntax {
-            if let Some(value) = contexts.get(&reference) {
-                context_used.insert(reference.clone());
-                match value.strip_prefix("docker-image://") {
-                    Some(image) => reference = image.to_string(),
-                    None => continue, // a directory, URL or `service:` context: nothing to pull here
-                }
+        if u.kind != Use::Syntax
+            && let Some(value) = contexts.get(&reference)
+        {
+            context_used.insert(reference.clone());
+            match value.strip_prefix("docker-image://") {
+                Some(image) => reference = image.to_string(),
+                None => continue, // a directory, URL or `service:` context: nothing to pull here
             }
         }
         let r = Reference::parse(&reference).map_err(|source| Error::InvalidReference {
@@ -428,7 +428,7 @@ fn build_images(
             file: dockerfile_path.clone(),
             line: (u.line > 0).then_some(u.line),
             reference: reference.clone(),
-            source,
+            source: Box::new(source),
         })?;
         let kind = match u.kind {
             _ if u.kind != Use::Syntax && built.contains_key(&r.normalized()) => Kind::BuildFromLocal,
@@ -485,18 +485,16 @@ fn add_context_images(
 
 fn service_findings(c: &mut Collector<'_>, s: &Service, platform: &Platform, opts: &PlanOptions) {
     let name = s.name.as_str();
-    if let Some(policy) = s.pull_policy.as_deref() {
-        if matches!(policy, "always" | "daily" | "weekly") || policy.starts_with("every_") {
-            c.finding(
-                Level::Warning,
-                "pull-policy",
-                Some(name),
-                format!(
-                    "`{name}` has `pull_policy: {policy}`: Compose contacts the registry on `up`, which fails offline"
-                ),
-                "set `pull_policy: missing` (or run `docker compose up --pull never` offline)",
-            );
-        }
+    if let Some(policy) = s.pull_policy.as_deref()
+        && (matches!(policy, "always" | "daily" | "weekly") || policy.starts_with("every_"))
+    {
+        c.finding(
+            Level::Warning,
+            "pull-policy",
+            Some(name),
+            format!("`{name}` has `pull_policy: {policy}`: Compose contacts the registry on `up`, which fails offline"),
+            "set `pull_policy: missing` (or run `docker compose up --pull never` offline)",
+        );
     }
     if s.platform.is_some() && !platform.matches(&opts.platform) {
         c.finding(
@@ -510,10 +508,10 @@ fn service_findings(c: &mut Collector<'_>, s: &Service, platform: &Platform, opt
             format!("pack this service's images for `{platform}` (airlock pack does), or remove `platform:`"),
         );
     }
-    if s.build.is_none() {
-        if let Some(image) = s.image.as_deref().and_then(|i| Reference::parse(i).ok()) {
-            stateful_finding(c, s, &image);
-        }
+    if s.build.is_none()
+        && let Some(image) = s.image.as_deref().and_then(|i| Reference::parse(i).ok())
+    {
+        stateful_finding(c, s, &image);
     }
     undeclared_dependencies(c, s);
 }
@@ -588,10 +586,10 @@ fn undeclared_dependencies(c: &mut Collector<'_>, s: &Service) {
     let mut deps = BTreeSet::new();
     let mut todo: Vec<&str> = s.depends_on.keys().map(String::as_str).collect();
     while let Some(d) = todo.pop() {
-        if deps.insert(d.to_string()) {
-            if let Some(ds) = project.services.get(d) {
-                todo.extend(ds.depends_on.keys().map(String::as_str));
-            }
+        if deps.insert(d.to_string())
+            && let Some(ds) = project.services.get(d)
+        {
+            todo.extend(ds.depends_on.keys().map(String::as_str));
         }
     }
     let mut words: Vec<(String, String)> =
