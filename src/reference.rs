@@ -212,7 +212,8 @@ impl Reference {
     }
 }
 
-fn valid_tag(tag: &str) -> bool {
+/// The tag grammar: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
+pub fn valid_tag(tag: &str) -> bool {
     let b = tag.as_bytes();
     !b.is_empty()
         && b.len() <= 128
@@ -257,6 +258,12 @@ fn valid_host(host: &str) -> bool {
                 && b[b.len() - 1].is_ascii_alphanumeric()
                 && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
         })
+}
+
+/// The repository path grammar (without a registry host): components
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*` joined by `/`, at most 255 characters.
+pub fn valid_repository(path: &str) -> bool {
+    !path.is_empty() && path.len() <= 255 && path.split('/').all(valid_path_component)
 }
 
 /// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`
