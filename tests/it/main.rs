@@ -11,3 +11,4 @@ mod push; // airlock push: plain (prefix, chunks, mounts) and TLS+Basic into doc
 mod delta; // delta bundles: pack --since, verify --base, diff, load/up over v1, docker load -i, refused without v1
 mod split; // split bundles: pack --split-size, cat, verify/inspect/load from parts, missing and corrupt parts named
 mod sign; // signed bundles: key generate, pack --sign, verify/load --key, minisign tool, tampering
+mod hostile; // hostile bundles: .., absolute, links, devices, duplicates, 100 MB JSON; refused by name
