@@ -68,12 +68,12 @@ impl Reference {
             Some(colon) if last_slash.is_none_or(|s| colon > s) => (&rest[..colon], Some(&rest[colon + 1..])),
             _ => (rest, None),
         };
-        if let Some(tag) = tag {
-            if !valid_tag(tag) {
-                return Err(invalid(&format!(
-                    "bad tag `{tag}`: a tag is 1 to 128 characters of letters, digits, `_`, `.` and `-`, not starting with `.` or `-`"
-                )));
-            }
+        if let Some(tag) = tag
+            && !valid_tag(tag)
+        {
+            return Err(invalid(&format!(
+                "bad tag `{tag}`: a tag is 1 to 128 characters of letters, digits, `_`, `.` and `-`, not starting with `.` or `-`"
+            )));
         }
         if name.is_empty() {
             return Err(invalid("the name is empty"));
@@ -245,10 +245,10 @@ fn valid_host(host: &str) -> bool {
             None => (host, None),
         }
     };
-    if let Some(p) = port {
-        if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
-            return false;
-        }
+    if let Some(p) = port
+        && (p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return false;
     }
     !name.is_empty()
         && name.split('.').all(|label| {
