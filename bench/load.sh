@@ -147,8 +147,7 @@ t airlock_full "$AIRLOCK" load -q "$WORK/bundle-v1.tar"
 rmi_all
 t docker_full docker load -q -i "$WORK/save-v1.tar"
 rmi_all
-t docker_bundle docker load -q -i "$WORK/bundle-v1.tar"   # the airlock bundle, loaded by docker itself
-rmi_all
+t docker_bundle docker load -q -i "$WORK/bundle-v1.tar"   # the airlock bundle, loaded by docker itself (v1 stays)
 
 echo "== upgrade load (v1 on the engine, v2 shares all but the top layers)"
 t airlock_upgrade "$AIRLOCK" load -q "$WORK/bundle-v2.tar"
