@@ -354,53 +354,15 @@ impl Client {
         }
     }
 
+    /// The `Authorization` value for pulling from `repo` (scope `repository:<repo>:pull`).
     async fn auth_header(
         &self,
         host: &Host,
         repo: &str,
         reference: &str,
     ) -> Result<Option<String>, RegistryError> {
-        if let Some(Credential::RegistryToken(t)) = &host.credential {
-            return Ok(Some(format!("Bearer {t}")));
-        }
-        let challenge = host
-            .challenge
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        match challenge {
-            None => Ok(None),
-            Some(Challenge::Basic) => Ok(match &host.credential {
-                Some(Credential::Basic { username, password }) => {
-                    Some(Credential::basic_header(username, password))
-                }
-                _ => None,
-            }),
-            Some(Challenge::Bearer { realm, service, .. }) => {
-                let scope = format!("repository:{repo}:pull");
-                let key = (
-                    realm.clone(),
-                    service.clone().unwrap_or_default(),
-                    scope.clone(),
-                );
-                if let Some(t) = self
-                    .tokens
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(&key)
-                {
-                    return Ok(Some(format!("Bearer {t}")));
-                }
-                let token = self
-                    .fetch_token(host, &realm, service.as_deref(), &scope, reference)
-                    .await?;
-                self.tokens
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(key, token.clone());
-                Ok(Some(format!("Bearer {token}")))
-            }
-        }
+        self.authorization(host, &format!("repository:{repo}:pull"), reference)
+            .await
     }
 
     async fn fetch_token(
