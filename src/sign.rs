@@ -281,7 +281,11 @@ pub fn load_public_key(path: &Path) -> Result<PublicKey, SignError> {
         reason,
     };
     let raw = path.to_string_lossy();
-    if !path.exists() && raw.starts_with("RW") && !raw.contains('/') {
+    // A bare key (`RW...`, 56 base64 characters, which may include `/`) when no such file exists.
+    let bare_key = raw.len() == 56
+        && raw.starts_with("RW")
+        && raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
+    if bare_key && !path.exists() {
         return PublicKey::from_base64(&raw).map_err(|e| format_err(e.to_string()));
     }
     let text = read_limited(path)?;
@@ -367,6 +371,16 @@ pub fn check_bundle(bundle_path: &Path, key: &Path) -> Result<Checked, SignError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bare_public_key_with_slashes_is_a_key_not_a_path() {
+        let key = "RWTnTAzCrBfo3V3BJH86oZyETZvia/3UIIkaN8cmqVVzX/YIqv6jRhJ5";
+        assert!(load_public_key(Path::new(key)).is_ok());
+        assert!(matches!(
+            load_public_key(Path::new("no/such/key.pub")),
+            Err(SignError::KeyRead { .. })
+        ));
+    }
 
     #[test]
     fn sign_and_verify_roundtrip_in_memory() {
