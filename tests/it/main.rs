@@ -12,3 +12,4 @@ mod delta; // delta bundles: pack --since, verify --base, diff, load/up over v1,
 mod split; // split bundles: pack --split-size, cat, verify/inspect/load from parts, missing and corrupt parts named
 mod sign; // signed bundles: key generate, pack --sign, verify/load --key, minisign tool, tampering
 mod hostile; // hostile bundles: .., absolute, links, devices, duplicates, 100 MB JSON; refused by name
+mod faults; // kill -9 of pack/load/push at many points, disk full, engine cut off during load/up
