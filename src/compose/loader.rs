@@ -6,11 +6,14 @@
 
 use super::dotenv::parse_dotenv;
 use super::interpolate::{InterpolationError, interpolate};
-use super::merge::{merge_file, merge_service, strip_marks};
+use super::merge::{merge_file, strip_marks};
 use super::yaml::{self, Node, Value};
 use super::{Error, LoadOptions, Project, Warning, convert};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
+
+use super::extends::Services;
+pub use super::paths::{absolutize, is_path_source, is_remote_context};
 
 pub type Env = BTreeMap<String, String>;
 
@@ -211,28 +214,6 @@ fn discover(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     })
 }
 
-/// `base.join(p)` made lexically clean (`.` and `..` removed), like Go's `filepath.Join`.
-pub fn absolutize(base: &Path, p: &Path) -> PathBuf {
-    let joined = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base.join(p)
-    };
-    let mut out = PathBuf::new();
-    for c in joined.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if !out.pop() {
-                    out.push(c);
-                }
-            }
-            other => out.push(other),
-        }
-    }
-    out
-}
-
 pub fn read_text(path: &Path) -> Result<String, Error> {
     let meta = fs_err::metadata(path).map_err(|source| match source.kind() {
         std::io::ErrorKind::NotFound => Error::FileNotFound {
@@ -284,50 +265,19 @@ pub struct Tree {
     pub service_files: BTreeMap<String, PathBuf>,
 }
 
-/// A services mapping with an index by name (files may hold many services).
-struct Services {
-    entries: Vec<(String, Node)>,
-    index: HashMap<String, usize>,
-}
-
-impl Services {
-    fn new(entries: Vec<(String, Node)>) -> Services {
-        let index = entries
-            .iter()
-            .enumerate()
-            .map(|(i, (k, _))| (k.clone(), i))
-            .collect();
-        Services { entries, index }
-    }
-
-    fn get(&self, name: &str) -> Option<&Node> {
-        self.index
-            .get(name)
-            .and_then(|&i| self.entries.get(i))
-            .map(|(_, n)| n)
-    }
-
-    fn get_mut(&mut self, name: &str) -> Option<&mut Node> {
-        self.index
-            .get(name)
-            .and_then(|&i| self.entries.get_mut(i))
-            .map(|(_, n)| n)
-    }
-}
-
 #[derive(Default)]
-struct Loader {
+pub(super) struct Loader {
     /// Services of files named by `extends: {file:}`, parsed once.
-    extends_cache: HashMap<PathBuf, Services>,
-    files: Vec<PathBuf>,
-    env_files: Vec<PathBuf>,
-    warnings: Vec<Warning>,
-    unset_seen: HashSet<(String, PathBuf)>,
+    pub(super) extends_cache: HashMap<PathBuf, Services>,
+    pub(super) files: Vec<PathBuf>,
+    pub(super) env_files: Vec<PathBuf>,
+    pub(super) warnings: Vec<Warning>,
+    pub(super) unset_seen: HashSet<(String, PathBuf)>,
 }
 
 impl Loader {
     /// Read env files in order (later wins); `lookup` values win in their interpolation.
-    fn read_env_files(&mut self, paths: &[PathBuf], lookup: &Env) -> Result<Env, Error> {
+    pub(super) fn read_env_files(&mut self, paths: &[PathBuf], lookup: &Env) -> Result<Env, Error> {
         let mut env = Env::new();
         for p in paths {
             if !p.is_file() {
@@ -349,7 +299,7 @@ impl Loader {
     }
 
     /// Load `files` as one project: each file fully processed, then merged in order.
-    fn load_project(
+    pub(super) fn load_project(
         &mut self,
         files: &[PathBuf],
         working_dir: &Path,
@@ -419,7 +369,11 @@ impl Loader {
     }
 
     /// Parse a file and interpolate every value; check the top-level shape.
-    fn parse_interpolated(&mut self, file: &Path, env: &Env) -> Result<Vec<Node>, Error> {
+    pub(super) fn parse_interpolated(
+        &mut self,
+        file: &Path,
+        env: &Env,
+    ) -> Result<Vec<Node>, Error> {
         if !self.files.iter().any(|f| f == file) {
             self.files.push(file.to_path_buf());
         }
@@ -582,261 +536,6 @@ impl Loader {
         }
         Ok(())
     }
-
-    /// Apply `extends` of service `name` in `services` (the services of `file`), recursively.
-    /// `stack` holds the (file, service) pairs being extended, to detect cycles.
-    fn extend(
-        &mut self,
-        services: &mut Services,
-        name: &str,
-        file: &Path,
-        env: &Env,
-        stack: &mut Vec<(PathBuf, String)>,
-    ) -> Result<(), Error> {
-        let Some(ext) = services.get(name).and_then(|s| s.get("extends")).cloned() else {
-            return Ok(());
-        };
-        let here = (file.to_path_buf(), name.to_string());
-        if stack.contains(&here) {
-            let mut chain: Vec<String> = stack
-                .iter()
-                .map(|(f, s)| format!("{}:{s}", f.display()))
-                .collect();
-            chain.push(format!("{}:{name}", file.display()));
-            return Err(Error::ExtendsCycle { chain });
-        }
-        let path = format!("services.{name}.extends");
-        let bad = |n: &Node, at: &str, message: String| invalid(file, n, at, Some(name), message);
-        let (base_name, base_file) = match &ext.value {
-            Value::Str(s) => (s.clone(), None),
-            Value::Map(_) => {
-                let service = ext
-                    .get("service")
-                    .and_then(Node::text)
-                    .ok_or_else(|| bad(&ext, &path, "needs a `service` name".into()))?;
-                let base_file = match ext.get("file") {
-                    None => None,
-                    Some(f) => Some(f.text().ok_or_else(|| {
-                        bad(
-                            f,
-                            &format!("{path}.file"),
-                            format!("must be a string, not {}", f.kind()),
-                        )
-                    })?),
-                };
-                (service, base_file)
-            }
-            _ => {
-                let message = format!("must be a string or a mapping, not {}", ext.kind());
-                return Err(bad(&ext, &path, message));
-            }
-        };
-        let unknown = |base_file: PathBuf| Error::ExtendsUnknown {
-            service: name.to_string(),
-            base: base_name.clone(),
-            file: file.to_path_buf(),
-            base_file,
-        };
-        stack.push(here);
-        let base = match base_file {
-            Some(rel) => {
-                let dir = file.parent().unwrap_or(Path::new("/"));
-                let base_path = absolutize(dir, Path::new(&rel));
-                if !base_path.is_file() {
-                    return Err(Error::FileNotFound { path: base_path });
-                }
-                // Each other file is parsed once; its services keep the extends applied so far.
-                let mut base_services = match self.extends_cache.remove(&base_path) {
-                    Some(s) => s,
-                    None => {
-                        let mut merged: Option<Node> = None;
-                        for doc in self.parse_interpolated(&base_path, env)? {
-                            merged = Some(match merged {
-                                Some(m) => merge_file(m, doc),
-                                None => doc,
-                            });
-                        }
-                        let entries = match merged.and_then(|mut d| d.remove("services")) {
-                            Some(Node {
-                                value: Value::Map(e),
-                                ..
-                            }) => e,
-                            _ => Vec::new(),
-                        };
-                        Services::new(entries)
-                    }
-                };
-                if base_services.get(&base_name).is_none() {
-                    return Err(unknown(base_path));
-                }
-                let result = self.extend(&mut base_services, &base_name, &base_path, env, stack);
-                let b = base_services.get(&base_name).cloned();
-                self.extends_cache.insert(base_path.clone(), base_services);
-                result?;
-                let mut b = b.unwrap_or_else(|| Node::new(Value::Map(Vec::new()), 1, 1));
-                let base_dir = base_path.parent().unwrap_or(Path::new("/")).to_path_buf();
-                resolve_service_paths(&mut b, &base_dir);
-                b
-            }
-            None => {
-                if services.get(&base_name).is_none() {
-                    return Err(unknown(file.to_path_buf()));
-                }
-                self.extend(services, &base_name, file, env, stack)?;
-                services
-                    .get(&base_name)
-                    .cloned()
-                    .unwrap_or_else(|| Node::new(Value::Map(Vec::new()), 1, 1))
-            }
-        };
-        stack.pop();
-        if let Some(slot) = services.get_mut(name) {
-            let mut local = std::mem::replace(slot, Node::new(Value::Null, 0, 0));
-            local.remove("extends");
-            let mut base = base;
-            base.remove("extends");
-            *slot = merge_service(base, local);
-        }
-        Ok(())
-    }
-
-    /// Load the projects named by an `include:` section; returns their merged resources
-    /// (services, volumes, networks, secrets, configs) with paths made absolute.
-    fn include(
-        &mut self,
-        inc: &Node,
-        file: &Path,
-        working_dir: &Path,
-        env: &Env,
-        chain: &[PathBuf],
-    ) -> Result<(Option<Node>, BTreeMap<String, PathBuf>), Error> {
-        let Some(items) = inc.as_seq() else {
-            if inc.is_null() {
-                return Ok((None, BTreeMap::new()));
-            }
-            return Err(invalid(
-                file,
-                inc,
-                "include",
-                None,
-                format!("must be a list, not {}", inc.kind()),
-            ));
-        };
-        let mut imported: Option<Node> = None;
-        let mut owners = BTreeMap::new();
-        for (i, item) in items.iter().enumerate() {
-            let at = format!("include[{i}]");
-            let strings = |n: &Node, what: &str| -> Result<Vec<String>, Error> {
-                match &n.value {
-                    Value::Seq(xs) => xs
-                        .iter()
-                        .map(|x| {
-                            x.text().ok_or_else(|| {
-                                invalid(
-                                    file,
-                                    x,
-                                    &format!("{at}.{what}"),
-                                    None,
-                                    "must be a string".into(),
-                                )
-                            })
-                        })
-                        .collect(),
-                    _ => n.text().map(|t| vec![t]).ok_or_else(|| {
-                        invalid(
-                            file,
-                            n,
-                            &format!("{at}.{what}"),
-                            None,
-                            format!("must be a string or a list, not {}", n.kind()),
-                        )
-                    }),
-                }
-            };
-            let (paths, project_directory, env_file) = match &item.value {
-                Value::Str(s) => (vec![s.clone()], None, Vec::new()),
-                Value::Map(_) => {
-                    let paths = match item.get("path") {
-                        Some(p) => strings(p, "path")?,
-                        None => {
-                            return Err(invalid(file, item, &at, None, "needs a `path`".into()));
-                        }
-                    };
-                    let dir = item.get("project_directory").and_then(Node::text);
-                    let envs = match item.get("env_file") {
-                        Some(e) => strings(e, "env_file")?,
-                        None => Vec::new(),
-                    };
-                    (paths, dir, envs)
-                }
-                _ => {
-                    return Err(invalid(
-                        file,
-                        item,
-                        &at,
-                        None,
-                        format!("must be a string or a mapping, not {}", item.kind()),
-                    ));
-                }
-            };
-            if paths.is_empty() {
-                return Err(invalid(
-                    file,
-                    item,
-                    &at,
-                    None,
-                    "needs at least one path".into(),
-                ));
-            }
-            let paths: Vec<PathBuf> = paths
-                .iter()
-                .map(|p| absolutize(working_dir, Path::new(p)))
-                .collect();
-            for p in &paths {
-                if !p.is_file() {
-                    return Err(Error::FileNotFound { path: p.clone() });
-                }
-            }
-            let project_dir = match project_directory {
-                Some(d) => absolutize(working_dir, Path::new(&d)),
-                None => paths[0].parent().unwrap_or(Path::new("/")).to_path_buf(),
-            };
-            let env_paths: Vec<PathBuf> = if env_file.is_empty() {
-                let p = project_dir.join(".env");
-                if p.is_file() { vec![p] } else { Vec::new() }
-            } else {
-                env_file
-                    .iter()
-                    .map(|e| absolutize(working_dir, Path::new(e)))
-                    .collect()
-            };
-            // The included project's own env files, overridden by the including environment.
-            let mut inc_env = self.read_env_files(&env_paths, env)?;
-            inc_env.extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
-            // Files extended from the included project interpolate with its environment.
-            let saved = std::mem::take(&mut self.extends_cache);
-            let tree = self.load_project(&paths, &project_dir, &inc_env, chain);
-            self.extends_cache = saved;
-            let tree = tree?;
-            let mut doc = tree.doc;
-            strip_marks(&mut doc);
-            resolve_project_paths(&mut doc, &project_dir);
-            if let Some(entries) = doc.as_map_mut() {
-                entries.retain(|(k, _)| {
-                    matches!(
-                        k.as_str(),
-                        "services" | "volumes" | "networks" | "secrets" | "configs"
-                    )
-                });
-            }
-            owners.extend(tree.service_files);
-            imported = Some(match imported {
-                Some(a) => merge_file(a, doc),
-                None => doc,
-            });
-        }
-        Ok((imported, owners))
-    }
 }
 
 /// Where a value sits, for the strictness of `${VAR:?}`: fatal where it decides images.
@@ -892,153 +591,6 @@ pub fn invalid(
     }
 }
 
-/// Remote build contexts (git or http URLs) are never resolved against a directory.
-pub fn is_remote_context(s: &str) -> bool {
-    [
-        "http://",
-        "https://",
-        "git://",
-        "git@",
-        "github.com/",
-        "ssh://",
-    ]
-    .iter()
-    .any(|p| s.starts_with(p))
-}
-
-/// A bind-mount source in short volume syntax is a path: `.`, `/` or `~` first.
-pub fn is_path_source(s: &str) -> bool {
-    s.starts_with('.') || s.starts_with('/') || s.starts_with('~')
-}
-
-fn abs_text(dir: &Path, s: &str) -> String {
-    if s.starts_with('~') {
-        return s.to_string();
-    }
-    absolutize(dir, Path::new(s)).to_string_lossy().into_owned()
-}
-
-/// Make the relative paths of a whole project tree absolute (`include`d projects).
-fn resolve_project_paths(doc: &mut Node, dir: &Path) {
-    if let Some(Value::Map(services)) = doc.get_mut("services").map(|s| &mut s.value) {
-        for (_, svc) in services.iter_mut() {
-            resolve_service_paths(svc, dir);
-        }
-    }
-    for section in ["secrets", "configs"] {
-        if let Some(Value::Map(items)) = doc.get_mut(section).map(|s| &mut s.value) {
-            for (_, item) in items.iter_mut() {
-                if let Some(f) = item.get_mut("file")
-                    && let Value::Str(s) = &mut f.value
-                {
-                    *s = abs_text(dir, s);
-                }
-            }
-        }
-    }
-}
-
-/// Make a service's relative paths (build context, additional contexts, env_file, bind
-/// mounts) absolute against `dir`, the directory of the file or project that defined them.
-pub fn resolve_service_paths(svc: &mut Node, dir: &Path) {
-    if let Some(build) = svc.get_mut("build") {
-        match &mut build.value {
-            Value::Str(s) if !is_remote_context(s) => *s = abs_text(dir, s),
-            Value::Str(_) => {}
-            Value::Map(_) => {
-                match build.get_mut("context") {
-                    Some(Node {
-                        value: Value::Str(s),
-                        ..
-                    }) if !is_remote_context(s) => *s = abs_text(dir, s),
-                    Some(_) => {}
-                    None => {
-                        let at = build.clone();
-                        build.insert(
-                            "context",
-                            Node::new(Value::Str(abs_text(dir, ".")), at.line, at.col),
-                        );
-                    }
-                }
-                if let Some(ctxs) = build.get_mut("additional_contexts") {
-                    let fix = |s: &mut String| {
-                        if !s.contains("://") && !s.starts_with("service:") && !is_remote_context(s)
-                        {
-                            *s = abs_text(dir, s);
-                        }
-                    };
-                    match &mut ctxs.value {
-                        Value::Map(entries) => {
-                            for (_, v) in entries.iter_mut() {
-                                if let Value::Str(s) = &mut v.value {
-                                    fix(s);
-                                }
-                            }
-                        }
-                        Value::Seq(items) => {
-                            for i in items.iter_mut() {
-                                if let Value::Str(s) = &mut i.value
-                                    && let Some((k, v)) = s.split_once('=')
-                                {
-                                    let mut v = v.to_string();
-                                    fix(&mut v);
-                                    *s = format!("{k}={v}");
-                                }
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    if let Some(env_file) = svc.get_mut("env_file") {
-        let fix = |n: &mut Node| match &mut n.value {
-            Value::Str(s) => *s = abs_text(dir, s),
-            Value::Map(_) => {
-                if let Some(Node {
-                    value: Value::Str(s),
-                    ..
-                }) = n.get_mut("path")
-                {
-                    *s = abs_text(dir, s);
-                }
-            }
-            _ => {}
-        };
-        match &mut env_file.value {
-            Value::Seq(items) => items.iter_mut().for_each(fix),
-            _ => fix(env_file),
-        }
-    }
-    if let Some(Value::Seq(vols)) = svc.get_mut("volumes").map(|v| &mut v.value) {
-        for v in vols.iter_mut() {
-            match &mut v.value {
-                Value::Str(s) => {
-                    if let Some((src, rest)) = s.split_once(':')
-                        && is_path_source(src)
-                    {
-                        *s = format!("{}:{rest}", abs_text(dir, src));
-                    }
-                }
-                Value::Map(_) => {
-                    let bind = v.get("type").and_then(Node::text).as_deref() == Some("bind");
-                    if bind
-                        && let Some(Node {
-                            value: Value::Str(s),
-                            ..
-                        }) = v.get_mut("source")
-                    {
-                        *s = abs_text(dir, s);
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-}
-
 /// Names of every profile any service mentions (for `--profile '*'`).
 pub fn all_profiles(doc: &Node) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
@@ -1051,4 +603,3 @@ pub fn all_profiles(doc: &Node) -> BTreeSet<String> {
     }
     out
 }
-

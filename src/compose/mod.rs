@@ -7,10 +7,13 @@
 
 mod convert;
 pub mod dotenv;
+mod extends;
+mod include;
 pub mod interpolate;
 mod loader;
 mod merge;
 pub mod model;
+mod paths;
 mod yaml;
 
 pub use dotenv::{DotenvError, parse_dotenv};
