@@ -145,14 +145,7 @@ pub fn run(args: CheckArgs, out: &Output) -> anyhow::Result<ExitCode> {
         }
         None => {
             let p = &args.project;
-            let opts = LoadOptions {
-                files: p.files.clone(),
-                project_directory: p.project_directory.clone(),
-                env_files: p.env_files.clone(),
-                profiles: p.profiles.clone(),
-                project_name: p.project_name.clone(),
-                ..LoadOptions::default()
-            };
+            let opts = p.load_options();
             let (project, findings) = load_project(&opts)?;
             (project, findings, BTreeMap::new())
         }

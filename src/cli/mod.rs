@@ -78,6 +78,20 @@ pub struct ProjectArgs {
     pub project_name: Option<String>,
 }
 
+impl ProjectArgs {
+    /// The loader's options for these flags (the environment is read by the loader).
+    pub fn load_options(&self) -> crate::compose::LoadOptions {
+        crate::compose::LoadOptions {
+            files: self.files.clone(),
+            project_directory: self.project_directory.clone(),
+            env_files: self.env_files.clone(),
+            profiles: self.profiles.clone(),
+            project_name: self.project_name.clone(),
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// List every image a Compose project needs, with offline-readiness findings.

@@ -14,7 +14,7 @@ use super::output::Output;
 use super::progress::Progress;
 use crate::bundle::meta::{BundleMeta, ComposeMeta, FORMAT, ImageMeta};
 use crate::bundle::write::{self as bundle_write, ComposeFile};
-use crate::compose::{self, LoadOptions, Project};
+use crate::compose::{self, Project};
 use crate::error::Classified;
 use crate::image::ResolvedImage;
 use crate::lock::{LOCK_FILE, Lock};
@@ -116,24 +116,13 @@ pub struct Selection {
     pub images: Vec<PackImage>,
 }
 
-fn load_options(p: &ProjectArgs) -> LoadOptions {
-    LoadOptions {
-        files: p.files.clone(),
-        project_directory: p.project_directory.clone(),
-        env_files: p.env_files.clone(),
-        profiles: p.profiles.clone(),
-        project_name: p.project_name.clone(),
-        ..Default::default()
-    }
-}
-
 /// Load the project and plan it. Without a compose file, `--image` alone is enough.
 pub fn select(
     project: &ProjectArgs,
     reg: &RegistryArgs,
     from_docker: bool,
 ) -> anyhow::Result<Selection> {
-    let loaded = match compose::load(&load_options(project)) {
+    let loaded = match compose::load(&project.load_options()) {
         Ok(p) => Some(p),
         Err(compose::Error::NoComposeFile { .. })
             if !reg.images.is_empty() && project.files.is_empty() =>

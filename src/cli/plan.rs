@@ -3,7 +3,7 @@
 
 use super::ProjectArgs;
 use super::output::Output;
-use crate::compose::{self, LoadOptions, Project};
+use crate::compose::{self, Project};
 use crate::plan::{self, Level, Plan, PlanOptions};
 use crate::platform::Platform;
 use anyhow::Context;
@@ -32,21 +32,10 @@ pub struct PlanArgs {
     pub platform: Platform,
 }
 
-fn load_options(p: &ProjectArgs) -> LoadOptions {
-    LoadOptions {
-        files: p.files.clone(),
-        project_directory: p.project_directory.clone(),
-        env_files: p.env_files.clone(),
-        profiles: p.profiles.clone(),
-        project_name: p.project_name.clone(),
-        ..LoadOptions::default()
-    }
-}
-
 /// Load the project, falling back to the built-in example when no compose file is found.
 /// The example is written to a temporary `frappe/` directory so the project is named `frappe`.
 fn load(args: &PlanArgs, out: &Output) -> anyhow::Result<Project> {
-    match compose::load(&load_options(&args.project)) {
+    match compose::load(&args.project.load_options()) {
         Ok(p) => Ok(p),
         Err(compose::Error::NoComposeFile { .. }) if args.project.files.is_empty() => {
             out.status("no compose file here; showing the built-in Frappe example");
@@ -55,7 +44,7 @@ fn load(args: &PlanArgs, out: &Output) -> anyhow::Result<Project> {
             fs_err::create_dir(&dir)?;
             let file = dir.join("compose.yaml");
             fs_err::write(&file, EXAMPLE)?;
-            let mut opts = load_options(&args.project);
+            let mut opts = args.project.load_options();
             opts.files = vec![file];
             Ok(compose::load(&opts)?)
         }
