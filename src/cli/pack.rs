@@ -308,17 +308,11 @@ fn compose_files(project: &Project) -> (ComposeMeta, Vec<ComposeFile>) {
         profiles: project.profiles.clone(),
         ..Default::default()
     };
-    for f in &project.files {
+    let compose = project.files.iter().map(|f| (f, false));
+    for (f, is_env) in compose.chain(project.env_files.iter().map(|f| (f, true))) {
         let name = rel(f);
-        meta.files.push(name.clone());
-        files.push(ComposeFile {
-            name,
-            source: f.clone(),
-        });
-    }
-    for f in &project.env_files {
-        let name = rel(f);
-        meta.env_files.push(name.clone());
+        let list = if is_env { &mut meta.env_files } else { &mut meta.files };
+        list.push(name.clone());
         files.push(ComposeFile {
             name,
             source: f.clone(),
