@@ -16,28 +16,21 @@ set -euo pipefail
 SCALE="${1:-1.0}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 WORK="$(mktemp -d /tmp/airlock-bench-delta.XXXXXX)"
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+PORT="$(free_port)"
 REG="127.0.0.1:${PORT}"
-REGPID=""
 cleanup() {
-    [ -n "$REGPID" ] && kill "$REGPID" 2>/dev/null || true
+    bench_stop
     for i in base:1 app:1 app:2; do docker rmi -f "$REG/bench-delta/$i" >/dev/null 2>&1 || true; done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-if [ -n "${AIRLOCK_BIN:-}" ]; then AIRLOCK="$AIRLOCK_BIN"; else
-    (cd "$ROOT" && cargo build --release --quiet); AIRLOCK="$ROOT/target/release/airlock"; fi
+airlock_bin
 export AIRLOCK_CACHE="$WORK/cache" NO_COLOR=1
 
 mkdir -p "$WORK/reg" "$WORK/ctx"
-cat > "$WORK/reg.yml" <<YML
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $WORK/reg}}
-http: {addr: $REG}
-YML
-docker-registry serve "$WORK/reg.yml" >/dev/null 2>&1 & REGPID=$!
-for _ in $(seq 50); do python3 -c "import socket; socket.create_connection(('127.0.0.1',$PORT))" 2>/dev/null && break; sleep 0.2; done
+start_registry "$WORK/reg" "$PORT"
 
 mb() { python3 -c "print(max(1,int(float('$SCALE')*$1)))"; }
 head -c "$(( $(mb 90) * 1048576 ))" /dev/urandom > "$WORK/ctx/base.bin"

@@ -16,99 +16,28 @@ set -euo pipefail
 SCALE="${1:-0.2}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 WORK="$(mktemp -d /tmp/airlock-bench-load.XXXXXX)"
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+PORT="$(free_port)"
 REG="127.0.0.1:${PORT}"
 NAMES=(bench-load/mariadb bench-load/erpnext bench-load/nginx)
-REGPID=""
 
 refs() { for n in "${NAMES[@]}"; do echo "$REG/$n:$1"; done; }
 rmi_all() { for v in v1 v2; do for r in $(refs $v); do docker rmi -f "$r" >/dev/null 2>&1 || true; done; done; }
 cleanup() {
-    [ -n "$REGPID" ] && kill "$REGPID" 2>/dev/null || true
+    bench_stop
     rmi_all
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-
-echo "== building airlock (release)"
-(cd "$ROOT" && cargo build --release --quiet --bin airlock)
-AIRLOCK="$ROOT/target/release/airlock"
+airlock_bin
 export AIRLOCK_CACHE="$WORK/cache" NO_COLOR=1
 
 echo "== starting docker-registry on $REG"
-mkdir -p "$WORK/storage"
-printf 'version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: %s}\n' \
-    "$WORK/storage" "$REG" >"$WORK/registry.yml"
-docker-registry serve "$WORK/registry.yml" >"$WORK/registry.log" 2>&1 &
-REGPID=$!
-for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
+start_registry "$WORK" "$PORT"
 
 echo "== generating images v1 and v2 (scale $SCALE)"
-python3 - "$WORK/oci" "$SCALE" <<'PY'
-import gzip, hashlib, io, json, os, random, sys, tarfile
-
-out, scale = sys.argv[1], float(sys.argv[2])
-random.seed(42)
-images = {  # layer sizes in MB (uncompressed), as bench/pack.sh
-    "mariadb": [300, 100, 50, 25, 15, 5, 3, 2],
-    "erpnext": [420, 160, 60, 40, 20, 10, 10, 5, 3, 2],
-    "nginx": [200, 60, 20, 10, 5, 3, 2],
-}
-words = [("".join(random.choice("abcdefghijklmnopqrstuvwxyz_") for _ in range(random.randint(2, 12)))) for _ in range(4000)]
-vocab = " ".join(random.choice(words) for _ in range(1_500_000)).encode()
-
-def content(n):
-    parts, size = [], 0
-    while size < n:
-        start = random.randrange(0, len(vocab) - 70000)
-        chunk = vocab[start:start + random.randint(20000, 60000)]
-        noise = os.urandom(random.randint(400, 1200)).hex().encode()
-        parts += [chunk, b"\n", noise, b"\n"]
-        size += len(chunk) + len(noise) + 2
-    return b"".join(parts)[:n]
-
-os.makedirs(f"{out}/blobs/sha256", exist_ok=True)
-def put(b):
-    d = hashlib.sha256(b).hexdigest()
-    with open(f"{out}/blobs/sha256/{d}", "wb") as f:
-        f.write(b)
-    return "sha256:" + d, len(b)
-
-def layer(name, i, mb, tag):
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as t:
-        left, f = int(mb * scale * 1e6), 0
-        while left > 0:
-            size = min(left, random.randint(200_000, 4_000_000))
-            data = content(size)
-            info = tarfile.TarInfo(f"opt/{name}/{tag}/layer{i}/file{f}.txt")
-            info.size, info.mtime, info.mode = len(data), 0, 0o644
-            t.addfile(info, io.BytesIO(data))
-            left -= size
-            f += 1
-    raw = raw.getvalue()
-    d, s = put(gzip.compress(raw, compresslevel=6, mtime=0))
-    return {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": s}, "sha256:" + hashlib.sha256(raw).hexdigest()
-
-index = []
-for name, sizes in images.items():
-    v1 = [layer(name, i, mb, "v1") for i, mb in enumerate(sizes)]
-    # v2: an application upgrade, every layer the same but the top one
-    v2 = v1[:-1] + [layer(name, len(sizes) - 1, sizes[-1], "v2")]
-    for tag, layers in (("v1", v1), ("v2", v2)):
-        config = {"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/sh"], "Labels": {"v": tag}},
-                  "rootfs": {"type": "layers", "diff_ids": [d for _, d in layers]}, "history": [{"created_by": "bench"}] * len(layers)}
-        cd, cs = put(json.dumps(config).encode())
-        manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
-                    "layers": [l for l, _ in layers]}
-        md, ms = put(json.dumps(manifest).encode())
-        index.append({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ms,
-                      "annotations": {"org.opencontainers.image.ref.name": f"{name}-{tag}"}})
-    print(f"  {name}: {len(sizes)} layers, v2 changes the top one", flush=True)
-json.dump({"imageLayoutVersion": "1.0.0"}, open(f"{out}/oci-layout", "w"))
-json.dump({"schemaVersion": 2, "manifests": index}, open(f"{out}/index.json", "w"))
-PY
+python3 "$ROOT/bench/images.py" "$WORK/oci" "$SCALE" --upgrade
 for n in "${NAMES[@]}"; do
     for v in v1 v2; do
         skopeo copy --quiet --dest-tls-verify=false "oci:$WORK/oci:${n#bench-load/}-$v" "docker://$REG/$n:$v"

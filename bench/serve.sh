@@ -18,44 +18,21 @@ set -euo pipefail
 DURATION="${1:-8}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 WORK="$(mktemp -d /tmp/airlock-bench-serve.XXXXXX)"
-PIDS=()
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.05; done; echo "nothing on port $1" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    bench_stop
     docker rmi -f "$REG/bench/big:1" "$SRV/bench/big:1" >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 3; }
 
-# start_registry DIR PORT: docker-registry with filesystem storage in DIR; sets LAST_PID.
-start_registry() {
-    mkdir -p "$1/storage"
-    cat >"$1/registry.yml" <<EOF
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $1/storage
-http:
-  addr: 127.0.0.1:$2
-EOF
-    docker-registry serve "$1/registry.yml" >"$1/registry.log" 2>&1 &
-    LAST_PID=$!
-    PIDS+=("$LAST_PID")
-    wait_port "$2"
-}
-
-echo "== building airlock (release)"
-(cd "$ROOT" && cargo build --release --quiet)
-AIRLOCK="$ROOT/target/release/airlock"
+airlock_bin
 
 RPORT=$(free_port)
 REG="127.0.0.1:$RPORT"
+mkdir -p "$WORK/dist"
 start_registry "$WORK/dist" "$RPORT"
 DISTPID=$LAST_PID
 
@@ -102,7 +79,7 @@ SPORT=$(free_port)
 SRV="127.0.0.1:$SPORT"
 "$AIRLOCK" serve "$WORK/bundle.tar" --addr "$SRV" --quiet >"$WORK/serve.out" 2>&1 &
 SERVEPID=$!
-PIDS+=("$SERVEPID")
+BENCH_PIDS+=("$SERVEPID")
 wait_port "$SPORT"
 
 hwm() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
