@@ -5,11 +5,10 @@
 
 use super::ProjectArgs;
 use super::output::Output;
-use super::pack::{self, RegistryArgs, Source};
+use super::pack::{self, RegistryArgs};
 use super::progress::Progress;
 use crate::lock::Lock;
 use crate::progress::Reporter;
-use crate::reference::Reference;
 use crate::registry::PullStats;
 use crate::store::Store;
 use clap::Args;
@@ -28,12 +27,8 @@ pub struct LockArgs {
 pub fn run(args: LockArgs, out: &Output) -> anyhow::Result<ExitCode> {
     // Build-tag images are skipped rather than refused: the lock covers registry images only.
     let selection = pack::select(&args.project, &args.registry, true)?;
-    let refs: Vec<Reference> = selection
-        .images
-        .iter()
-        .filter(|i| i.source == Source::Registry)
-        .map(|i| i.reference.clone())
-        .collect();
+    let platform = args.registry.platform.clone();
+    let refs = selection.registry_refs(&platform);
     let path = pack::lock_path(&args.registry, selection.project.as_ref());
     let store = Store::open(Store::default_root()?)?;
     let progress = Arc::new(Progress::new(out));
@@ -41,12 +36,10 @@ pub fn run(args: LockArgs, out: &Output) -> anyhow::Result<ExitCode> {
     let client = pack::client(&args.registry, reporter)?;
     let rt = pack::runtime()?;
     let stats = PullStats::default();
-    let platform = args.registry.platform.clone();
     let resolved = rt.block_on(pack::resolve_all(
         &client,
         &store,
         &refs,
-        &platform,
         &HashMap::new(),
         &stats,
     ));

@@ -108,12 +108,66 @@ pub struct PackImage {
     pub kinds: Vec<String>,
     pub services: Vec<String>,
     pub source: Source,
+    /// Platforms the plan needs it for (a service's `platform:`, `FROM --platform=`); empty
+    /// for `--image`.
+    pub platforms: Vec<String>,
+}
+
+impl PackImage {
+    /// The platform to pack it for: the one platform the plan needs it for when that is not
+    /// the bundle's (`platform: linux/arm64` on a service), else the bundle's. A reference
+    /// needed for several platforms gets the bundle's (a docker-save tar holds one image per
+    /// tag) and a note saying which platforms are left out.
+    pub fn platform(&self, target: &Platform) -> (Platform, Option<String>) {
+        let wanted: Vec<Platform> = self
+            .platforms
+            .iter()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        match wanted.as_slice() {
+            [only] if !target.matches(only) => (only.clone(), None),
+            _ => {
+                let others: Vec<String> = wanted
+                    .iter()
+                    .filter(|p| !target.matches(p))
+                    .map(|p| p.to_string())
+                    .collect();
+                let note = (!others.is_empty()).then(|| {
+                    format!(
+                        "`{}` is needed for {} too; a bundle holds one image per reference, so only {target} is packed",
+                        self.reference,
+                        others.join(", ")
+                    )
+                });
+                (target.clone(), note)
+            }
+        }
+    }
 }
 
 /// The project (if any) and the images `pack`/`lock` handle, in plan order then `--image` order.
 pub struct Selection {
     pub project: Option<Project>,
     pub images: Vec<PackImage>,
+}
+
+impl Selection {
+    /// The references pulled from registries, each with the platform to pull.
+    pub fn registry_refs(&self, target: &Platform) -> Vec<(Reference, Platform)> {
+        self.images
+            .iter()
+            .filter(|i| i.source == Source::Registry)
+            .map(|i| (i.reference.clone(), i.platform(target).0))
+            .collect()
+    }
+
+    /// Notes about platforms left out (see `PackImage::platform`).
+    pub fn platform_notes(&self, target: &Platform) -> Vec<String> {
+        self.images
+            .iter()
+            .filter_map(|i| i.platform(target).1)
+            .collect()
+    }
 }
 
 /// Load the project and plan it. Without a compose file, `--image` alone is enough.
@@ -132,7 +186,11 @@ pub fn select(
         Err(e) => return Err(anyhow::Error::new(e).context("Failed to load the compose project")),
     };
     let mut images: Vec<PackImage> = Vec::new();
-    let mut add = |reference: Reference, kind: &str, services: &[String], source: Source| {
+    let mut add = |reference: Reference,
+                   kind: &str,
+                   services: &[String],
+                   source: Source,
+                   platforms: &[String]| {
         match images
             .iter_mut()
             .find(|i| i.reference.original() == reference.original())
@@ -146,6 +204,11 @@ pub fn select(
                         existing.services.push(s.clone());
                     }
                 }
+                for p in platforms {
+                    if !existing.platforms.contains(p) {
+                        existing.platforms.push(p.clone());
+                    }
+                }
                 // A reference that is built here and also pulled elsewhere comes from the engine.
                 if matches!(source, Source::Engine { .. }) {
                     existing.source = source;
@@ -156,6 +219,7 @@ pub fn select(
                 kinds: vec![kind.to_string()],
                 services: services.to_vec(),
                 source,
+                platforms: platforms.to_vec(),
             }),
         }
     };
@@ -173,6 +237,7 @@ pub fn select(
                     img.kind.as_str(),
                     &img.services,
                     Source::Registry,
+                    &img.platforms,
                 ),
                 Kind::BuildTag if from_docker => {
                     let service = img.services.first().cloned().unwrap_or_default();
@@ -181,6 +246,7 @@ pub fn select(
                         img.kind.as_str(),
                         &img.services,
                         Source::Engine { service },
+                        &img.platforms,
                     )
                 }
                 Kind::BuildTag => unbuilt.push(img),
@@ -203,7 +269,7 @@ pub fn select(
         }
     }
     for r in &reg.images {
-        add(r.clone(), "extra", &[], Source::Registry);
+        add(r.clone(), "extra", &[], Source::Registry, &[]);
     }
     if images.is_empty() {
         return Err(Classified::input(
@@ -243,17 +309,16 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("Failed to start the async runtime")
 }
 
-/// Resolve registry references (each normalised reference once), in order.
+/// Resolve registry references, each for its platform, in order.
 pub async fn resolve_all(
     client: &Client,
     store: &Store,
-    refs: &[Reference],
-    platform: &Platform,
+    refs: &[(Reference, Platform)],
     pins: &HashMap<String, Pin>,
     stats: &PullStats,
 ) -> anyhow::Result<Vec<ResolvedImage>> {
     let jobs = client.options().jobs.max(1);
-    stream::iter(refs.iter().map(|r| async move {
+    stream::iter(refs.iter().map(|(r, platform)| async move {
         client.reporter.step(&format!("resolving {r}"));
         registry::resolve(client, store, r, platform, pins.get(r.original()), stats)
             .await
@@ -311,7 +376,11 @@ fn compose_files(project: &Project) -> (ComposeMeta, Vec<ComposeFile>) {
     let compose = project.files.iter().map(|f| (f, false));
     for (f, is_env) in compose.chain(project.env_files.iter().map(|f| (f, true))) {
         let name = rel(f);
-        let list = if is_env { &mut meta.env_files } else { &mut meta.files };
+        let list = if is_env {
+            &mut meta.env_files
+        } else {
+            &mut meta.files
+        };
         list.push(name.clone());
         files.push(ComposeFile {
             name,
@@ -363,7 +432,11 @@ struct SummaryBlobs {
 
 pub fn run(args: PackArgs, out: &Output) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let signer = args.sign.as_deref().map(crate::sign::Signer::load).transpose()?;
+    let signer = args
+        .sign
+        .as_deref()
+        .map(crate::sign::Signer::load)
+        .transpose()?;
     let selection = select(&args.project, &args.registry, args.from_docker)?;
     let platform = args.registry.platform.clone();
     let project_name = selection
@@ -382,18 +455,14 @@ pub fn run(args: PackArgs, out: &Output) -> anyhow::Result<ExitCode> {
         ))
         .into());
     }
-    let registry_refs: Vec<Reference> = selection
-        .images
-        .iter()
-        .filter(|i| i.source == Source::Registry)
-        .map(|i| i.reference.clone())
-        .collect();
+    let registry_refs = selection.registry_refs(&platform);
 
     // The lock, when --locked.
     let lock_file = lock_path(&args.registry, selection.project.as_ref());
     let lock = if args.locked {
         let lock = Lock::read(&lock_file)?;
-        lock.check(&lock_file, &registry_refs, &platform)?;
+        let refs: Vec<Reference> = registry_refs.iter().map(|(r, _)| r.clone()).collect();
+        lock.check(&lock_file, &refs, &platform)?;
         Some(lock)
     } else {
         None
@@ -401,7 +470,7 @@ pub fn run(args: PackArgs, out: &Output) -> anyhow::Result<ExitCode> {
     let pins: HashMap<String, Pin> = match &lock {
         Some(l) => registry_refs
             .iter()
-            .filter_map(|r| l.pin(r).map(|p| (r.original().to_string(), p)))
+            .filter_map(|(r, _)| l.pin(r).map(|p| (r.original().to_string(), p)))
             .collect(),
         None => HashMap::new(),
     };
@@ -420,6 +489,9 @@ pub fn run(args: PackArgs, out: &Output) -> anyhow::Result<ExitCode> {
     };
     let progress = Arc::new(Progress::new(out));
     let reporter: Arc<dyn Reporter> = progress.clone();
+    for note in selection.platform_notes(&platform) {
+        reporter.warn(&note);
+    }
     let cancel = Arc::new(AtomicBool::new(false));
     let client = client(&args.registry, reporter.clone())?.with_cancel(cancel.clone());
     let rt = runtime()?;
@@ -430,23 +502,27 @@ pub fn run(args: PackArgs, out: &Output) -> anyhow::Result<ExitCode> {
         install_signals(cancel.clone(), notify.clone());
         let work = async {
             // Registry images: resolve (each normalised reference once), then fetch the layers.
-            let mut unique: Vec<Reference> = Vec::new();
-            for r in &registry_refs {
-                if !unique.iter().any(|u| u.normalized() == r.normalized()) {
-                    unique.push(r.clone());
+            let mut unique: Vec<(Reference, Platform)> = Vec::new();
+            for (r, p) in &registry_refs {
+                if !unique.iter().any(|(u, up)| u.normalized() == r.normalized() && up == p) {
+                    unique.push((r.clone(), p.clone()));
                 }
             }
-            let mut pulled = resolve_all(&client, &store, &unique, &platform, &pins, &stats).await?;
+            let mut pulled = resolve_all(&client, &store, &unique, &pins, &stats).await?;
             registry::pull(&client, &store, &mut pulled, &stats).await.context("Failed to fetch layers")?;
-            let by_name: HashMap<String, ResolvedImage> =
-                pulled.into_iter().map(|i| (i.reference.normalized(), i)).collect();
+            let by_name: HashMap<(String, Platform), ResolvedImage> = unique
+                .iter()
+                .map(|(r, p)| (r.normalized(), p.clone()))
+                .zip(pulled)
+                .collect();
             // Engine images.
             let mut engine = None;
             let mut out_images = Vec::new();
             for img in &selection.images {
                 match &img.source {
                     Source::Registry => {
-                        let mut r = by_name[&img.reference.normalized()].clone();
+                        let key = (img.reference.normalized(), img.platform(&platform).0);
+                        let mut r = by_name[&key].clone();
                         r.reference = img.reference.clone();
                         out_images.push(r);
                     }
@@ -458,9 +534,10 @@ pub fn run(args: PackArgs, out: &Output) -> anyhow::Result<ExitCode> {
                         let saved = crate::engine::save::save(e, &store, &img.reference, service, reporter.as_ref())
                             .await
                             .with_context(|| format!("Failed to export `{}` from the engine", img.reference))?;
-                        if !platform.matches(&saved.platform) {
+                        let wanted = img.platform(&platform).0;
+                        if !wanted.matches(&saved.platform) {
                             reporter.warn(&format!(
-                                "`{}` from the engine is for {}, not {platform}",
+                                "`{}` from the engine is for {}, not {wanted}",
                                 img.reference, saved.platform
                             ));
                         }
@@ -633,4 +710,36 @@ pub fn run(args: PackArgs, out: &Output) -> anyhow::Result<ExitCode> {
         ));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(platforms: &[&str]) -> PackImage {
+        PackImage {
+            reference: Reference::parse("redis:7").unwrap(),
+            kinds: vec!["image".into()],
+            services: vec!["cache".into()],
+            source: Source::Registry,
+            platforms: platforms.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_service_platform_picks_the_image_platform() {
+        let amd64 = Platform::linux_amd64();
+        let arm64: Platform = "linux/arm64".parse().unwrap();
+        // --image: no plan platforms, the target.
+        assert_eq!(image(&[]).platform(&amd64), (amd64.clone(), None));
+        assert_eq!(image(&["linux/amd64"]).platform(&amd64), (amd64.clone(), None));
+        assert_eq!(image(&["linux/arm64"]).platform(&amd64), (arm64.clone(), None));
+        // Two platforms: the target, and a note naming the other.
+        let (p, note) = image(&["linux/amd64", "linux/arm64"]).platform(&amd64);
+        assert_eq!(p, amd64);
+        assert!(note.unwrap().contains("linux/arm64 too"));
+        let (p, note) = image(&["linux/arm64", "linux/arm/v7"]).platform(&amd64);
+        assert_eq!(p, amd64);
+        assert!(note.unwrap().contains("linux/arm64, linux/arm/v7"));
+    }
 }

@@ -458,6 +458,44 @@ fn multi_platform_index_packs_only_the_requested_platform() {
     assert_eq!(o.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(stderr.contains("linux/amd64, linux/arm64"), "{stderr}");
+
+    // A service's `platform:` picks that platform for its image; the rest stay on the target.
+    let project = dir.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let base_ref = format!("{}/{}", reg.addr, images.base);
+    std::fs::write(
+        project.join("compose.yaml"),
+        format!("services:\n  arm:\n    image: {reference}\n    platform: linux/arm64\n  base:\n    image: {base_ref}\n"),
+    )
+    .unwrap();
+    let svc = dir.path().join("svc.tar");
+    let s = pack_json(&cache, &project, &["-o", p(&svc)]);
+    let by_ref = |s: &serde_json::Value, r: &str| {
+        s["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["ref"] == r)
+            .cloned()
+            .unwrap_or_else(|| panic!("{r} not in {s}"))
+    };
+    assert_eq!(by_ref(&s, &reference)["config"], arm_cfg.as_str(), "{s}");
+    assert_eq!(by_ref(&s, &reference)["platform"], "linux/arm64", "{s}");
+    assert_eq!(by_ref(&s, &base_ref)["platform"], "linux/amd64", "{s}");
+
+    // Needed for two platforms: the target's is packed, and a warning names the other.
+    std::fs::write(
+        project.join("compose.yaml"),
+        format!("services:\n  arm:\n    image: {reference}\n    platform: linux/arm64\n  amd:\n    image: {reference}\n"),
+    )
+    .unwrap();
+    let o = ok(airlock(&cache)
+        .current_dir(&project)
+        .args(["pack", "--json", "-o", p(&svc)]));
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(by_ref(&s, &reference)["config"], amd_cfg.as_str(), "{s}");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("linux/arm64 too"), "{stderr}");
 }
 
 #[test]
