@@ -5,7 +5,7 @@
 //! v1; plain `docker load -i` of the delta; and a load on an engine without v1 that fails
 //! before changing anything, naming what is missing.
 
-use crate::harness::{self, Registry, TestImages, require_docker};
+use crate::harness::{self, ComposeCleanup as Cleanup, Registry, TestImages, require_docker};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
@@ -49,37 +49,6 @@ fn layers_of(meta: &serde_json::Value, image_suffix: &str) -> Vec<String> {
         .iter()
         .map(|l| l["digest"].as_str().unwrap().to_string())
         .collect()
-}
-
-/// Removes the project's containers and the given images.
-struct Cleanup {
-    project: String,
-    images: Vec<String>,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let label = format!("label=com.docker.compose.project={}", self.project);
-        let ids = Command::new("docker")
-            .args(["ps", "-aq", "--filter", &label])
-            .output()
-            .map(|o| o.stdout)
-            .unwrap_or_default();
-        for id in String::from_utf8_lossy(&ids).split_whitespace() {
-            harness::docker_quiet(&["rm", "-f", "-v", id]);
-        }
-        let nets = Command::new("docker")
-            .args(["network", "ls", "-q", "--filter", &label])
-            .output()
-            .map(|o| o.stdout)
-            .unwrap_or_default();
-        for id in String::from_utf8_lossy(&nets).split_whitespace() {
-            harness::docker_quiet(&["network", "rm", id]);
-        }
-        for i in &self.images {
-            harness::docker_quiet(&["rmi", "-f", i]);
-        }
-    }
 }
 
 const COMPOSE_V1: &str = "services:\n  app:\n    image: ${APP}\n    command: [\"/bin/sh\", \"-c\", \"cat /srv/version; exec sleep 3600\"]\n";

@@ -36,14 +36,18 @@ pub fn require_docker() -> bool {
         if std::env::var_os("AIRLOCK_REQUIRE_DOCKER").is_some() {
             panic!("AIRLOCK_REQUIRE_DOCKER is set but no Docker engine answers `docker version`");
         }
-        eprintln!("skipping: no Docker engine (set AIRLOCK_REQUIRE_DOCKER=1 to make this an error)");
+        eprintln!(
+            "skipping: no Docker engine (set AIRLOCK_REQUIRE_DOCKER=1 to make this an error)"
+        );
     }
     up
 }
 
 /// Run a command, panic with its output unless it succeeds.
 pub fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     if !out.status.success() {
         panic!(
             "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
@@ -63,7 +67,11 @@ pub fn docker(args: &[&str]) -> String {
 
 /// `docker ARGS...` ignoring failure (cleanup).
 pub fn docker_quiet(args: &[&str]) {
-    let _ = Command::new("docker").args(args).stdout(Stdio::null()).stderr(Stdio::null()).status();
+    let _ = Command::new("docker")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 /// Whether the engine has an image (by reference or ID).
@@ -79,7 +87,11 @@ pub fn image_exists(reference: &str) -> bool {
 
 /// A free TCP port on 127.0.0.1 (bound, then released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Wait until `127.0.0.1:port` accepts connections.
@@ -132,14 +144,21 @@ impl Registry {
         let mut ca_cert = None;
         if tls {
             let (ca, cert, key) = make_certs(dir.path());
-            config.push_str(&format!("  tls:\n    certificate: {}\n    key: {}\n", cert.display(), key.display()));
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ));
             ca_cert = Some(ca);
         }
         if let Some((user, password)) = &credentials {
             let htpasswd = dir.path().join("htpasswd");
             let out = run(Command::new("htpasswd").args(["-Bbn", user, password]));
             std::fs::write(&htpasswd, &out.stdout).unwrap();
-            config.push_str(&format!("auth:\n  htpasswd:\n    realm: airlock-test\n    path: {}\n", htpasswd.display()));
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: airlock-test\n    path: {}\n",
+                htpasswd.display()
+            ));
         }
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
@@ -150,14 +169,27 @@ impl Registry {
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .expect("start docker-registry (Debian package docker-registry; scripts/test installs it)");
+            .expect(
+                "start docker-registry (Debian package docker-registry; scripts/test installs it)",
+            );
         wait_for_port(port, Duration::from_secs(20));
-        Registry { addr, port, ca_cert, credentials, child, dir }
+        Registry {
+            addr,
+            port,
+            ca_cert,
+            credentials,
+            child,
+            dir,
+        }
     }
 
     /// `http://127.0.0.1:PORT` or `https://...`
     pub fn url(&self) -> String {
-        let scheme = if self.ca_cert.is_some() { "https" } else { "http" };
+        let scheme = if self.ca_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         format!("{scheme}://{}", self.addr)
     }
 
@@ -175,7 +207,8 @@ impl Registry {
         if let Some((u, p)) = &self.credentials {
             cmd.arg(format!("--dest-creds={u}:{p}"));
         }
-        cmd.arg(format!("docker-daemon:{local}")).arg(format!("docker://{target}"));
+        cmd.arg(format!("docker-daemon:{local}"))
+            .arg(format!("docker://{target}"));
         run(&mut cmd);
         target
     }
@@ -192,7 +225,11 @@ impl Registry {
             }
             None => serde_json::json!({}),
         };
-        std::fs::write(cfg.join("config.json"), serde_json::json!({ "auths": auths }).to_string()).unwrap();
+        std::fs::write(
+            cfg.join("config.json"),
+            serde_json::json!({ "auths": auths }).to_string(),
+        )
+        .unwrap();
         cfg
     }
 }
@@ -204,6 +241,151 @@ impl Drop for Registry {
     }
 }
 
+/// The digests of a two-platform index made by `Registry::put_two_platform_index`.
+pub struct TwoPlatformIndex {
+    /// The index (a Docker manifest list) itself.
+    pub index: String,
+    /// The amd64 child: the original manifest of `repo:tag`.
+    pub amd64_manifest: String,
+    pub amd64_config: String,
+    /// The arm64/v8 child: a copy whose config says arm64/v8 (same layers).
+    pub arm64_config: String,
+}
+
+impl Registry {
+    /// Put a two-platform index under `repo:new_tag`: the amd64 manifest of `repo:tag` and a
+    /// copy of it whose config says arm64/v8, through the registry API.
+    pub fn put_two_platform_index(&self, repo: &str, tag: &str, new_tag: &str) -> TwoPlatformIndex {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let http = reqwest::Client::new();
+            let base = self.url();
+            let mt = "application/vnd.docker.distribution.manifest.v2+json";
+            let get = |url: String| {
+                let http = http.clone();
+                async move {
+                    let r = http.get(url).header("Accept", mt).send().await.unwrap();
+                    assert!(r.status().is_success(), "{}", r.status());
+                    r.bytes().await.unwrap()
+                }
+            };
+            let put = |url: String, content_type: &'static str, body: Vec<u8>| {
+                let http = http.clone();
+                async move {
+                    let r = http
+                        .put(url)
+                        .header("Content-Type", content_type)
+                        .body(body)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+                }
+            };
+            let amd = get(format!("{base}/v2/{repo}/manifests/{tag}")).await;
+            let mut manifest: serde_json::Value = serde_json::from_slice(&amd).unwrap();
+            let amd64_config = manifest["config"]["digest"].as_str().unwrap().to_string();
+            let cfg = get(format!("{base}/v2/{repo}/blobs/{amd64_config}")).await;
+            let mut config: serde_json::Value = serde_json::from_slice(&cfg).unwrap();
+            config["architecture"] = "arm64".into();
+            config["variant"] = "v8".into();
+            let arm_cfg = serde_json::to_vec(&config).unwrap();
+            let arm64_config = airlock::digest::Digest::of(&arm_cfg).to_string();
+            let upload = http
+                .post(format!("{base}/v2/{repo}/blobs/uploads/"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(upload.status(), 202);
+            let location = upload.headers()["location"].to_str().unwrap().to_string();
+            let location = if location.starts_with("http") {
+                location
+            } else {
+                format!("{base}{location}")
+            };
+            let sep = if location.contains('?') { '&' } else { '?' };
+            put(
+                format!("{location}{sep}digest={arm64_config}"),
+                "application/octet-stream",
+                arm_cfg.clone(),
+            )
+            .await;
+            manifest["config"]["digest"] = arm64_config.clone().into();
+            manifest["config"]["size"] = arm_cfg.len().into();
+            let arm = serde_json::to_vec(&manifest).unwrap();
+            let arm_digest = airlock::digest::Digest::of(&arm).to_string();
+            put(
+                format!("{base}/v2/{repo}/manifests/{arm_digest}"),
+                mt,
+                arm.clone(),
+            )
+            .await;
+            let amd64_manifest = airlock::digest::Digest::of(&amd).to_string();
+            let list = "application/vnd.docker.distribution.manifest.list.v2+json";
+            let index = serde_json::to_vec(&serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": list,
+                "manifests": [
+                    {"mediaType": mt, "digest": amd64_manifest, "size": amd.len(),
+                     "platform": {"os": "linux", "architecture": "amd64"}},
+                    {"mediaType": mt, "digest": arm_digest, "size": arm.len(),
+                     "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+                ]
+            }))
+            .unwrap();
+            put(
+                format!("{base}/v2/{repo}/manifests/{new_tag}"),
+                list,
+                index.clone(),
+            )
+            .await;
+            TwoPlatformIndex {
+                index: airlock::digest::Digest::of(&index).to_string(),
+                amd64_manifest,
+                amd64_config,
+                arm64_config,
+            }
+        })
+    }
+}
+
+/// Removes a compose project's containers, networks and volumes (by label, so it works
+/// without the compose files), and the given images, when dropped.
+pub struct ComposeCleanup {
+    pub project: String,
+    pub images: Vec<String>,
+}
+
+impl Drop for ComposeCleanup {
+    fn drop(&mut self) {
+        let label = format!("label=com.docker.compose.project={}", self.project);
+        let ids = Command::new("docker")
+            .args(["ps", "-aq", "--filter", &label])
+            .output()
+            .map(|o| o.stdout)
+            .unwrap_or_default();
+        for id in String::from_utf8_lossy(&ids).split_whitespace() {
+            docker_quiet(&["rm", "-f", "-v", id]);
+        }
+        for kind in ["network", "volume"] {
+            let out = Command::new("docker")
+                .args([kind, "ls", "-q", "--filter", &label])
+                .output()
+                .map(|o| o.stdout)
+                .unwrap_or_default();
+            for id in String::from_utf8_lossy(&out).split_whitespace() {
+                docker_quiet(&[kind, "rm", id]);
+            }
+        }
+        for i in &self.images {
+            docker_quiet(&["rmi", "-f", i]);
+        }
+    }
+}
+
 /// A CA and a server certificate for 127.0.0.1/localhost, made with openssl.
 fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let ca_key = dir.join("ca.key");
@@ -212,19 +394,59 @@ fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let csr = dir.join("server.csr");
     let cert = dir.join("server.crt");
     let ext = dir.join("ext.cnf");
-    std::fs::write(&ext, "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n").unwrap();
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
     let s = |p: &Path| p.to_str().unwrap().to_string();
     run(Command::new("openssl").args([
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-        "-subj", "/CN=airlock test CA", "-keyout", &s(&ca_key), "-out", &s(&ca),
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=airlock test CA",
+        "-keyout",
+        &s(&ca_key),
+        "-out",
+        &s(&ca),
     ]));
     run(Command::new("openssl").args([
-        "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=127.0.0.1",
-        "-keyout", &s(&key), "-out", &s(&csr),
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        &s(&key),
+        "-out",
+        &s(&csr),
     ]));
     run(Command::new("openssl").args([
-        "x509", "-req", "-in", &s(&csr), "-CA", &s(&ca), "-CAkey", &s(&ca_key), "-CAcreateserial", "-days", "2",
-        "-extfile", &s(&ext), "-out", &s(&cert),
+        "x509",
+        "-req",
+        "-in",
+        &s(&csr),
+        "-CA",
+        &s(&ca),
+        "-CAkey",
+        &s(&ca_key),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &s(&ext),
+        "-out",
+        &s(&cert),
     ]));
     (ca, cert, key)
 }
@@ -265,19 +487,37 @@ impl TestImages {
         )
         .unwrap();
         for (tag, file) in [(&app1, "v1.txt"), (&app2, "v2.txt")] {
-            let df = format!("FROM {base}\nCOPY {file} /srv/version\nCMD [\"/bin/cat\", \"/srv/version\"]\n");
-            std::fs::write(dir.path().join(format!("Dockerfile.{}", &tag[tag.len() - 1..])), df).unwrap();
+            let df = format!(
+                "FROM {base}\nCOPY {file} /srv/version\nCMD [\"/bin/cat\", \"/srv/version\"]\n"
+            );
+            std::fs::write(
+                dir.path()
+                    .join(format!("Dockerfile.{}", &tag[tag.len() - 1..])),
+                df,
+            )
+            .unwrap();
         }
         let ctx = dir.path().to_str().unwrap().to_string();
         let build = |tag: &str, dockerfile: &str| {
-            run(Command::new("docker")
-                .env("DOCKER_BUILDKIT", "0")
-                .args(["build", "-q", "-t", tag, "-f", &format!("{ctx}/{dockerfile}"), &ctx]));
+            run(Command::new("docker").env("DOCKER_BUILDKIT", "0").args([
+                "build",
+                "-q",
+                "-t",
+                tag,
+                "-f",
+                &format!("{ctx}/{dockerfile}"),
+                &ctx,
+            ]));
         };
         build(&base, "Dockerfile.base");
         build(&app1, "Dockerfile.1");
         build(&app2, "Dockerfile.2");
-        TestImages { base, app1, app2, dir }
+        TestImages {
+            base,
+            app1,
+            app2,
+            dir,
+        }
     }
 
     pub fn all(&self) -> [&str; 3] {
@@ -321,7 +561,10 @@ fn harness_registry_serves_pushed_images() {
         return;
     }
     let images = TestImages::build("harness");
-    for reg in [Registry::start(), Registry::start_tls_basic("tester", "s3cret")] {
+    for reg in [
+        Registry::start(),
+        Registry::start_tls_basic("tester", "s3cret"),
+    ] {
         let pushed = images.push(&reg);
         let mut cmd = Command::new("skopeo");
         cmd.args(["inspect", "--tls-verify=false", "--raw"]);
@@ -331,7 +574,11 @@ fn harness_registry_serves_pushed_images() {
         let out = run(cmd.arg(format!("docker://{}", pushed[1])));
         let manifest: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         // base: busybox layer + RUN symlinks + name file; app adds one layer
-        assert_eq!(manifest["layers"].as_array().map(|l| l.len()), Some(4), "{manifest}");
+        assert_eq!(
+            manifest["layers"].as_array().map(|l| l.len()),
+            Some(4),
+            "{manifest}"
+        );
     }
 }
 

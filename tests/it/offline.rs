@@ -3,44 +3,10 @@
 //! registry, then removes the images and stops the registry before going "offline".
 //! Compose projects, images and volumes are unique per test and removed by Drop guards.
 
-use crate::harness::{self, Registry, require_docker};
+use crate::harness::{self, ComposeCleanup as Cleanup, Registry, require_docker};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-
-/// Removes a compose project's containers, networks and volumes (by label, so it works
-/// without the compose files), and the given images.
-struct Cleanup {
-    project: String,
-    images: Vec<String>,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let label = format!("label=com.docker.compose.project={}", self.project);
-        let ids = Command::new("docker")
-            .args(["ps", "-aq", "--filter", &label])
-            .output()
-            .map(|o| o.stdout)
-            .unwrap_or_default();
-        for id in String::from_utf8_lossy(&ids).split_whitespace() {
-            harness::docker_quiet(&["rm", "-f", "-v", id]);
-        }
-        for kind in ["network", "volume"] {
-            let out = Command::new("docker")
-                .args([kind, "ls", "-q", "--filter", &label])
-                .output()
-                .map(|o| o.stdout)
-                .unwrap_or_default();
-            for id in String::from_utf8_lossy(&out).split_whitespace() {
-                harness::docker_quiet(&[kind, "rm", id]);
-            }
-        }
-        for i in &self.images {
-            harness::docker_quiet(&["rmi", "-f", i]);
-        }
-    }
-}
 
 /// Build a FROM-scratch busybox image `tag` with extra files and Dockerfile lines.
 fn build_image(tag: &str, extra_files: &[(&str, &str)], extra_lines: &str) {
@@ -90,12 +56,7 @@ impl Packed {
 type ImageSpec<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
 
 /// `compose` is the compose file, with `${REGISTRY}` for the registry address.
-fn pack_stack(
-    name: &str,
-    images: &[ImageSpec<'_>],
-    compose: &str,
-    env: &str,
-) -> Packed {
+fn pack_stack(name: &str, images: &[ImageSpec<'_>], compose: &str, env: &str) -> Packed {
     let registry = Registry::start();
     let project = format!("airlock-it-{name}");
     let work = tempfile::tempdir().unwrap();

@@ -309,81 +309,6 @@ fn pack_with_basic_auth_over_tls() {
     );
 }
 
-/// Push an index with two platform manifests: the original (amd64) and a copy whose config
-/// says arm64/v8, through the registry API.
-fn push_multi_platform(reg: &Registry, repo: &str, tag: &str, new_tag: &str) -> (String, String) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let http = reqwest::Client::new();
-        let base = reg.url();
-        let accept = "application/vnd.docker.distribution.manifest.v2+json";
-        let m = http
-            .get(format!("{base}/v2/{repo}/manifests/{tag}"))
-            .header("Accept", accept)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        let mut manifest: serde_json::Value = serde_json::from_slice(&m).unwrap();
-        let cfg_digest = manifest["config"]["digest"].as_str().unwrap().to_string();
-        let cfg = http.get(format!("{base}/v2/{repo}/blobs/{cfg_digest}")).send().await.unwrap().bytes().await.unwrap();
-        let mut config: serde_json::Value = serde_json::from_slice(&cfg).unwrap();
-        config["architecture"] = "arm64".into();
-        config["variant"] = "v8".into();
-        let arm_cfg = serde_json::to_vec(&config).unwrap();
-        let arm_cfg_digest = airlock::digest::Digest::of(&arm_cfg).to_string();
-        let loc = http.post(format!("{base}/v2/{repo}/blobs/uploads/")).send().await.unwrap();
-        assert_eq!(loc.status(), 202);
-        let location = loc.headers()["location"].to_str().unwrap().to_string();
-        let location = if location.starts_with("http") { location } else { format!("{base}{location}") };
-        let sep = if location.contains('?') { '&' } else { '?' };
-        let put = http
-            .put(format!("{location}{sep}digest={arm_cfg_digest}"))
-            .header("Content-Type", "application/octet-stream")
-            .body(arm_cfg.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(put.status(), 201);
-        manifest["config"]["digest"] = arm_cfg_digest.clone().into();
-        manifest["config"]["size"] = arm_cfg.len().into();
-        let arm_manifest = serde_json::to_vec(&manifest).unwrap();
-        let arm_digest = airlock::digest::Digest::of(&arm_manifest).to_string();
-        let put = http
-            .put(format!("{base}/v2/{repo}/manifests/{arm_digest}"))
-            .header("Content-Type", accept)
-            .body(arm_manifest.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(put.status(), 201, "{}", put.text().await.unwrap());
-        let index = serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
-            "manifests": [
-                {"mediaType": accept, "digest": airlock::digest::Digest::of(&m).to_string(), "size": m.len(),
-                 "platform": {"os": "linux", "architecture": "amd64"}},
-                {"mediaType": accept, "digest": arm_digest, "size": arm_manifest.len(),
-                 "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
-            ]
-        });
-        let put = http
-            .put(format!("{base}/v2/{repo}/manifests/{new_tag}"))
-            .header("Content-Type", "application/vnd.docker.distribution.manifest.list.v2+json")
-            .body(serde_json::to_vec(&index).unwrap())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(put.status(), 201, "{}", put.text().await.unwrap());
-        (cfg_digest, arm_cfg_digest)
-    })
-}
-
 #[test]
 fn multi_platform_index_packs_only_the_requested_platform() {
     if !require_docker() {
@@ -393,7 +318,8 @@ fn multi_platform_index_packs_only_the_requested_platform() {
     let images = TestImages::build("pack-multi");
     images.push(&reg);
     let repo = "airlock-it/pack-multi/app";
-    let (amd_cfg, arm_cfg) = push_multi_platform(&reg, repo, "1", "multi");
+    let two = reg.put_two_platform_index(repo, "1", "multi");
+    let (amd_cfg, arm_cfg) = (two.amd64_config, two.arm64_config);
     let reference = format!("{}/{repo}:multi", reg.addr);
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");

@@ -199,57 +199,6 @@ fn push_over_tls_with_basic_auth_from_docker_config() {
     assert_eq!(second["blobs_mounted"], 0, "{second}");
 }
 
-/// Put a two-platform index under `new_tag` in `reg`: the amd64 manifest of `repo:tag` and a
-/// copy of it with an annotation, standing for arm64 (same blobs, another digest).
-fn push_index(reg: &Registry, repo: &str, tag: &str, new_tag: &str) -> (String, String) {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let http = reqwest::Client::new();
-        let base = reg.url();
-        let mt = "application/vnd.docker.distribution.manifest.v2+json";
-        let amd = http
-            .get(format!("{base}/v2/{repo}/manifests/{tag}"))
-            .header("Accept", mt)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        let mut other: serde_json::Value = serde_json::from_slice(&amd).unwrap();
-        other["annotations"] = serde_json::json!({"airlock.test": "arm64 stand-in"});
-        let other = serde_json::to_vec(&other).unwrap();
-        let amd_digest = airlock::digest::Digest::of(&amd).to_string();
-        let other_digest = airlock::digest::Digest::of(&other).to_string();
-        let put = http
-            .put(format!("{base}/v2/{repo}/manifests/{other_digest}"))
-            .header("Content-Type", mt)
-            .body(other.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(put.status(), 201, "{}", put.text().await.unwrap());
-        let list = "application/vnd.docker.distribution.manifest.list.v2+json";
-        let index = serde_json::to_vec(&serde_json::json!({
-            "schemaVersion": 2, "mediaType": list,
-            "manifests": [
-                {"mediaType": mt, "digest": amd_digest, "size": amd.len(), "platform": {"os": "linux", "architecture": "amd64"}},
-                {"mediaType": mt, "digest": other_digest, "size": other.len(), "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
-            ]
-        }))
-        .unwrap();
-        let put = http
-            .put(format!("{base}/v2/{repo}/manifests/{new_tag}"))
-            .header("Content-Type", list)
-            .body(index.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(put.status(), 201, "{}", put.text().await.unwrap());
-        (airlock::digest::Digest::of(&index).to_string(), amd_digest)
-    })
-}
-
 /// The real case of multi-platform images: the bundle keeps the original index but only the
 /// amd64 child. `serve` hands the index to the engine, which picks amd64; `push` into the
 /// distribution server (which refuses an index whose children it lacks) tags the platform
@@ -263,7 +212,8 @@ fn multi_platform_index_through_serve_and_push() {
     let images = crate::harness::TestImages::build("push-index");
     images.push(&source);
     let repo = "airlock-it/push-index/app";
-    let (index, amd) = push_index(&source, repo, "1", "multi");
+    let two = source.put_two_platform_index(repo, "1", "multi");
+    let (index, amd) = (two.index, two.amd64_manifest);
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     let bundle = dir.path().join("multi.tar");
