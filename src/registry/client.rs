@@ -24,6 +24,18 @@ use std::time::Duration;
 /// Manifests and indexes larger than this are refused (the distribution server's own limit).
 pub const MANIFEST_LIMIT: u64 = 4 << 20;
 
+/// Redirects followed for one request; a longer chain is taken for a loop and refused.
+pub const MAX_REDIRECTS: usize = 10;
+
+/// Why `send_following` got no answer.
+enum SendError {
+    Http(reqwest::Error),
+    /// More than `MAX_REDIRECTS` redirects; `last` is where the last one pointed.
+    Redirects {
+        last: Url,
+    },
+}
+
 /// Client settings.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -312,10 +324,14 @@ impl Client {
                 {
                     return Err(e);
                 }
-                Err(e) if (e.is_connect() || e.is_timeout()) && attempt < self.opts.attempts => {
+                // Refused, timed out, or closed before an answer (`is_request`): try again.
+                Err(e)
+                    if (e.is_connect() || e.is_timeout() || e.is_request())
+                        && attempt < self.opts.attempts =>
+                {
                     let wait = self.backoff(attempt);
                     self.reporter.warn(&format!(
-                        "{name}: cannot connect ({e}), retrying in {wait:?}"
+                        "{name}: GET /v2/ failed ({e}), retrying in {wait:?}"
                     ));
                     tokio::time::sleep(wait).await;
                 }
@@ -478,7 +494,16 @@ impl Client {
                 .await;
             let resp = match result {
                 Ok(r) => r,
-                Err(e)
+                Err(SendError::Redirects { last }) => {
+                    return Err(RegistryError::Redirects {
+                        host: host.name.clone(),
+                        what: what.to_string(),
+                        reference: reference.to_string(),
+                        limit: MAX_REDIRECTS,
+                        location: last.to_string(),
+                    });
+                }
+                Err(SendError::Http(e))
                     if (e.is_connect() || e.is_timeout() || e.is_request())
                         && attempt < self.opts.attempts =>
                 {
@@ -490,7 +515,7 @@ impl Client {
                     tokio::time::sleep(wait).await;
                     continue;
                 }
-                Err(e) => {
+                Err(SendError::Http(e)) => {
                     return Err(RegistryError::Connect {
                         host: host.name.clone(),
                         what: what.to_string(),
@@ -547,7 +572,8 @@ impl Client {
         }
     }
 
-    /// Follow up to 10 redirects; `Authorization` goes only to the original origin.
+    /// Follow up to `MAX_REDIRECTS` redirects; `Authorization` goes only to the original
+    /// origin. A longer chain (a loop, A -> B -> A) is an error naming the last location.
     async fn send_following(
         &self,
         host: &Host,
@@ -555,9 +581,9 @@ impl Client {
         mut url: Url,
         headers: &HeaderMap,
         mut auth: Option<String>,
-    ) -> Result<Response, reqwest::Error> {
+    ) -> Result<Response, SendError> {
         let start = origin(&url);
-        for _ in 0..10 {
+        for _ in 0..=MAX_REDIRECTS {
             let mut rb = host
                 .http
                 .request(method.clone(), url.clone())
@@ -565,7 +591,7 @@ impl Client {
             if let Some(a) = &auth {
                 rb = rb.header(header::AUTHORIZATION, a);
             }
-            let resp = rb.send().await?;
+            let resp = rb.send().await.map_err(SendError::Http)?;
             if resp.status().is_redirection() {
                 let next = resp
                     .headers()
@@ -582,12 +608,7 @@ impl Client {
             }
             return Ok(resp);
         }
-        // Too many redirects: hand back the last answer as it is (a 3xx, reported as a status).
-        host.http
-            .request(method, url)
-            .headers(headers.clone())
-            .send()
-            .await
+        Err(SendError::Redirects { last: url })
     }
 
     /// HEAD a manifest: `(digest, size, media type)` when the registry tells all three.
@@ -636,7 +657,9 @@ impl Client {
         })
     }
 
-    /// GET a manifest: `(bytes, Content-Type, Docker-Content-Digest)`; at most `MANIFEST_LIMIT` bytes.
+    /// GET a manifest: `(bytes, Content-Type, Docker-Content-Digest)`; at most
+    /// `MANIFEST_LIMIT` bytes (refused by `Content-Length` before reading, else as soon as
+    /// the body passes the limit). A body cut short is fetched again, like a failed request.
     pub async fn get_manifest(
         &self,
         r: &Reference,
@@ -649,65 +672,74 @@ impl Client {
             HeaderValue::from_static(media::MANIFEST_ACCEPT),
         );
         let path = format!("v2/{}/manifests/{wire}", r.repository());
-        let resp = self
-            .send(
-                &host,
-                r.repository(),
-                Method::GET,
-                &path,
-                headers,
-                r.original(),
-                "GET manifest",
-            )
-            .await?;
-        let status = resp.status();
-        if status == StatusCode::NOT_FOUND {
-            return Err(RegistryError::NotFound {
-                host: host.name.clone(),
-                reference: r.original().to_string(),
-                what: format!("manifest `{wire}`"),
-            });
-        }
-        if !status.is_success() {
-            let body = body_snippet(resp).await;
-            return Err(RegistryError::Status {
-                host: host.name.clone(),
-                what: format!("GET manifest `{wire}` of `{r}`"),
-                status: status.as_u16(),
-                body,
-            });
-        }
-        let h = resp.headers();
-        let ct = h
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
-        let digest = h
-            .get("docker-content-digest")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<Digest>().ok());
-        if resp.content_length().is_some_and(|l| l > MANIFEST_LIMIT) {
-            return Err(RegistryError::ManifestTooLarge {
-                reference: r.original().to_string(),
-                what: wire.to_string(),
-                limit: MANIFEST_LIMIT,
-            });
-        }
-        let bytes = read_limited(resp, MANIFEST_LIMIT)
-            .await
-            .map_err(|e| match e {
-                ReadError::TooLarge => RegistryError::ManifestTooLarge {
-                    reference: r.original().to_string(),
-                    what: wire.to_string(),
-                    limit: MANIFEST_LIMIT,
-                },
-                ReadError::Http(source) => RegistryError::Connect {
+        let too_large = || RegistryError::ManifestTooLarge {
+            reference: r.original().to_string(),
+            what: wire.to_string(),
+            limit: MANIFEST_LIMIT,
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let resp = self
+                .send(
+                    &host,
+                    r.repository(),
+                    Method::GET,
+                    &path,
+                    headers.clone(),
+                    r.original(),
+                    "GET manifest",
+                )
+                .await?;
+            let status = resp.status();
+            if status == StatusCode::NOT_FOUND {
+                return Err(RegistryError::NotFound {
                     host: host.name.clone(),
-                    what: format!("GET manifest `{wire}`"),
-                    source,
-                },
-            })?;
-        Ok((bytes, ct, digest))
+                    reference: r.original().to_string(),
+                    what: format!("manifest `{wire}`"),
+                });
+            }
+            if !status.is_success() {
+                let body = body_snippet(resp).await;
+                return Err(RegistryError::Status {
+                    host: host.name.clone(),
+                    what: format!("GET manifest `{wire}` of `{r}`"),
+                    status: status.as_u16(),
+                    body,
+                });
+            }
+            let h = resp.headers();
+            let ct = h
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
+            let digest = h
+                .get("docker-content-digest")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<Digest>().ok());
+            if resp.content_length().is_some_and(|l| l > MANIFEST_LIMIT) {
+                return Err(too_large());
+            }
+            match read_limited(resp, MANIFEST_LIMIT).await {
+                Ok(bytes) => return Ok((bytes, ct, digest)),
+                Err(ReadError::TooLarge) => return Err(too_large()),
+                Err(ReadError::Http(e)) if attempt < self.opts.attempts => {
+                    let wait = self.backoff(attempt);
+                    self.reporter.warn(&format!(
+                        "{}: GET manifest `{wire}` of `{r}` was cut short ({e}), retrying in {wait:?}",
+                        host.name
+                    ));
+                    tokio::time::sleep(wait).await;
+                }
+                Err(ReadError::Http(source)) => {
+                    return Err(RegistryError::Connect {
+                        host: host.name.clone(),
+                        what: format!("GET manifest `{wire}` of `{r}`"),
+                        source,
+                    });
+                }
+            }
+        }
     }
 
     /// GET a blob from `offset` (a `Range` request when > 0). The response status is

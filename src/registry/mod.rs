@@ -79,11 +79,13 @@ pub enum RegistryError {
         what: String,
         limit: u64,
     },
-    #[error("Manifest of `{reference}` has digest `{actual}`, expected `{expected}`")]
+    #[error("Manifest of `{reference}` has digest `{actual}`, but {claimed_by} says `{expected}`")]
     ManifestDigest {
         reference: String,
         expected: Digest,
         actual: Digest,
+        /// Who named `expected`: the reference, a `Docker-Content-Digest` header, the index.
+        claimed_by: String,
     },
     #[error("Manifest `{digest}` of `{reference}` is not a valid {what}: {message}")]
     BadManifest {
@@ -137,6 +139,16 @@ pub enum RegistryError {
         status: u16,
         offset: u64,
     },
+    #[error(
+        "Registry `{host}` redirected {what} of `{reference}` more than {limit} times (a redirect loop?); the last redirect pointed to `{location}`"
+    )]
+    Redirects {
+        host: String,
+        what: String,
+        reference: String,
+        limit: usize,
+        location: String,
+    },
     #[error("Download of blob `{digest}` was interrupted after {received} bytes")]
     Interrupted {
         digest: Digest,
@@ -173,10 +185,14 @@ impl Classify for RegistryError {
             | Download { .. }
             | Interrupted { .. }
             | RangeIgnored { .. }
+            | Redirects { .. }
             | Cancelled => Class::Environment,
-            ManifestDigest { .. } | BadManifest { .. } | DiffId { .. } | Blob { .. } => {
-                Class::Failed
-            }
+            // What the registry sent failed a check: wrong digest, too large, malformed.
+            ManifestDigest { .. }
+            | ManifestTooLarge { .. }
+            | BadManifest { .. }
+            | DiffId { .. }
+            | Blob { .. } => Class::Failed,
             Store(e) => e.class(),
             _ => Class::Input,
         }

@@ -210,6 +210,17 @@ pub async fn fetch_blob(
                     });
                 }
             }
+            // A body announced longer than what is missing is not this blob: refuse it
+            // before reading (a body without `Content-Length` is stopped by the writer once
+            // it passes `size`).
+            if let Some(len) = resp.content_length()
+                && len > size - w.offset()
+            {
+                return Err(blob_err(StoreError::TooLarge {
+                    digest: digest.clone(),
+                    expected: size,
+                }));
+            }
             let mut interrupted = None;
             loop {
                 if client.cancelled() {

@@ -117,13 +117,25 @@ pub async fn resolve(
                 }
                 _ => {
                     let (bytes, ct, header_digest) = client.get_manifest(r, &tag).await?;
+                    // The bytes' digest is what counts; every digest the registry claimed
+                    // for the tag (HEAD, then GET) must agree with it.
                     let actual = Digest::of(&bytes);
-                    if let Some(expected) = header_digest.filter(|d| *d != actual) {
-                        return Err(RegistryError::ManifestDigest {
-                            reference,
-                            expected,
-                            actual,
-                        });
+                    let claims = [
+                        (
+                            head.map(|h| h.0),
+                            "the `Docker-Content-Digest` header of HEAD",
+                        ),
+                        (header_digest, "the `Docker-Content-Digest` header of GET"),
+                    ];
+                    for (claimed, by) in claims {
+                        if let Some(expected) = claimed.filter(|d| *d != actual) {
+                            return Err(RegistryError::ManifestDigest {
+                                reference,
+                                expected,
+                                actual,
+                                claimed_by: by.to_string(),
+                            });
+                        }
                     }
                     stats.fetched(bytes.len() as u64);
                     store.put(&bytes)?;
@@ -326,6 +338,7 @@ async fn manifest_by_digest(
             reference: r.original().to_string(),
             expected: digest.clone(),
             actual,
+            claimed_by: "the request by digest".to_string(),
         });
     }
     stats.fetched(bytes.len() as u64);
@@ -357,30 +370,51 @@ async fn config_blob(
         stats.cached(desc.size);
         return Ok(store.read_small(&desc.digest, CONFIG_LIMIT)?);
     }
-    let resp = client.get_blob(r, &desc.digest, 0).await?;
-    if resp.status() != StatusCode::OK {
-        let host = r.api_host().to_string();
-        return Err(RegistryError::Status {
-            host,
-            what: format!("GET config `{}`", desc.digest),
-            status: resp.status().as_u16(),
-            body: String::new(),
-        });
-    }
-    let bytes = read_limited(resp, CONFIG_LIMIT)
-        .await
-        .map_err(|e| match e {
-            ReadError::TooLarge => RegistryError::ManifestTooLarge {
-                reference: r.original().to_string(),
-                what: format!("config {}", desc.digest),
-                limit: CONFIG_LIMIT,
-            },
-            ReadError::Http(source) => RegistryError::Connect {
-                host: r.api_host().to_string(),
-                what: "GET config".into(),
-                source,
-            },
-        })?;
+    // Read no more than the descriptor's size (a body that goes on is refused as soon as it
+    // passes it); a body cut short is fetched again, like a failed request.
+    let mut attempt = 0;
+    let bytes = loop {
+        attempt += 1;
+        let resp = client.get_blob(r, &desc.digest, 0).await?;
+        if resp.status() != StatusCode::OK {
+            let host = r.api_host().to_string();
+            return Err(RegistryError::Status {
+                host,
+                what: format!("GET config `{}`", desc.digest),
+                status: resp.status().as_u16(),
+                body: String::new(),
+            });
+        }
+        let too_large = || {
+            blob_err(crate::store::StoreError::TooLarge {
+                digest: desc.digest.clone(),
+                expected: desc.size,
+            })
+        };
+        if resp.content_length().is_some_and(|l| l > desc.size) {
+            return Err(too_large());
+        }
+        match read_limited(resp, desc.size).await {
+            Ok(bytes) => break bytes,
+            Err(ReadError::TooLarge) => return Err(too_large()),
+            Err(ReadError::Http(e)) if attempt < client.options().attempts => {
+                let wait = client.retry_wait(None, attempt);
+                client.reporter.warn(&format!(
+                    "{}: GET config `{}` of `{r}` was cut short ({e}), retrying in {wait:?}",
+                    r.api_host(),
+                    desc.digest
+                ));
+                tokio::time::sleep(wait).await;
+            }
+            Err(ReadError::Http(source)) => {
+                return Err(RegistryError::Connect {
+                    host: r.api_host().to_string(),
+                    what: format!("GET config `{}` of `{r}`", desc.digest),
+                    source,
+                });
+            }
+        }
+    };
     let actual = Digest::of(&bytes);
     if actual != desc.digest || bytes.len() as u64 != desc.size {
         return Err(blob_err(crate::store::StoreError::DigestMismatch {
