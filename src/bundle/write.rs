@@ -40,6 +40,24 @@ pub enum WriteError {
     Damaged { digest: Digest, reason: String },
     #[error("Writing bundle `{}` was cancelled; nothing was left at that path", path.display())]
     Cancelled { path: PathBuf },
+    /// Too little free space where the bundle goes: found before writing (free space checked
+    /// against the bundle's exact size), or as `ENOSPC`/`EDQUOT` while writing (space taken
+    /// by someone else meanwhile). Either way nothing is left at the output path.
+    #[error(
+        "Not enough space for bundle `{}`: it needs {} ({needed} bytes) in `{}`, {} ({available} bytes) {}; nothing was left at that path",
+        path.display(),
+        human(*needed),
+        dir.display(),
+        human(*available),
+        if *during_write { "were free when writing started, and the disk filled up" } else { "are free" }
+    )]
+    NoSpace {
+        path: PathBuf,
+        dir: PathBuf,
+        needed: u64,
+        available: u64,
+        during_write: bool,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -102,6 +120,42 @@ impl Drop for TempGuard {
             let _ = std::fs::remove_file(&self.path);
         }
     }
+}
+
+/// `1.2 MiB`: sizes in messages.
+fn human(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// Whether an I/O error means the filesystem (or the user's quota) is full.
+fn is_no_space(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+}
+
+/// Bytes of a tar member as `append` writes it: a PAX header block and records when the
+/// name or size does not fit ustar, the header, the data padded to 512.
+fn member_size(name: &str, size: u64) -> u64 {
+    let pad = |n: u64| n.div_ceil(512) * 512;
+    let mut records = 0u64;
+    if !(name.len() <= 100 && name.is_ascii()) {
+        records += pax_record("path", name).len() as u64;
+    }
+    if size >= 8 << 30 {
+        records += pax_record("size", &size.to_string()).len() as u64;
+    }
+    let pax = if records > 0 { 512 + pad(records) } else { 0 };
+    pax + 512 + pad(size)
 }
 
 /// Distinct blobs of `images` in bundle order.
@@ -313,7 +367,10 @@ pub fn write_with(
     let signature = match &options.signer {
         Some(signer) => Some(signer.sign(
             sums_text.as_bytes(),
-            &format!("airlock bundle of project {} file:{SUMS_PATH}", input.meta.project),
+            &format!(
+                "airlock bundle of project {} file:{SUMS_PATH}",
+                input.meta.project
+            ),
         )?),
         None => None,
     };
@@ -333,9 +390,45 @@ pub fn write_with(
         ".{file_name}.airlock-partial-{}",
         std::process::id()
     ));
-    let io_err = |source| WriteError::Io {
+    // The exact size of the tar: every member, then the two zero blocks that end it.
+    let needed: u64 = small
+        .iter()
+        .chain(compose.iter())
+        .chain(layout.iter())
+        .map(|(n, b)| member_size(n, b.len() as u64))
+        .sum::<u64>()
+        + member_size(SUMS_PATH, sums_text.len() as u64)
+        + signature
+            .as_ref()
+            .map(|s| member_size(SIGNATURE_PATH, s.len() as u64))
+            .unwrap_or(0)
+        + blobs
+            .iter()
+            .map(|d| member_size(&blob_path(&d.digest), d.size))
+            .sum::<u64>()
+        + 1024;
+    let available = crate::engine::free_bytes(&dir);
+    let no_space = |during_write: bool| WriteError::NoSpace {
         path: output.to_path_buf(),
-        source,
+        dir: dir.clone(),
+        needed,
+        available: available.unwrap_or(0),
+        during_write,
+    };
+    if let Some(free) = available
+        && free < needed
+    {
+        return Err(no_space(false));
+    }
+    let io_err = |source: io::Error| {
+        if is_no_space(&source) {
+            no_space(true)
+        } else {
+            WriteError::Io {
+                path: output.to_path_buf(),
+                source,
+            }
+        }
     };
     let (sink, mut guard) = match options.split_size {
         Some(size) => (
@@ -348,6 +441,9 @@ pub fn write_with(
                 path: tmp.clone(),
                 keep: false,
             };
+            // Held until the file is renamed: a lock nobody holds marks a stale temporary
+            // (`remove_stale_partials`), whatever process now has the pid in its name.
+            let _ = file.try_lock();
             (Sink::File(file), Some(guard))
         }
     };
@@ -419,6 +515,7 @@ pub fn write_with(
                 g.keep = true;
             }
             let bytes = std::fs::metadata(output).map(|m| m.len()).unwrap_or(0);
+            debug_assert_eq!(bytes, needed, "the space check must know the exact size");
             (output.to_path_buf(), bytes)
         }
         Sink::Split(split) => {
@@ -434,8 +531,10 @@ pub fn write_with(
     })
 }
 
-/// Remove `.<name>.airlock-partial-<pid>` files left by processes that no longer run
-/// (a `kill -9` during a pack).
+/// Remove `.<name>.airlock-partial-<pid>` files left by writers that no longer run (a
+/// `kill -9` during a pack): files no writer holds locked whose pid is gone, or which are
+/// older than a minute (the pid was reused). A live writer locks its file right after
+/// creating it, so a young unlocked file may be one about to be locked and is kept.
 fn remove_stale_partials(dir: &Path, file_name: &str) {
     let prefix = format!(".{file_name}.airlock-partial-");
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -446,10 +545,22 @@ fn remove_stale_partials(dir: &Path, file_name: &str) {
         let Some(pid) = name.strip_prefix(&prefix) else {
             continue;
         };
+        let Ok(file) = std::fs::File::open(e.path()) else {
+            continue;
+        };
+        if file.try_lock().is_err() {
+            continue; // a running writer holds it
+        }
         let alive = pid
             .parse::<u32>()
             .is_ok_and(|p| Path::new(&format!("/proc/{p}")).exists());
-        if !alive {
+        let old = file
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > std::time::Duration::from_secs(60));
+        if !alive || old {
             let _ = std::fs::remove_file(e.path());
         }
     }

@@ -525,7 +525,13 @@ pub fn run(args: UpArgs, out: &Output) -> anyhow::Result<ExitCode> {
             out.status(&format!("wrote {} into {}", written.join(", "), dir.display()));
         }
         out.status(&format!("loading {} into the engine", args.bundle.display()));
-        let load = load_bundle(&engine, &meta, out).await?;
+        let load = load_bundle(&engine, &meta, out).await.with_context(|| {
+            format!(
+                "Stopped while loading `{}`: the compose files are in `{}`, nothing was started; run `airlock up` again",
+                args.bundle.display(),
+                dir.display()
+            )
+        })?;
         super::load::print_report(&load, out);
 
         // Override: never pull; digest-pinned references resolve to local tags.

@@ -238,12 +238,9 @@ impl ChannelWriter {
             return Ok(());
         }
         let piece = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(PIECE)));
-        self.tx.blocking_send(Ok(piece)).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "the engine stopped reading the load stream",
-            )
-        })
+        self.tx
+            .blocking_send(Ok(piece))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, ENGINE_STOPPED_READING))
     }
 }
 
@@ -276,6 +273,19 @@ impl<R: Read> Read for Progress<'_, R> {
         Ok(n)
     }
 }
+
+/// Whether the writer stopped only because the request body was dropped (the engine or the
+/// connection went away), as `ChannelWriter::push` reports it.
+fn stream_closed(e: &EngineError) -> bool {
+    matches!(
+        e,
+        EngineError::Bundle(ReadError::Io { source, .. })
+            if source.kind() == io::ErrorKind::BrokenPipe
+                && source.to_string() == ENGINE_STOPPED_READING
+    )
+}
+
+const ENGINE_STOPPED_READING: &str = "the engine stopped reading the load stream";
 
 /// Write the filtered tar. Runs on a blocking thread.
 fn write_stream(
@@ -463,18 +473,34 @@ pub async fn load(
             }
         }
         drop(responses);
-        let sent = writer.await.map_err(EngineError::Join)??;
-        if let Some(e) = engine_error {
-            let message = match e {
-                bollard::errors::Error::DockerStreamError { error } => error,
-                bollard::errors::Error::DockerResponseServerError { message, .. } => message,
-                other => other.to_string(),
-            };
-            return Err(EngineError::LoadRefused {
-                bundle: meta.bundle.path.clone(),
-                message,
-            });
-        }
+        let written = writer.await.map_err(EngineError::Join)?;
+        // Which failure to report: a bundle problem the writer found wins (the request
+        // failed because the writer aborted it); a writer that only saw the engine stop
+        // reading yields to the engine's error, and a broken connection is `Lost` (exit 3),
+        // not a refusal of the bundle.
+        let sent = match (written, engine_error) {
+            (Ok(sent), None) => sent,
+            (Err(e), _) if !stream_closed(&e) => return Err(e),
+            (_, Some(e)) if !super::engine_answered(&e) => {
+                return Err(EngineError::Lost {
+                    host: engine.host.clone(),
+                    action: "POST /images/load".to_string(),
+                    source: e,
+                });
+            }
+            (_, Some(e)) => {
+                let message = match e {
+                    bollard::errors::Error::DockerStreamError { error } => error,
+                    bollard::errors::Error::DockerResponseServerError { message, .. } => message,
+                    other => other.to_string(),
+                };
+                return Err(EngineError::LoadRefused {
+                    bundle: meta.bundle.path.clone(),
+                    message,
+                });
+            }
+            (Err(e), None) => return Err(e),
+        };
         report.sent = true;
         report.blobs_sent = sent;
         report.bytes_sent = plan.bytes_to_send;

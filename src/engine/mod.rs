@@ -29,8 +29,20 @@ pub enum EngineError {
         #[source]
         source: bollard::errors::Error,
     },
-    #[error("Docker engine request failed: {action}")]
+    #[error("The Docker engine at `{host}` failed `{action}`")]
     Api {
+        host: String,
+        action: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    /// The connection broke or could not be made mid-command (engine stopped, restarted,
+    /// socket gone): nothing the engine answered, so nothing to blame on the input.
+    #[error(
+        "Lost the connection to the Docker engine at `{host}` during `{action}`; check that the engine runs (DOCKER_HOST) and run the command again"
+    )]
+    Lost {
+        host: String,
         action: String,
         #[source]
         source: bollard::errors::Error,
@@ -81,6 +93,7 @@ impl Classify for EngineError {
         match self {
             EngineError::Connect { .. }
             | EngineError::Api { .. }
+            | EngineError::Lost { .. }
             | EngineError::DiskSpace { .. }
             | EngineError::Join(_) => Class::Environment,
             EngineError::LoadRefused { .. }
@@ -93,9 +106,41 @@ impl Classify for EngineError {
     }
 }
 
-fn api(action: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> EngineError {
-    let action = action.into();
-    move |source| EngineError::Api { action, source }
+/// Whether a bollard error is an answer from the engine (a status, an error in a stream)
+/// rather than a broken or refused connection.
+pub fn engine_answered(e: &bollard::errors::Error) -> bool {
+    use bollard::errors::Error as B;
+    matches!(
+        e,
+        B::DockerResponseServerError { .. }
+            | B::DockerStreamError { .. }
+            | B::DockerContainerWaitError { .. }
+            | B::JsonDataError { .. }
+            | B::JsonSerdeError { .. }
+    )
+}
+
+/// The error for a failed request `action` to the engine at `host`: `Api` when the engine
+/// answered, `Lost` when the connection failed.
+pub fn request_error(
+    host: &str,
+    action: impl Into<String>,
+    source: bollard::errors::Error,
+) -> EngineError {
+    let (host, action) = (host.to_string(), action.into());
+    if engine_answered(&source) {
+        EngineError::Api {
+            host,
+            action,
+            source,
+        }
+    } else {
+        EngineError::Lost {
+            host,
+            action,
+            source,
+        }
+    }
 }
 
 /// Whether a bollard error is a 404 from the engine.
@@ -211,9 +256,16 @@ pub struct PublishedPort {
 }
 
 impl Engine {
+    /// Maps a failed request `action` to `Api` or `Lost`, naming this engine.
+    fn api(&self, action: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> EngineError {
+        let action = action.into();
+        let host = self.host.clone();
+        move |source| request_error(&host, action, source)
+    }
+
     /// Every image with its tags and layers.
     pub async fn state(&self) -> Result<EngineState, EngineError> {
-        let info = self.docker.info().await.map_err(api("GET /info"))?;
+        let info = self.docker.info().await.map_err(self.api("GET /info"))?;
         let containerd_store = info.driver_status.iter().flatten().any(|kv| {
             kv.first().is_some_and(|k| k == "driver-type")
                 && kv.get(1).is_some_and(|v| v.contains("containerd"))
@@ -226,7 +278,7 @@ impl Engine {
                 ..Default::default()
             }))
             .await
-            .map_err(api("GET /images/json"))?;
+            .map_err(self.api("GET /images/json"))?;
         let mut state = EngineState {
             containerd_store,
             root_dir,
@@ -245,7 +297,7 @@ impl Engine {
                     .filter_map(|l| l.parse().ok())
                     .collect(),
                 Err(e) if is_not_found(&e) => continue, // removed meanwhile
-                Err(e) => return Err(api(format!("GET /images/{}/json", s.id))(e)),
+                Err(e) => return Err(self.api(format!("GET /images/{}/json", s.id))(e)),
             };
             for c in chain_ids(&layers) {
                 state.chains.insert(c);
@@ -274,7 +326,7 @@ impl Engine {
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 400, ..
             }) => Ok(None),
-            Err(e) => Err(api(format!("GET /images/{name}/json"))(e)),
+            Err(e) => Err(self.api(format!("GET /images/{name}/json"))(e)),
         }
     }
 
@@ -287,7 +339,7 @@ impl Engine {
         self.docker
             .tag_image(&id.to_string(), Some(opts))
             .await
-            .map_err(api(format!("tag {id} as {repo}:{tag}")))
+            .map_err(self.api(format!("tag {id} as {repo}:{tag}")))
     }
 
     /// Free bytes of the filesystem holding the engine's data root, when the engine is local
@@ -319,14 +371,14 @@ impl Engine {
             .docker
             .list_containers(Some(opts))
             .await
-            .map_err(api("GET /containers/json"))?;
+            .map_err(self.api("GET /containers/json"))?;
         let mut out = Vec::new();
         for c in list {
             let Some(id) = c.id.clone() else { continue };
             let inspect = match self.docker.inspect_container(&id, None).await {
                 Ok(i) => i,
                 Err(e) if is_not_found(&e) => continue,
-                Err(e) => return Err(api(format!("GET /containers/{id}/json"))(e)),
+                Err(e) => return Err(self.api(format!("GET /containers/{id}/json"))(e)),
             };
             let labels = c.labels.clone().unwrap_or_default();
             let state = inspect.state.clone().unwrap_or_default();
@@ -414,7 +466,7 @@ impl Engine {
             match item {
                 Ok(chunk) => text.push_str(&String::from_utf8_lossy(chunk.as_ref())),
                 Err(e) if is_not_found(&e) => break,
-                Err(e) => return Err(api(format!("GET /containers/{id}/logs"))(e)),
+                Err(e) => return Err(self.api(format!("GET /containers/{id}/logs"))(e)),
             }
         }
         Ok(text.lines().map(str::to_string).collect())

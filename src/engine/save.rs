@@ -104,10 +104,11 @@ pub async fn save(
             });
         }
         Err(source) => {
-            return Err(EngineError::Api {
-                action: format!("GET /images/{name}/json"),
+            return Err(super::request_error(
+                &engine.host,
+                format!("GET /images/{name}/json"),
                 source,
-            }
+            )
             .into());
         }
     };
