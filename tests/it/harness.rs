@@ -548,6 +548,31 @@ impl Drop for TestImages {
     }
 }
 
+/// Run a command and return its output, panicking with stdout and stderr unless it succeeds.
+pub fn ok(cmd: &mut assert_cmd::Command) -> Output {
+    let o = cmd.output().unwrap();
+    assert!(
+        o.status.success(),
+        "{:?} failed ({}):\nstdout: {}\nstderr: {}",
+        cmd,
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+/// A command's stdout as JSON, panicking with both streams when it is not.
+pub fn json_of(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}):\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
 /// The `airlock` binary with a private cache directory (`AIRLOCK_CACHE`) and no colour.
 pub fn airlock(cache: &Path) -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("airlock").expect("airlock binary");

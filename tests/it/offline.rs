@@ -3,7 +3,7 @@
 //! registry, then removes the images and stops the registry before going "offline".
 //! Compose projects, images and volumes are unique per test and removed by Drop guards.
 
-use crate::harness::{self, ComposeCleanup as Cleanup, Registry, require_docker};
+use crate::harness::{self, ComposeCleanup as Cleanup, Registry, json_of, ok, require_docker};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -101,16 +101,6 @@ fn pack_stack(name: &str, images: &[ImageSpec<'_>], compose: &str, env: &str) ->
     }
 }
 
-fn json_of(out: &std::process::Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}):\nstdout: {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
 const WEB_COMPOSE: &str = r#"services:
   setup:
     image: ${REGISTRY}/airlock-it-NAME/setup:1.0
@@ -200,18 +190,7 @@ fn end_to_end_up_twice_and_docker_load() {
         return;
     }
     let (p, port) = web_stack("e2e");
-    let verify = p
-        .airlock()
-        .arg("verify")
-        .arg(&p.bundle)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stdout)
-    );
+    let verify = ok(p.airlock().arg("verify").arg(&p.bundle).arg("--json"));
     let v = json_of(&verify);
     assert_eq!(v["ok"], true);
     assert_eq!(v["images"].as_array().unwrap().len(), 2);
@@ -265,19 +244,11 @@ fn end_to_end_up_twice_and_docker_load() {
     assert_eq!(body.trim(), "ready");
 
     // check --dir on its own
-    let check = p
-        .airlock()
+    ok(p.airlock()
         .arg("check")
         .arg("--dir")
         .arg(&dir)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
-    );
+        .arg("--json"));
 
     // up twice: nothing loaded, nothing restarted, files untouched
     let before = container_starts(&p.project);
@@ -642,25 +613,13 @@ fn load_compressed_bundles_and_skip_what_is_present() {
     std::fs::write(&gz, enc.finish().unwrap()).unwrap();
     for file in [&zst, &gz] {
         harness::docker_quiet(&["rmi", "-f", &reference]);
-        let out = p
-            .airlock()
-            .arg("load")
-            .arg(file)
-            .arg("--json")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = ok(p.airlock().arg("load").arg(file).arg("--json"));
         let l = json_of(&out);
         assert_eq!(l["sent"], true);
         // busybox layers are on the engine already (other images share them): skipped
         assert!(l["blobs_skipped"].as_u64().unwrap() >= 1, "{l:#}");
         assert!(harness::image_exists(&reference));
-        let v = p.airlock().arg("verify").arg(file).output().unwrap();
-        assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+        ok(p.airlock().arg("verify").arg(file));
     }
     let again = json_of(
         &p.airlock()

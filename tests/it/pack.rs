@@ -3,6 +3,7 @@
 //! TLS with credentials from `DOCKER_CONFIG`; a multi-platform index; byte-identical
 //! bundles from one lock. Registry faults (cut, corrupt, 429, kill -9) are in `registry.rs`.
 
+pub use crate::harness::ok;
 use crate::harness::{Registry, TestImages, airlock, docker, docker_quiet, require_docker};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -282,7 +283,7 @@ fn pack_with_basic_auth_over_tls() {
     assert!(!out.exists());
 
     // Credentials from DOCKER_CONFIG and the CA: works.
-    let o = airlock(&cache)
+    let o = ok(airlock(&cache)
         .current_dir(dir.path())
         .env("DOCKER_CONFIG", &config)
         .args([
@@ -294,10 +295,7 @@ fn pack_with_basic_auth_over_tls() {
             "-o",
             p(&out),
             "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        ]));
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(summary["images"][0]["layers"], 4);
     assert!(
@@ -435,20 +433,15 @@ fn lock_gives_byte_identical_bundles_and_detects_staleness() {
     let dir = tempfile::tempdir().unwrap();
     let lock = dir.path().join("airlock.lock");
     let (c1, c2) = (dir.path().join("cache1"), dir.path().join("cache2"));
-    let o = airlock(&c1)
-        .current_dir(dir.path())
-        .args([
-            "lock",
-            "--image",
-            &app1,
-            "--image",
-            &app2,
-            "--lock-file",
-            p(&lock),
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ok(airlock(&c1).current_dir(dir.path()).args([
+        "lock",
+        "--image",
+        &app1,
+        "--image",
+        &app2,
+        "--lock-file",
+        p(&lock),
+    ]));
     let text = std::fs::read_to_string(&lock).unwrap();
     let l: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert!(
@@ -513,16 +506,4 @@ fn lock_gives_byte_identical_bundles_and_detects_staleness() {
         stderr.contains("stale") && stderr.contains(&base),
         "{stderr}"
     );
-}
-
-/// Run an airlock command, asserting success.
-pub fn ok(cmd: &mut assert_cmd::Command) -> std::process::Output {
-    let o = cmd.output().unwrap();
-    assert!(
-        o.status.success(),
-        "{:?} failed: {}",
-        cmd,
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
 }

@@ -3,7 +3,7 @@
 //! the parts in place (from the parts file or the first part); a removed part and a changed
 //! byte are named precisely, and nothing is loaded then.
 
-use crate::harness::{self, Registry, TestImages, require_docker};
+use crate::harness::{self, Registry, TestImages, ok, require_docker};
 use std::path::{Path, PathBuf};
 
 fn part(dir: &Path, i: usize) -> PathBuf {
@@ -21,7 +21,7 @@ fn split_pack_verify_inspect_load_and_damaged_parts() {
     let work = tempfile::tempdir().unwrap();
     let cache = work.path().join("cache");
     let out = work.path().join("s.tar");
-    let pack = harness::airlock(&cache)
+    ok(harness::airlock(&cache)
         .current_dir(work.path())
         .args([
             "pack",
@@ -33,14 +33,7 @@ fn split_pack_verify_inspect_load_and_damaged_parts() {
             "256K",
             "-o",
         ])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        pack.status.success(),
-        "{}",
-        String::from_utf8_lossy(&pack.stderr)
-    );
+        .arg(&out));
     assert!(!out.exists(), "no joined file is written");
     let list_path = work.path().join("s.parts.json");
     let list: serde_json::Value =
@@ -73,20 +66,8 @@ fn split_pack_verify_inspect_load_and_damaged_parts() {
 
     // verify and inspect from the parts file and from the first part.
     for p in [&list_path, &part(work.path(), 0)] {
-        let v = harness::airlock(&cache)
-            .arg("verify")
-            .arg(p)
-            .arg("--json")
-            .output()
-            .unwrap();
-        assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
-        let i = harness::airlock(&cache)
-            .arg("inspect")
-            .arg(p)
-            .arg("--json")
-            .output()
-            .unwrap();
-        assert!(i.status.success(), "{}", String::from_utf8_lossy(&i.stderr));
+        ok(harness::airlock(&cache).arg("verify").arg(p).arg("--json"));
+        let i = ok(harness::airlock(&cache).arg("inspect").arg(p).arg("--json"));
         let j: serde_json::Value = serde_json::from_slice(&i.stdout).unwrap();
         assert_eq!(j["images"].as_array().unwrap().len(), 2, "{j:#}");
     }
