@@ -273,47 +273,42 @@ fn signed_bundle_verifies_and_tampering_or_other_keys_are_refused() {
     assert!(text(&bad).contains("signature ok"), "{}", text(&bad));
     assert!(text(&bad).contains(&changed), "{}", text(&bad));
 
-    // the standard minisign tool accepts the signature
-    if which("minisign") {
-        std::fs::write(w.join("SHA256SUMS"), &sums).unwrap();
-        std::fs::write(
-            w.join("SHA256SUMS.minisig"),
-            member(&signed, "airlock/SHA256SUMS.minisig"),
-        )
-        .unwrap();
-        let out = std::process::Command::new("minisign")
-            .current_dir(w)
-            .args([
-                "-V",
-                "-p",
-                "a.pub",
-                "-m",
-                "SHA256SUMS",
-                "-x",
-                "SHA256SUMS.minisig",
-            ])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", text(&out));
-        assert!(text(&out).contains("airlock bundle"), "{}", text(&out));
-        std::fs::write(w.join("SHA256SUMS"), format!("{sums_text}x")).unwrap();
-        let out = std::process::Command::new("minisign")
-            .current_dir(w)
-            .args([
-                "-V",
-                "-p",
-                "a.pub",
-                "-m",
-                "SHA256SUMS",
-                "-x",
-                "SHA256SUMS.minisig",
-            ])
-            .output()
-            .unwrap();
-        assert!(!out.status.success(), "{}", text(&out));
-    } else {
+    // the standard minisign tool accepts the signature (scripts/install-deps installs it; CI
+    // sets AIRLOCK_REQUIRE_DOCKER, and then a missing tool is a failure, not a skip)
+    if !which("minisign") {
+        assert!(
+            std::env::var_os("AIRLOCK_REQUIRE_DOCKER").is_none(),
+            "minisign is not installed (Debian package minisign; scripts/install-deps installs it)"
+        );
         eprintln!("minisign not installed: the standard tool check was skipped");
+        return;
     }
+    std::fs::write(
+        w.join("SHA256SUMS.minisig"),
+        member(&signed, "airlock/SHA256SUMS.minisig"),
+    )
+    .unwrap();
+    let minisign = |sums: &[u8]| {
+        std::fs::write(w.join("SHA256SUMS"), sums).unwrap();
+        std::process::Command::new("minisign")
+            .current_dir(w)
+            .args([
+                "-V",
+                "-p",
+                "a.pub",
+                "-m",
+                "SHA256SUMS",
+                "-x",
+                "SHA256SUMS.minisig",
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = minisign(&sums);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("airlock bundle"), "{}", text(&out));
+    let out = minisign(format!("{sums_text}x").as_bytes());
+    assert!(!out.status.success(), "{}", text(&out));
 }
 
 fn which(cmd: &str) -> bool {
