@@ -6,7 +6,9 @@
 //! `Writer::commit`, which checks size and digest, fsyncs, renames into `blobs/` and fsyncs
 //! the directory. A crash leaves an ingest file (resumed next time), never a wrong blob
 //! under its name. `AlreadyExists` on commit is success. An ingest file is locked while a
-//! writer holds it, so two packs never append to the same partial download.
+//! writer holds it, so two packs never append to the same partial download; the lock and
+//! the rename are checked to act on the file the ingest name points to (same inode), so a
+//! file removed or replaced by another process is never renamed into `blobs/`.
 
 use crate::digest::{Digest, Hasher};
 use crate::error::{Class, Classify};
@@ -49,6 +51,18 @@ impl Classify for StoreError {
             StoreError::Missing { .. } => Class::Input,
             _ => Class::Environment,
         }
+    }
+}
+
+/// Times `Store::writer` opens an ingest name again after losing a race for it.
+const MAX_REOPEN: u32 = 8;
+
+/// Whether `path` still names the open `file` (same device and inode).
+fn names_file(path: &Path, file: &std::fs::File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(path), file.metadata()) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 
@@ -174,10 +188,7 @@ impl Store {
                     root: self.root.clone(),
                 }
             } else {
-                StoreError::Io {
-                    path,
-                    source: e,
-                }
+                StoreError::Io { path, source: e }
             }
         })
     }
@@ -213,22 +224,35 @@ impl Store {
     /// download (`Writer::offset` tells where); call `truncate` to start over.
     pub fn writer(&self, digest: &Digest, size: u64) -> Result<Writer, StoreError> {
         let path = self.ingest_path(digest);
-        let file = std::fs::File::options()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(StoreError::Busy {
-                    digest: digest.clone(),
-                    path,
-                });
+        let busy = |path: PathBuf| StoreError::Busy {
+            digest: digest.clone(),
+            path,
+        };
+        let mut reopened = 0;
+        let file = loop {
+            let file = std::fs::File::options()
+                .create(true)
+                .read(true)
+                .append(true)
+                .open(&path)
+                .map_err(io_err(&path))?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => return Err(busy(path)),
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(StoreError::Io { path, source: e });
+                }
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(StoreError::Io { path, source: e }),
-        }
+            // The holder before us may have committed or removed the file between our open
+            // and our lock: then the lock is on a file nobody will see; open the name again.
+            if names_file(&path, &file) {
+                break file;
+            }
+            reopened += 1;
+            if reopened > MAX_REOPEN {
+                return Err(busy(path));
+            }
+        };
         let mut w = Writer {
             root: self.root.clone(),
             path,
@@ -488,6 +512,14 @@ impl Writer {
             None => actual,
         };
         self.file.sync_all().map_err(io_err(&self.path))?;
+        // The rename moves whatever the name points to: make sure that is still the file
+        // hashed above, not one put there after ours was removed.
+        if !names_file(&self.path, &self.file) {
+            return Err(StoreError::Io {
+                path: self.path.clone(),
+                source: io::Error::other("the partial file was replaced while being written"),
+            });
+        }
         let dir = self.root.join("blobs/sha256");
         let target = dir.join(digest.hex());
         if std::fs::metadata(&target).is_ok_and(|m| m.len() == len) {
@@ -575,6 +607,20 @@ mod tests {
         assert!(err.to_string().contains(&d.to_string()), "{err}");
         assert!(s.size(&d).is_none());
         assert!(s.partials().unwrap().is_empty());
+    }
+
+    #[test]
+    fn commit_refuses_a_replaced_partial() {
+        let (_d, s) = store();
+        let d = Digest::of(b"right");
+        let mut w = s.writer(&d, 5).unwrap();
+        w.write_all(b"right").unwrap();
+        // Someone removed the partial file and another one took its name.
+        let p = s.ingest_path(&d);
+        std::fs::remove_file(&p).unwrap();
+        std::fs::write(&p, b"wrong").unwrap();
+        assert!(w.commit().is_err());
+        assert!(s.size(&d).is_none(), "a wrong blob under the name");
     }
 
     #[test]
