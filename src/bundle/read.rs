@@ -4,8 +4,8 @@
 //! members at the start of the tar, without reading any blob) and the member index (offset
 //! and size of each file, for `serve`). Used by `bundle::verify`, `engine` (load), `cli`.
 
-use super::parts::{Parts, Stream};
 use super::meta::{BundleMeta, COMPOSE_DIR, FORMAT, META_PATH, SIGNATURE_PATH, SUMS_PATH};
+use super::parts::{Parts, Stream};
 use crate::digest::Digest;
 use crate::error::{Class, Classify};
 use crate::image::Descriptor;
@@ -15,6 +15,13 @@ use std::path::{Path, PathBuf};
 
 /// Largest JSON member or JSON blob read into memory (containerd's limit for manifests).
 pub const JSON_LIMIT: u64 = 20 << 20;
+/// Largest metadata member (everything not under `blobs/`: bundle.json, SHA256SUMS,
+/// manifest.json, index.json, compose files). Ample for hundreds of images; small enough
+/// that parsing one (JSON of tiny elements grows about 14-fold in memory) stays far below
+/// 100 MB.
+pub const META_LIMIT: u64 = 4 << 20;
+/// Most bytes of metadata members read into memory in one walk, all together.
+pub const META_TOTAL_LIMIT: u64 = 16 << 20;
 
 pub const MANIFEST_PATH: &str = "manifest.json";
 pub const INDEX_PATH: &str = "index.json";
@@ -59,7 +66,7 @@ pub enum ReadError {
     },
     #[error("Bundle `{}` holds member `{member}` twice", path.display())]
     Duplicate { path: PathBuf, member: String },
-    #[error("Bundle `{}`: `{member}` is {size} bytes, more than the {limit}-byte limit for JSON", path.display())]
+    #[error("Bundle `{}`: `{member}` is {size} bytes, more than the {limit}-byte limit for metadata and JSON", path.display())]
     TooLarge {
         path: PathBuf,
         member: String,
@@ -81,8 +88,21 @@ pub enum ReadError {
     },
     #[error("`{}` is not an airlock bundle: `{META_PATH}` is not among the first members (a plain `docker save` archive?)", path.display())]
     NotABundle { path: PathBuf },
+    #[error("Bundle `{}`: the metadata members up to `{member}` hold more than {limit} bytes together", path.display())]
+    MetaTooLarge {
+        path: PathBuf,
+        member: String,
+        limit: u64,
+    },
     #[error("Bundle `{}` has format `{found}`; this airlock reads `{FORMAT}`", path.display())]
     Format { path: PathBuf, found: String },
+    #[error("Bundle `{}`: image `{image}` has {listed} layers in `{MANIFEST_PATH}` but {expected} in `{META_PATH}` (and its config's diff_ids)", path.display())]
+    LayerCount {
+        path: PathBuf,
+        image: String,
+        listed: usize,
+        expected: usize,
+    },
     #[error(transparent)]
     Parts(#[from] super::parts::PartsError),
 }
@@ -422,7 +442,9 @@ impl Bundle {
             collector.take(self, info, r)?;
             Ok::<_, ReadError>(Flow::Continue)
         })?;
-        collector.finish(self)
+        let meta = collector.finish(self)?;
+        meta.check_layer_counts()?;
+        Ok(meta)
     }
 }
 
@@ -432,16 +454,26 @@ pub fn read_small(
     info: &MemberInfo,
     r: &mut dyn Read,
 ) -> Result<Vec<u8>, ReadError> {
-    if info.size > JSON_LIMIT {
+    read_limited(bundle, info, r, JSON_LIMIT)
+}
+
+/// Read a member of at most `limit` bytes into memory (refused by its header size first).
+pub fn read_limited(
+    bundle: &Bundle,
+    info: &MemberInfo,
+    r: &mut dyn Read,
+    limit: u64,
+) -> Result<Vec<u8>, ReadError> {
+    if info.size > limit {
         return Err(ReadError::TooLarge {
             path: bundle.path.clone(),
             member: info.name.clone(),
             size: info.size,
-            limit: JSON_LIMIT,
+            limit,
         });
     }
     let mut buf = Vec::with_capacity(info.size as usize);
-    r.take(JSON_LIMIT + 1)
+    r.take(limit + 1)
         .read_to_end(&mut buf)
         .map_err(|source| ReadError::Io {
             path: bundle.path.clone(),
@@ -570,6 +602,26 @@ impl Meta {
     pub fn id(&self) -> Digest {
         Digest::of(&self.meta_bytes)
     }
+
+    /// Every image of bundle.json has as many layers in manifest.json as bundle.json lists
+    /// (pack writes them from the config's diff_ids). A bundle that disagrees would make the
+    /// engine refuse the load half-way; `open_meta` refuses it before anything is sent.
+    pub fn check_layer_counts(&self) -> Result<(), ReadError> {
+        for img in &self.meta.images {
+            let config = format!("{BLOBS_DIR}{}", img.config.digest.hex());
+            if let Some(entry) = self.manifest.iter().find(|e| e.config == config)
+                && entry.layers.len() != img.layers.len()
+            {
+                return Err(ReadError::LayerCount {
+                    path: self.bundle.path.clone(),
+                    image: img.reference.clone(),
+                    listed: entry.layers.len(),
+                    expected: img.layers.len(),
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Collects the metadata members during any walk (`open_meta`, verify, load).
@@ -585,6 +637,8 @@ pub struct MetaCollector {
     members: Vec<(String, u64)>,
     /// Raw bytes of each metadata member (for hashing against SHA256SUMS).
     pub raw: BTreeMap<String, Vec<u8>>,
+    /// Bytes of metadata read so far.
+    total: u64,
 }
 
 impl MetaCollector {
@@ -604,7 +658,15 @@ impl MetaCollector {
             return Ok(false);
         }
         let name = info.name.as_str();
-        let bytes = read_small(bundle, info, r)?;
+        let bytes = read_limited(bundle, info, r, META_LIMIT)?;
+        self.total += bytes.len() as u64;
+        if self.total > META_TOTAL_LIMIT {
+            return Err(ReadError::MetaTooLarge {
+                path: bundle.path.clone(),
+                member: name.to_string(),
+                limit: META_TOTAL_LIMIT,
+            });
+        }
         let json_err = |source| ReadError::Json {
             path: bundle.path.clone(),
             member: name.to_string(),
@@ -612,20 +674,24 @@ impl MetaCollector {
         };
         match name {
             META_PATH => {
-                let meta: BundleMeta = match serde_json::from_slice::<serde_json::Value>(&bytes) {
-                    Ok(v)
-                        if v.get("format")
-                            .and_then(|f| f.as_str())
-                            .is_some_and(|f| f != FORMAT) =>
-                    {
-                        let found = v["format"].as_str().unwrap_or_default().to_string();
-                        return Err(ReadError::Format {
-                            path: bundle.path.clone(),
-                            found,
-                        });
-                    }
-                    _ => serde_json::from_slice(&bytes).map_err(json_err)?,
-                };
+                // Only `format` first (other fields are skipped, not built: a `serde_json::Value`
+                // of a few MB of tiny elements takes hundreds of MB), so another format is
+                // named even when the rest does not parse.
+                #[derive(serde::Deserialize)]
+                struct FormatOnly {
+                    format: Option<String>,
+                }
+                if let Ok(FormatOnly {
+                    format: Some(found),
+                }) = serde_json::from_slice::<FormatOnly>(&bytes)
+                    && found != FORMAT
+                {
+                    return Err(ReadError::Format {
+                        path: bundle.path.clone(),
+                        found,
+                    });
+                }
+                let meta: BundleMeta = serde_json::from_slice(&bytes).map_err(json_err)?;
                 self.meta = Some((meta, bytes.clone()));
             }
             SUMS_PATH => self.sums = parse_sums(bundle, &bytes)?,

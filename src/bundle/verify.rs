@@ -23,6 +23,14 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
 const CHUNK: usize = 1 << 20;
+/// Deepest chain of indexes followed below `index.json` (registries nest at most one).
+const MAX_INDEX_DEPTH: usize = 4;
+/// Largest config, manifest or index kept in memory for the structure checks, and all of
+/// them together: parsed JSON of tiny elements takes about 16 times its size, so these keep
+/// verify far below 100 MB whatever the bundle holds. Larger ones are still hashed; their
+/// structure is not checked (a note says so).
+const STRUCTURE_LIMIT: u64 = 2 << 20;
+const STRUCTURE_TOTAL_LIMIT: u64 = 32 << 20;
 
 /// Options of `verify`, with their defaults.
 #[derive(Debug, Clone)]
@@ -265,6 +273,10 @@ struct Walked {
     hashed: HashMap<String, (Digest, u64)>,
     /// JSON blobs kept in memory for the structure checks: digest -> bytes.
     json: HashMap<Digest, Vec<u8>>,
+    /// Bytes in `json`.
+    json_bytes: u64,
+    /// JSON blobs too large to keep (their structure is not checked).
+    json_skipped: Vec<String>,
     /// Plain bundles: blobs to hash by range after the walk.
     ranges: Vec<(String, u64, u64)>,
     /// Member the bundle ended inside, if any.
@@ -354,7 +366,12 @@ pub fn verify(
             return Ok(Flow::Continue);
         }
         let digest = info.blob_digest();
-        if digest.as_ref().is_some_and(|d| w.json_names.contains(d)) && info.size <= JSON_LIMIT {
+        let json = digest.as_ref().is_some_and(|d| w.json_names.contains(d));
+        if json && (info.size > STRUCTURE_LIMIT || w.json_bytes + info.size > STRUCTURE_TOTAL_LIMIT)
+        {
+            w.json_skipped.push(info.name.clone());
+        } else if json && info.size <= JSON_LIMIT {
+            w.json_bytes += info.size;
             let bytes = read_small(&bundle, info, r)
                 .inspect_err(|_| w.truncated_in = Some(info.name.clone()))?;
             w.hashed
@@ -470,6 +487,14 @@ pub fn verify(
     }
     problems.append(&mut checks.problems);
     let mut notes = Vec::new();
+    if !w.json_skipped.is_empty() {
+        notes.push(format!(
+            "the structure of {} config/manifest blob(s) over {} MiB was not checked (they were hashed): {}",
+            w.json_skipped.len(),
+            STRUCTURE_LIMIT >> 20,
+            w.json_skipped.join(", ")
+        ));
+    }
     if let Some(meta) = &meta
         && !meta.compose_files.is_empty()
     {
@@ -500,7 +525,16 @@ pub fn verify(
 pub fn compose_completeness(meta: &Meta) -> Result<Vec<Problem>, String> {
     use crate::plan::Kind;
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let stage = tmp.path().join(&meta.meta.project);
+    // The project name comes from the bundle: only a plain name may become a directory
+    // (`/etc` or `../..` would stage the compose files outside the temporary directory).
+    let project = &meta.meta.project;
+    let plain = !project.is_empty()
+        && project != "."
+        && project != ".."
+        && !project.contains(['/', '\\', '\0']);
+    let stage = tmp
+        .path()
+        .join(if plain { project.as_str() } else { "project" });
     for (rel, bytes) in &meta.compose_files {
         if rel
             .split('/')
@@ -750,6 +784,9 @@ impl Checks<'_> {
                 continue;
             }
             let Some(config) = self.json_blob(&cfg) else {
+                if self.w.json_skipped.contains(&entry.config) {
+                    continue;
+                }
                 self.problem(
                     ProblemKind::Structure,
                     Some(&entry.config),
@@ -836,6 +873,7 @@ impl Checks<'_> {
                         meta,
                         &name,
                         platform.as_ref(),
+                        0,
                     );
                 }
             }
@@ -843,6 +881,7 @@ impl Checks<'_> {
     }
 
     /// An index or manifest of the OCI side: its children for the platform are present.
+    /// `depth` counts the indexes above; a hostile index may name itself or a cycle.
     fn oci_object(
         &mut self,
         digest: &Digest,
@@ -850,7 +889,19 @@ impl Checks<'_> {
         meta: &Meta,
         image: &str,
         platform: Option<&Platform>,
+        depth: usize,
     ) {
+        if depth > MAX_INDEX_DEPTH {
+            self.problem(
+                ProblemKind::Structure,
+                Some(&Self::blob_path(digest)),
+                Some(image),
+                format!(
+                    "index `{digest}` nests more than {MAX_INDEX_DEPTH} indexes deep (a cycle?)"
+                ),
+            );
+            return;
+        }
         let Some(doc) = self.json_blob(digest) else {
             if self.w.json.contains_key(digest) {
                 self.problem(
@@ -881,6 +932,7 @@ impl Checks<'_> {
                     meta,
                     image,
                     platform,
+                    depth + 1,
                 ),
                 None => self.problem(
                     ProblemKind::MissingImage,
@@ -1017,6 +1069,15 @@ mod tests {
 
     /// A minimal bundle following docs/bundle-format.md: one image, one gzip layer.
     pub(crate) fn tiny_bundle(dir: &std::path::Path) -> std::path::PathBuf {
+        tiny_bundle_with(dir, |_, _| {})
+    }
+
+    /// `tiny_bundle` after `change` had its way with bundle.json and the member list
+    /// (SHA256SUMS is written afterwards, so it matches whatever `change` did).
+    pub(crate) fn tiny_bundle_with(
+        dir: &std::path::Path,
+        change: impl FnOnce(&mut BundleMeta, &mut Vec<(String, Vec<u8>)>),
+    ) -> std::path::PathBuf {
         let mut layer_tar = tar::Builder::new(Vec::new());
         let mut h = tar::Header::new_ustar();
         h.set_size(6);
@@ -1109,6 +1170,8 @@ mod tests {
             (format!("blobs/sha256/{}", cfg_d.digest.hex()), config),
             (format!("blobs/sha256/{}", layer_d.digest.hex()), layer),
         ];
+        let mut meta = meta;
+        change(&mut meta, &mut files);
         let mut sums: Vec<String> = files
             .iter()
             .map(|(n, b)| format!("{}  {n}\n", Digest::of(b).hex()))
@@ -1179,6 +1242,60 @@ mod tests {
             );
             assert!(!report.images[0].ok);
         }
+    }
+
+    /// Regression: a project name from bundle.json was joined to the temporary staging
+    /// directory, so `/abs` or `../..` wrote the bundle's compose files outside it.
+    #[test]
+    fn hostile_project_name_stages_nothing_outside_the_temp_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        for project in [
+            outside.display().to_string(),
+            "../../../outside".into(),
+            "..".into(),
+        ] {
+            let path = tiny_bundle_with(dir.path(), |m, _| m.project = project.clone());
+            let report = run(&path);
+            assert!(!outside.exists(), "verify wrote to {}", outside.display());
+            assert!(report.images.iter().all(|i| i.ok), "{:#?}", report.problems);
+        }
+    }
+
+    /// Regression: an index naming itself (or a cycle of indexes) recursed until the stack
+    /// overflowed.
+    #[test]
+    fn index_naming_itself_is_a_structure_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        // Any name works: verify keys JSON blobs by name (the name/content mismatch is reported too).
+        let fake = Digest::of(b"self");
+        let index = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2, "mediaType": media::OCI_INDEX,
+            "manifests": [{"mediaType": media::OCI_INDEX, "digest": fake.to_string(), "size": 1,
+                           "platform": {"os": "linux", "architecture": "amd64"}}]
+        }))
+        .unwrap();
+        let path = tiny_bundle_with(dir.path(), |_, files| {
+            let top = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": [
+                {"mediaType": media::OCI_INDEX, "digest": fake.to_string(), "size": index.len()}
+            ]}))
+            .unwrap();
+            for (name, bytes) in files.iter_mut() {
+                if name == "index.json" {
+                    *bytes = top.clone();
+                }
+            }
+            files.push((format!("blobs/sha256/{}", fake.hex()), index.clone()));
+        });
+        let report = run(&path);
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.kind == ProblemKind::Structure && p.message.contains("nests more than")),
+            "{:#?}",
+            report.problems
+        );
     }
 
     #[test]
