@@ -553,7 +553,16 @@ impl Write for Writer {
                 },
             ));
         }
-        let n = self.file.write(buf)?;
+        // A failed write (disk full) carries the ingest path, so the error names the cache.
+        let n = self.file.write(buf).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                StoreError::Io {
+                    path: self.path.clone(),
+                    source: e,
+                },
+            )
+        })?;
         self.hasher.update(&buf[..n]);
         Ok(n)
     }

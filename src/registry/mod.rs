@@ -191,8 +191,9 @@ impl Classify for RegistryError {
             ManifestDigest { .. }
             | ManifestTooLarge { .. }
             | BadManifest { .. }
-            | DiffId { .. }
-            | Blob { .. } => Class::Failed,
+            | DiffId { .. } => Class::Failed,
+            // A wrong blob fails the check; a cache that cannot be written is the environment.
+            Blob { source, .. } => source.class(),
             Store(e) => e.class(),
             _ => Class::Input,
         }
