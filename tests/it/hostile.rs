@@ -767,7 +767,8 @@ fn plan_refused(label: &str, files: &[(&str, Vec<u8>)], named: &str) -> (u64, Du
         "plan {label} does not name `{named}`: {text}"
     );
     assert!(rss < RSS_LIMIT, "plan {label}: RssAnon {} MB", rss >> 20);
-    assert!(took < Duration::from_secs(10), "plan {label} took {took:?}");
+    // a few seconds at most for the debug binary on a loaded 2-core machine
+    assert!(took < Duration::from_secs(30), "plan {label} took {took:?}");
     (rss, took)
 }
 
@@ -858,6 +859,15 @@ fn compose_bombs_deep_nesting_and_bad_bytes_are_refused_by_plan() {
     plan_refused(
         "huge-line",
         &[("compose.yaml", line.into_bytes())],
+        "compose.yaml",
+    );
+    let scalar = format!(
+        "services: {{web: {{image: \"{}\"}}}}\n",
+        "a".repeat(7 << 20)
+    );
+    plan_refused(
+        "huge-scalar",
+        &[("compose.yaml", scalar.into_bytes())],
         "compose.yaml",
     );
     let big = format!(
