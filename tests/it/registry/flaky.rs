@@ -1,6 +1,8 @@
 //! A flaky registry (issue 7): the proxy drops about 20% of connections (before the answer
 //! or mid-body) and answers 500/502/503/429 to about 10% more, at random from a seed that
-//! the test prints (`AIRLOCK_FLAKY_SEED=N` repeats a run). `pack` still completes with the
+//! the test prints (`AIRLOCK_FLAKY_SEED=N` repeats a run: the first round runs one transfer
+//! at a time, so the same seed deals the same faults at the same places of the request
+//! sequence, although the rebuilt test images have new digests). `pack` still completes with the
 //! default retries, `verify` passes, and every digest is the one the registry holds.
 
 use super::*;
@@ -49,7 +51,7 @@ fn flaky_registry_pack_completes_with_the_registry_digests() {
     let reg = Registry::start();
     let images = TestImages::build(name);
     images.push(&reg);
-    let big = BigImage::build(name, &images.base, 16);
+    let big = BigImage::build(name, &images.base, 12);
     reg.push(&big.tag, &big.tag);
     let tags = [
         images.base.clone(),
@@ -69,17 +71,19 @@ fn flaky_registry_pack_completes_with_the_registry_digests() {
         });
     eprintln!("flaky registry seed: {seed} (AIRLOCK_FLAKY_SEED={seed} repeats this run)");
     let start = Instant::now();
+    // Round 0 one transfer at a time (the seed repeats it: same faults at the same places in
+    // the request sequence), the others with the default 4 concurrent transfers.
     for round in 0..ROUNDS {
-        let seed = seed.wrapping_add(round);
-        pack_through_flaky_proxy(&reg, &tags, seed);
+        let jobs = if round == 0 { "1" } else { "4" };
+        pack_through_flaky_proxy(&reg, &tags, seed.wrapping_add(round), jobs);
     }
     eprintln!("{ROUNDS} flaky packs in {:?}", start.elapsed());
 }
 
 /// Packs through a fresh flaky proxy (each with the next seed), with a fresh cache each.
-const ROUNDS: u64 = 3;
+const ROUNDS: u64 = 2;
 
-fn pack_through_flaky_proxy(reg: &Registry, tags: &[String], seed: u64) {
+fn pack_through_flaky_proxy(reg: &Registry, tags: &[String], seed: u64, jobs: &str) {
     let proxy = Proxy::start(reg.port, Fault::Flaky { seed });
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
@@ -92,7 +96,7 @@ fn pack_through_flaky_proxy(reg: &Registry, tags: &[String], seed: u64) {
     for r in &references {
         args.extend(["--image", r.as_str()]);
     }
-    args.extend(["-o", out.to_str().unwrap()]);
+    args.extend(["-o", out.to_str().unwrap(), "--jobs", jobs]);
     let m = measured(&cache, dir.path(), &args, Duration::from_secs(120));
     let stats = format!("{:?}", proxy.state.flaky.lock().unwrap());
     let retries = m
@@ -101,7 +105,7 @@ fn pack_through_flaky_proxy(reg: &Registry, tags: &[String], seed: u64) {
         .filter(|l| l.contains("retrying") || l.contains("resuming"))
         .count();
     eprintln!(
-        "flaky pack (seed {seed}): exit {:?} in {:?}; {stats}; {retries} retry warnings",
+        "flaky pack (seed {seed}, --jobs {jobs}): exit {:?} in {:?}; {stats}; {retries} retry warnings",
         m.code, m.elapsed,
     );
     assert_eq!(m.code, Some(0), "seed {seed}: {}", m.stderr);
@@ -112,8 +116,9 @@ fn pack_through_flaky_proxy(reg: &Registry, tags: &[String], seed: u64) {
             "seed {seed}: the proxy dealt no faults: {st:?}"
         );
     }
+    // Alone a round takes 5-10 s; the bound leaves room for a loaded machine.
     assert!(
-        m.elapsed < Duration::from_secs(30),
+        m.elapsed < Duration::from_secs(45),
         "seed {seed}: {:?}",
         m.elapsed
     );
