@@ -556,7 +556,26 @@ pub fn compose_completeness(meta: &Meta) -> Result<Vec<Problem>, String> {
         project_name: Some(meta.meta.project.clone()),
         ..Default::default()
     };
-    let project = crate::compose::load(&opts).map_err(|e| e.to_string())?;
+    let mut project = crate::compose::load(&opts).map_err(|e| e.to_string())?;
+    // A bundle carries no build contexts, so a Dockerfile that exists is one the bundle's
+    // compose file points at elsewhere on this host (`context: /dev`, `dockerfile: zero`
+    // read without end). Only paths inside the staging directory are read; the others count
+    // as missing Dockerfiles, whose base images are then unknown.
+    for svc in project.services.values_mut() {
+        if let Some(build) = &mut svc.build
+            && let Some(context) = &build.context
+        {
+            let file = context.join(build.dockerfile.as_deref().unwrap_or("Dockerfile"));
+            let inside = file.strip_prefix(&stage).is_ok_and(|rest| {
+                rest.components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)))
+            });
+            if !inside {
+                build.context = Some(stage.join("_outside_the_bundle"));
+                build.dockerfile = None;
+            }
+        }
+    }
     let platform = meta
         .meta
         .platform
@@ -1134,6 +1153,7 @@ mod tests {
                 files: vec!["compose.yaml".into()],
                 env_files: vec![],
                 profiles: vec![],
+                ..ComposeMeta::default()
             },
             images: vec![ImageMeta {
                 reference: "tiny:1".into(),
@@ -1296,6 +1316,25 @@ mod tests {
             "{:#?}",
             report.problems
         );
+    }
+
+    /// Regression: a compose file in the bundle building from `context: /dev`,
+    /// `dockerfile: zero` made verify read /dev/zero until memory ran out.
+    #[test]
+    fn compose_in_bundle_cannot_make_verify_read_host_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let compose = b"services:\n  web:\n    image: tiny:1\n  b:\n    build:\n      context: /dev\n      dockerfile: zero\n  c:\n    build:\n      context: ../../../../../../dev\n      dockerfile: zero\n";
+        let path = tiny_bundle_with(dir.path(), |_, files| {
+            for (name, bytes) in files.iter_mut() {
+                if name == "airlock/compose/compose.yaml" {
+                    *bytes = compose.to_vec();
+                }
+            }
+        });
+        let started = std::time::Instant::now();
+        let report = run(&path);
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        assert!(report.images.iter().all(|i| i.ok), "{:#?}", report.problems);
     }
 
     #[test]
