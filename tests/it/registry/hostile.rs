@@ -122,8 +122,20 @@ fn endless_or_overlong_blob_body_is_refused_at_its_size() {
     if !require_docker() {
         return;
     }
-    let (reg, _images, (big, size), repo_tag) = setup("hostile-endless");
-    for framing in [Framing::Close, Framing::Chunked, Framing::Announced] {
+    let (reg, _images, (layer, layer_size), repo_tag) = setup("hostile-endless");
+    let (manifest, _) = raw_manifest(&reg, &repo_tag);
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let config = manifest["config"]["digest"].as_str().unwrap().to_string();
+    let config_size = manifest["config"]["size"].as_u64().unwrap();
+    let cases = [
+        (&layer, layer_size, Framing::Close),
+        (&layer, layer_size, Framing::Chunked),
+        (&layer, layer_size, Framing::Announced),
+        // The config is read whole into memory: bounded by its descriptor too.
+        (&config, config_size, Framing::Close),
+    ];
+    for (big, size, framing) in cases {
+        let big = big.clone();
         let proxy = Proxy::start(
             reg.port,
             Fault::Endless {
@@ -143,7 +155,7 @@ fn endless_or_overlong_blob_body_is_refused_at_its_size() {
         );
         let junk = proxy.state.made_up.load(Ordering::Relaxed);
         eprintln!(
-            "endless body ({framing:?}): exit {:?} in {:?}, peak {} kB, junk sent {junk} bytes\n{}",
+            "endless body of {big} ({framing:?}): exit {:?} in {:?}, peak {} kB, junk sent {junk} bytes\n{}",
             m.code,
             m.elapsed,
             m.peak_kb,
