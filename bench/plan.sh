@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Time `airlock plan` on the largest compose fixture (most services, then most merged -f files),
-# run as its expected list's header says. Target: under 20 ms wall per run.
+# run as its expected list's header says. Target: under 20 ms wall per run. Then the growth with
+# project size: 500 and 2000 services, each extending one base and overridden by a second file
+# (linear growth is 4x; the table prints the ratio).
 # Uses hyperfine when installed (Debian package `hyperfine`), otherwise a timed loop.
 #   bench/plan.sh            # release build, 50 runs
 #   RUNS=200 bench/plan.sh
@@ -33,8 +35,10 @@ fi
 env_file=$(sed -n 's/^# env file used for interpolation: \([^ ]*\).*/\1/p' "$list")
 if [ -n "$env_file" ] && [ "$env_file" != none ]; then args+=(--env-file "$folder/$env_file"); fi
 
-cargo build --release --quiet --bin airlock
-bin="$PWD/target/release/airlock"
+if [ -n "${AIRLOCK_BIN:-}" ]; then bin="$AIRLOCK_BIN"; else
+  cargo build --release --quiet --bin airlock
+  bin="$PWD/target/release/airlock"
+fi
 echo "fixture: ${list#"$fixtures"/} ($services services, $files compose file(s))"
 echo "command: airlock ${args[*]}"
 env -i PATH="$PATH" HOME="$HOME" "$bin" "${args[@]}" >/dev/null
@@ -54,4 +58,30 @@ else
   printf '| command | runs | mean [ms] |\n|:---|---:|---:|\n| airlock %s | %s | %s |\n' "${args[*]}" "$runs" "$mean_ms"
 fi
 echo
+
+# Growth with project size.
+gen() {
+  local dir=$1 n=$2
+  mkdir -p "$dir"
+  { printf "services:\n  base:\n    image: base:1\n    ports: ['80']\n"
+    for i in $(seq 0 $((n - 1))); do printf '  s%d:\n    extends: base\n    environment: [A=1]\n' "$i"; done
+  } >"$dir/compose.yaml"
+  { printf 'services:\n'
+    for i in $(seq 0 $((n - 1))); do printf "  s%d:\n    environment: {B: 2}\n    ports: ['%d:80']\n" "$i" $((1000 + i)); done
+  } >"$dir/override.yaml"
+}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+declare -A per
+for n in 500 2000; do
+  gen "$work/p$n" "$n"
+  start=$(date +%s%N)
+  for _ in $(seq 10); do "$bin" plan --json -f "$work/p$n/compose.yaml" -f "$work/p$n/override.yaml" >/dev/null; done
+  end=$(date +%s%N)
+  per[$n]=$(awk -v ns=$((end - start)) 'BEGIN {printf "%.1f", ns / 10 / 1e6}')
+done
+echo
+printf '| services | mean [ms] |\n|---:|---:|\n| 500 | %s |\n| 2000 | %s |\n' "${per[500]}" "${per[2000]}"
+awk -v a="${per[500]}" -v b="${per[2000]}" 'BEGIN { printf "2000/500 services: %.1fx (linear is 4x)\n", b / a }'
+
 awk -v m="$mean_ms" 'BEGIN { if (m + 0 < 20) printf "OK: %.1f ms mean wall time (target < 20 ms)\n", m; else { printf "SLOW: %.1f ms mean wall time (target < 20 ms)\n", m; exit 1 } }'

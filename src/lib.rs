@@ -19,6 +19,7 @@ pub mod platform;
 pub mod progress;
 pub mod reference;
 pub mod registry;
+pub mod run_files;
 pub mod serve;
 pub mod sign;
 pub mod store;

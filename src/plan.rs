@@ -22,7 +22,10 @@ pub struct PlanOptions {
 
 impl Default for PlanOptions {
     fn default() -> Self {
-        PlanOptions { platform: Platform::linux_amd64(), build_platform: None }
+        PlanOptions {
+            platform: Platform::linux_amd64(),
+            build_platform: None,
+        }
     }
 }
 
@@ -153,6 +156,8 @@ pub struct Plan {
     pub platform: String,
     pub images: Vec<PlanImage>,
     pub findings: Vec<Finding>,
+    /// Host files the services read at run time, and whether a bundle carries them.
+    pub run_files: Vec<crate::run_files::Assessed>,
 }
 
 impl Plan {
@@ -160,7 +165,10 @@ impl Plan {
     /// normalised reference.
     pub fn pulled(&self) -> Vec<&PlanImage> {
         let mut seen = BTreeSet::new();
-        self.images.iter().filter(|i| i.kind.pulled() && seen.insert(i.normalized.clone())).collect()
+        self.images
+            .iter()
+            .filter(|i| i.kind.pulled() && seen.insert(i.normalized.clone()))
+            .collect()
     }
 }
 
@@ -169,9 +177,18 @@ const STATEFUL: &[(&str, &[&str])] = &[
     ("mariadb", &["/var/lib/mysql"]),
     ("mysql", &["/var/lib/mysql"]),
     ("percona", &["/var/lib/mysql"]),
-    ("postgres", &["/var/lib/postgresql/data", "/var/lib/postgresql"]),
-    ("postgis", &["/var/lib/postgresql/data", "/var/lib/postgresql"]),
-    ("timescaledb", &["/var/lib/postgresql/data", "/var/lib/postgresql"]),
+    (
+        "postgres",
+        &["/var/lib/postgresql/data", "/var/lib/postgresql"],
+    ),
+    (
+        "postgis",
+        &["/var/lib/postgresql/data", "/var/lib/postgresql"],
+    ),
+    (
+        "timescaledb",
+        &["/var/lib/postgresql/data", "/var/lib/postgresql"],
+    ),
     ("redis", &["/data"]),
     ("valkey", &["/data"]),
     ("keydb", &["/data"]),
@@ -188,7 +205,17 @@ const STATEFUL: &[(&str, &[&str])] = &[
 ];
 
 /// Environment keys whose value is usually a host name.
-const HOST_KEYS: &[&str] = &["HOST", "SERVER", "ADDR", "URL", "URI", "DSN", "ENDPOINT", "BROKER", "CONNECTION"];
+const HOST_KEYS: &[&str] = &[
+    "HOST",
+    "SERVER",
+    "ADDR",
+    "URL",
+    "URI",
+    "DSN",
+    "ENDPOINT",
+    "BROKER",
+    "CONNECTION",
+];
 
 struct Collector<'a> {
     project: &'a Project,
@@ -198,20 +225,33 @@ struct Collector<'a> {
 
 impl Collector<'_> {
     fn rel(&self, path: &Path) -> String {
-        path.strip_prefix(&self.project.directory).unwrap_or(path).display().to_string()
+        path.strip_prefix(&self.project.directory)
+            .unwrap_or(path)
+            .display()
+            .to_string()
     }
 
-    fn add(&mut self, kind: Kind, reference: Reference, service: &str, platform: &Platform, source: String) {
-        let entry = self.images.entry((reference.original().to_string(), kind)).or_insert_with(|| PlanImage {
-            reference: reference.original().to_string(),
-            normalized: reference.normalized(),
-            kind,
-            services: Vec::new(),
-            pinned: reference.pinned(),
-            platforms: Vec::new(),
-            sources: Vec::new(),
-            parsed: reference,
-        });
+    fn add(
+        &mut self,
+        kind: Kind,
+        reference: Reference,
+        service: &str,
+        platform: &Platform,
+        source: String,
+    ) {
+        let entry = self
+            .images
+            .entry((reference.original().to_string(), kind))
+            .or_insert_with(|| PlanImage {
+                reference: reference.original().to_string(),
+                normalized: reference.normalized(),
+                kind,
+                services: Vec::new(),
+                pinned: reference.pinned(),
+                platforms: Vec::new(),
+                sources: Vec::new(),
+                parsed: reference,
+            });
         for (list, value) in [
             (&mut entry.services, service.to_string()),
             (&mut entry.platforms, platform.to_string()),
@@ -224,7 +264,14 @@ impl Collector<'_> {
         }
     }
 
-    fn finding(&mut self, level: Level, code: &str, service: Option<&str>, message: String, fix: impl Into<String>) {
+    fn finding(
+        &mut self,
+        level: Level,
+        code: &str,
+        service: Option<&str>,
+        message: String,
+        fix: impl Into<String>,
+    ) {
         self.findings.push(Finding {
             level,
             code: code.to_string(),
@@ -247,23 +294,40 @@ fn parse_ref(reference: &str, service: &Service, file: &Path) -> Result<Referenc
 
 /// Build the plan of `project`.
 pub fn plan(project: &Project, opts: &PlanOptions) -> Result<Plan, Error> {
-    let mut c = Collector { project, images: BTreeMap::new(), findings: Vec::new() };
+    let mut c = Collector {
+        project,
+        images: BTreeMap::new(),
+        findings: Vec::new(),
+    };
 
     for w in &project.warnings {
-        let file = w.file.as_deref().map(|f| format!(" (in `{}`)", c.rel(f))).unwrap_or_default();
+        let file = w
+            .file
+            .as_deref()
+            .map(|f| format!(" (in `{}`)", c.rel(f)))
+            .unwrap_or_default();
         let fix = if w.code == "unset-variable" {
             "set it in `.env`, an `--env-file` or the environment, or give it a default (`${VAR:-value}`)"
         } else {
             "check the compose file"
         };
-        c.finding(Level::Warning, &w.code, w.service.as_deref(), format!("{}{file}", w.message), fix);
+        c.finding(
+            Level::Warning,
+            &w.code,
+            w.service.as_deref(),
+            format!("{}{file}", w.message),
+            fix,
+        );
     }
 
     // Images the project builds itself: normalised tag -> service.
     let mut built: BTreeMap<String, String> = BTreeMap::new();
     for (name, s) in &project.services {
         if s.build.is_some() {
-            let tag = s.image.clone().unwrap_or_else(|| format!("{}-{}", project.name, name));
+            let tag = s
+                .image
+                .clone()
+                .unwrap_or_else(|| format!("{}-{}", project.name, name));
             if let Ok(r) = Reference::parse(&tag) {
                 built.insert(r.normalized(), name.clone());
             }
@@ -282,12 +346,22 @@ pub fn plan(project: &Project, opts: &PlanOptions) -> Result<Plan, Error> {
         let compose_source = c.rel(&s.file);
         if let Some(image) = &s.image {
             let r = parse_ref(image, s, &s.file)?;
-            let kind = if s.build.is_some() { Kind::BuildTag } else { Kind::Image };
+            let kind = if s.build.is_some() {
+                Kind::BuildTag
+            } else {
+                Kind::Image
+            };
             c.add(kind, r, name, &platform, compose_source.clone());
         }
         for source in &s.image_volumes {
             let r = parse_ref(source, s, &s.file)?;
-            c.add(Kind::Image, r, name, &platform, format!("{compose_source} (volume)"));
+            c.add(
+                Kind::Image,
+                r,
+                name,
+                &platform,
+                format!("{compose_source} (volume)"),
+            );
         }
         if s.build.is_some() {
             build_images(&mut c, s, &platform, opts, &built)?;
@@ -326,11 +400,68 @@ pub fn plan(project: &Project, opts: &PlanOptions) -> Result<Plan, Error> {
         }
     }
 
+    let run_files = crate::run_files::assess(project);
+    for f in &run_files {
+        run_file_finding(&mut c, f);
+    }
+
     let mut findings = c.findings;
-    findings
-        .sort_by(|a, b| (a.level, &a.code, &a.service, &a.message).cmp(&(b.level, &b.code, &b.service, &b.message)));
+    findings.sort_by(|a, b| {
+        (a.level, &a.code, &a.service, &a.message).cmp(&(b.level, &b.code, &b.service, &b.message))
+    });
     findings.dedup();
-    Ok(Plan { project: project.name.clone(), platform: opts.platform.to_string(), images, findings })
+    Ok(Plan {
+        project: project.name.clone(),
+        platform: opts.platform.to_string(),
+        images,
+        findings,
+        run_files,
+    })
+}
+
+/// The finding for a run file a bundle cannot carry (see `run_files`).
+fn run_file_finding(c: &mut Collector<'_>, f: &crate::run_files::Assessed) {
+    use crate::run_files::Reason;
+    let services = f.services.join(",");
+    let what = match f.kind.as_str() {
+        "bind" => format!("bind mount of {}", f.services.join(", ")),
+        kind => format!("{kind} of {}", f.services.join(", ")),
+    };
+    match &f.reason {
+        None => {}
+        Some(Reason::Missing) if !f.required => {}
+        Some(Reason::Missing) if f.kind == "bind" => c.finding(
+            Level::Info,
+            "run-file-missing",
+            Some(&services),
+            format!("`{}` ({what}) does not exist: Docker creates an empty directory there", f.path),
+            "create it before packing if the service needs its content (the bundle then carries it)",
+        ),
+        Some(Reason::Missing) => c.finding(
+            Level::Error,
+            "run-file-missing",
+            Some(&services),
+            format!("`{}` ({what}) does not exist: Compose refuses to start the service without it", f.path),
+            "create it before packing (the bundle then carries it), or mark an env_file `required: false`",
+        ),
+        Some(Reason::Outside) => c.finding(
+            Level::Warning,
+            "run-file-outside",
+            Some(&services),
+            format!("`{}` ({what}) is outside the project directory: the bundle does not carry it", f.path),
+            "copy it to the same path on the offline host, or move it into the project directory",
+        ),
+        Some(reason) => {
+            let why = reason.describe();
+            c.finding(
+                Level::Warning,
+                "run-file-not-carried",
+                Some(&services),
+                format!("`{}` ({what}) is not carried: {why}", f.path),
+                "copy it to the offline host yourself; data belongs in a named volume",
+            )
+        }
+    }
 }
 
 /// The images a `build:` section needs: its Dockerfile's bases and `additional_contexts` images.
@@ -360,7 +491,11 @@ fn build_images(
 
     let (text, dockerfile_path, shown) = if let Some(inline) = &build.dockerfile_inline {
         let shown = format!("{} (dockerfile_inline)", c.rel(&s.file));
-        (inline.clone(), PathBuf::from(format!("{} (dockerfile_inline)", s.file.display())), shown)
+        (
+            inline.clone(),
+            PathBuf::from(format!("{} (dockerfile_inline)", s.file.display())),
+            shown,
+        )
     } else {
         let Some(context) = &build.context else {
             c.finding(
@@ -394,15 +529,28 @@ fn build_images(
                 add_context_images(c, s, platform, &contexts, &context_used)?;
                 return Ok(());
             }
-            Err(source) => return Err(Error::Read { service: name.to_string(), path, source }),
+            Err(source) => {
+                return Err(Error::Read {
+                    service: name.to_string(),
+                    path,
+                    source,
+                });
+            }
         }
     };
 
     let dopts = dockerfile::Options {
-        build_args: build.args.iter().filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone()))).collect(),
+        build_args: build
+            .args
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())))
+            .collect(),
         target: build.target.clone(),
         platform: platform.clone(),
-        build_platform: opts.build_platform.clone().unwrap_or_else(|| platform.clone()),
+        build_platform: opts
+            .build_platform
+            .clone()
+            .unwrap_or_else(|| platform.clone()),
     };
     let analysis = dockerfile::analyze(&text, &dopts).map_err(|source| Error::Dockerfile {
         service: name.to_string(),
@@ -431,7 +579,9 @@ fn build_images(
             source: Box::new(source),
         })?;
         let kind = match u.kind {
-            _ if u.kind != Use::Syntax && built.contains_key(&r.normalized()) => Kind::BuildFromLocal,
+            _ if u.kind != Use::Syntax && built.contains_key(&r.normalized()) => {
+                Kind::BuildFromLocal
+            }
             Use::From => Kind::BuildFrom,
             Use::CopyFrom => Kind::BuildCopyFrom,
             Use::UnusedStage => Kind::BuildFromUnusedStage,
@@ -440,9 +590,16 @@ fn build_images(
         if kind == Kind::BuildFromUnusedStage {
             unused.push(r.original().to_string());
         }
-        let image_platform =
-            u.platform.as_deref().and_then(|p| p.parse::<Platform>().ok()).unwrap_or_else(|| platform.clone());
-        let source = if u.line > 0 { format!("{shown}:{}", u.line) } else { format!("{shown} (BUILDKIT_SYNTAX)") };
+        let image_platform = u
+            .platform
+            .as_deref()
+            .and_then(|p| p.parse::<Platform>().ok())
+            .unwrap_or_else(|| platform.clone());
+        let source = if u.line > 0 {
+            format!("{shown}:{}", u.line)
+        } else {
+            format!("{shown} (BUILDKIT_SYNTAX)")
+        };
         c.add(kind, r, name, &image_platform, source);
     }
     if !unused.is_empty() {
@@ -476,7 +633,11 @@ fn add_context_images(
         }
         if let Some(image) = value.strip_prefix("docker-image://") {
             let r = parse_ref(image, s, &s.file)?;
-            let source = format!("{} (service {}, additional_contexts.{key})", c.rel(&s.file), s.name);
+            let source = format!(
+                "{} (service {}, additional_contexts.{key})",
+                c.rel(&s.file),
+                s.name
+            );
             c.add(Kind::BuildFrom, r, &s.name, platform, source);
         }
     }
@@ -519,7 +680,9 @@ fn service_findings(c: &mut Collector<'_>, s: &Service, platform: &Platform, opt
 fn stateful_finding(c: &mut Collector<'_>, s: &Service, image: &Reference) {
     let repo = image.repository();
     let last = repo.rsplit('/').next().unwrap_or(repo);
-    let Some((_, dirs)) = STATEFUL.iter().find(|(n, _)| *n == last) else { return };
+    let Some((_, dirs)) = STATEFUL.iter().find(|(n, _)| *n == last) else {
+        return;
+    };
     let mut dirs: Vec<String> = if repo.starts_with("bitnami/") {
         vec![format!("/bitnami/{last}"), "/bitnami".to_string()]
     } else {
@@ -531,12 +694,13 @@ fn stateful_finding(c: &mut Collector<'_>, s: &Service, image: &Reference) {
     let covers = |target: &str, dir: &str| {
         let t = target.trim_end_matches('/');
         let t = if t.is_empty() { "/" } else { t };
-        dir == t || dir.starts_with(&format!("{}/", t.trim_end_matches('/'))) || t.starts_with(&format!("{dir}/"))
+        dir == t
+            || dir.starts_with(&format!("{}/", t.trim_end_matches('/')))
+            || t.starts_with(&format!("{dir}/"))
     };
-    let on_volume = s
-        .volumes
-        .iter()
-        .any(|m| matches!(m.kind.as_str(), "volume" | "bind") && dirs.iter().any(|d| covers(&m.target, d)));
+    let on_volume = s.volumes.iter().any(|m| {
+        matches!(m.kind.as_str(), "volume" | "bind") && dirs.iter().any(|d| covers(&m.target, d))
+    });
     if !on_volume {
         let name = s.name.as_str();
         c.finding(
@@ -549,35 +713,49 @@ fn stateful_finding(c: &mut Collector<'_>, s: &Service, image: &Reference) {
     }
 }
 
-/// Whether `value` names `host` as a network address: `host:port`, `scheme://host`, `user@host`,
-/// or the whole value when `key` looks like a host setting.
-fn names_host(key: &str, value: &str, host: &str) -> bool {
-    if host.is_empty() {
-        return false;
-    }
+/// The host names `value` names as network addresses: `host:port`, `scheme://host`,
+/// `user@host`, or the whole value when `key` looks like a host setting. Candidates are the
+/// maximal runs of host characters, so one pass over the value serves every service name.
+fn named_hosts<'a>(key: &str, value: &'a str) -> Vec<&'a str> {
     let key = key.to_ascii_uppercase();
-    if value == host && HOST_KEYS.iter().any(|k| key.contains(k)) {
-        return true;
+    if !value.is_empty()
+        && HOST_KEYS.iter().any(|k| key.contains(k))
+        && value.bytes().all(is_host_char)
+    {
+        return vec![value];
     }
     let bytes = value.as_bytes();
-    let is_host_char = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.';
-    let mut start = 0;
-    while let Some(pos) = value[start..].find(host) {
-        let at = start + pos;
-        let end = at + host.len();
-        start = at + host.chars().next().map_or(1, char::len_utf8);
-        if at > 0 && is_host_char(bytes[at - 1]) || end < bytes.len() && is_host_char(bytes[end]) {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if !is_host_char(bytes[i]) {
+            i += 1;
             continue;
         }
-        let before = &value[..at];
-        let after = &value[end..];
+        let at = i;
+        while i < bytes.len() && is_host_char(bytes[i]) {
+            i += 1;
+        }
+        let (before, run, after) = (&value[..at], &value[at..i], &value[i..]);
         let url_before = before.ends_with("://") || before.ends_with('@');
-        let port_after = after.strip_prefix(':').is_some_and(|p| p.starts_with(|ch: char| ch.is_ascii_digit()));
+        let port_after = after
+            .strip_prefix(':')
+            .is_some_and(|p| p.starts_with(|ch: char| ch.is_ascii_digit()));
         if url_before || port_after {
-            return true;
+            out.push(run);
         }
     }
-    false
+    out
+}
+
+fn is_host_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.'
+}
+
+/// Whether `value` names `host` (see `named_hosts`).
+#[cfg(test)]
+fn names_host(key: &str, value: &str, host: &str) -> bool {
+    named_hosts(key, value).contains(&host)
 }
 
 fn undeclared_dependencies(c: &mut Collector<'_>, s: &Service) {
@@ -592,33 +770,47 @@ fn undeclared_dependencies(c: &mut Collector<'_>, s: &Service) {
             todo.extend(ds.depends_on.keys().map(String::as_str));
         }
     }
-    let mut words: Vec<(String, String)> =
-        s.environment.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
+    let mut words: Vec<(String, String)> = s
+        .environment
+        .iter()
+        .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+        .collect();
     let argv: Vec<&String> = s.entrypoint.iter().chain(s.command.iter()).collect();
     for (i, w) in argv.iter().enumerate() {
         match w.split_once('=') {
             Some((k, v)) if k.starts_with('-') => words.push((k.to_string(), v.to_string())),
             _ => {
-                let prev = if i > 0 && argv[i - 1].starts_with('-') { argv[i - 1].as_str() } else { "" };
+                let prev = if i > 0 && argv[i - 1].starts_with('-') {
+                    argv[i - 1].as_str()
+                } else {
+                    ""
+                };
                 let key = if prev == "-h" { "host" } else { prev };
                 words.push((key.to_string(), w.to_string()));
             }
         }
     }
-    for other in project.services.keys() {
-        if other == &s.name || deps.contains(other) {
-            continue;
+    // The first word naming each other service (linear in the words, not in the services).
+    let mut found: BTreeMap<&str, &str> = BTreeMap::new();
+    for (key, value) in &words {
+        for host in named_hosts(key, value) {
+            if let Some((other, _)) = project.services.get_key_value(host)
+                && other != &s.name
+                && !deps.contains(other)
+            {
+                found.entry(other.as_str()).or_insert(key.as_str());
+            }
         }
-        if let Some((key, _)) = words.iter().find(|(k, v)| names_host(k, v, other)) {
-            let name = s.name.as_str();
-            c.finding(
-                Level::Warning,
-                "undeclared-dependency",
-                Some(name),
-                format!("`{name}` reaches `{other}` (in `{key}`) without `depends_on`: it may start first and fail to connect"),
-                format!("add `depends_on: [{other}]` to `{name}`"),
-            );
-        }
+    }
+    let name = s.name.as_str();
+    for (other, key) in found {
+        c.finding(
+            Level::Warning,
+            "undeclared-dependency",
+            Some(name),
+            format!("`{name}` reaches `{other}` (in `{key}`) without `depends_on`: it may start first and fail to connect"),
+            format!("add `depends_on: [{other}]` to `{name}`"),
+        );
     }
 }
 
@@ -661,11 +853,24 @@ mod tests {
     }
 
     fn kinds(p: &Plan) -> Vec<String> {
-        p.images.iter().map(|i| format!("{} {} {}", i.kind.as_str(), i.reference, i.services.join(","))).collect()
+        p.images
+            .iter()
+            .map(|i| {
+                format!(
+                    "{} {} {}",
+                    i.kind.as_str(),
+                    i.reference,
+                    i.services.join(",")
+                )
+            })
+            .collect()
     }
 
     fn codes(p: &Plan) -> Vec<String> {
-        p.findings.iter().map(|f| format!("{} {}", f.code, f.service.clone().unwrap_or_default())).collect()
+        p.findings
+            .iter()
+            .map(|f| format!("{} {}", f.code, f.service.clone().unwrap_or_default()))
+            .collect()
     }
 
     fn run(services: Vec<Service>) -> Plan {
@@ -681,16 +886,28 @@ mod tests {
         ]);
         assert_eq!(
             kinds(&p),
-            ["build-tag acme/web:1 web", "image postgres:16 db", "build-from python:3.12 web", "image redis:7 cache"]
+            [
+                "build-tag acme/web:1 web",
+                "image postgres:16 db",
+                "build-from python:3.12 web",
+                "image redis:7 cache"
+            ]
         );
-        let pg = p.images.iter().find(|i| i.reference == "postgres:16").unwrap();
+        let pg = p
+            .images
+            .iter()
+            .find(|i| i.reference == "postgres:16")
+            .unwrap();
         assert_eq!(pg.normalized, "docker.io/library/postgres:16");
         assert_eq!(pg.pinned, Pinned::Tag);
     }
 
     #[test]
     fn shared_image_lists_every_service() {
-        let p = run(vec![service("a", Some("redis:7")), service("b", Some("redis:7"))]);
+        let p = run(vec![
+            service("a", Some("redis:7")),
+            service("b", Some("redis:7")),
+        ]);
         assert_eq!(kinds(&p), ["image redis:7 a,b"]);
     }
 
@@ -698,7 +915,11 @@ mod tests {
     fn build_from_local() {
         let p = run(vec![
             inline("base", Some("acme/base:1"), "FROM debian:12\n"),
-            inline("app", None, "FROM acme/base:1\nCOPY --from=demo-tools /x /\n"),
+            inline(
+                "app",
+                None,
+                "FROM acme/base:1\nCOPY --from=demo-tools /x /\n",
+            ),
             inline("tools", None, "FROM busybox:1.36\n"),
         ]);
         assert_eq!(
@@ -742,8 +963,15 @@ mod tests {
 
     #[test]
     fn copy_from_in_needed_stage() {
-        let p = run(vec![inline("app", None, "FROM alpine:3\nRUN --mount=from=cache:1,target=/c true\n")]);
-        assert_eq!(kinds(&p), ["build-from alpine:3 app", "build-copy-from cache:1 app"]);
+        let p = run(vec![inline(
+            "app",
+            None,
+            "FROM alpine:3\nRUN --mount=from=cache:1,target=/c true\n",
+        )]);
+        assert_eq!(
+            kinds(&p),
+            ["build-from alpine:3 app", "build-copy-from cache:1 app"]
+        );
     }
 
     #[test]
@@ -767,7 +995,10 @@ mod tests {
     #[test]
     fn missing_dockerfile_and_remote_context_are_findings() {
         let mut missing = service("a", None);
-        missing.build = Some(Build { context: Some(dir().join("airlock-no-such-dir")), ..Build::default() });
+        missing.build = Some(Build {
+            context: Some(dir().join("airlock-no-such-dir")),
+            ..Build::default()
+        });
         let mut remote = service("b", None);
         remote.build = Some(Build {
             context: None,
@@ -776,7 +1007,11 @@ mod tests {
         });
         let p = run(vec![missing, remote]);
         assert!(p.images.is_empty());
-        let f = p.findings.iter().find(|f| f.code == "dockerfile-missing").unwrap();
+        let f = p
+            .findings
+            .iter()
+            .find(|f| f.code == "dockerfile-missing")
+            .unwrap();
         assert_eq!(f.level, Level::Error);
         assert!(f.message.contains("airlock-no-such-dir"), "{}", f.message);
         assert!(codes(&p).contains(&"remote-build-context b".to_string()));
@@ -784,15 +1019,25 @@ mod tests {
 
     #[test]
     fn additional_contexts() {
-        let mut s = inline("app", None, "FROM base\nFROM alpine:3 AS x\nCOPY --from=src / /\n");
+        let mut s = inline(
+            "app",
+            None,
+            "FROM base\nFROM alpine:3 AS x\nCOPY --from=src / /\n",
+        );
         let b = s.build.as_mut().unwrap();
-        b.additional_contexts.insert("base".into(), "docker-image://debian:12".into());
+        b.additional_contexts
+            .insert("base".into(), "docker-image://debian:12".into());
         b.additional_contexts.insert("src".into(), "./src".into());
-        b.additional_contexts.insert("extra".into(), "docker-image://busybox:1.36".into());
+        b.additional_contexts
+            .insert("extra".into(), "docker-image://busybox:1.36".into());
         let p = run(vec![s]);
         assert_eq!(
             kinds(&p),
-            ["build-from alpine:3 app", "build-from busybox:1.36 app", "build-from-unused-stage debian:12 app"]
+            [
+                "build-from alpine:3 app",
+                "build-from busybox:1.36 app",
+                "build-from-unused-stage debian:12 app"
+            ]
         );
     }
 
@@ -800,18 +1045,39 @@ mod tests {
     fn image_volumes() {
         let mut s = service("app", Some("nginx:1.27"));
         s.image_volumes = vec!["acme/assets:3".into()];
-        assert_eq!(kinds(&run(vec![s])), ["image acme/assets:3 app", "image nginx:1.27 app"]);
+        assert_eq!(
+            kinds(&run(vec![s])),
+            ["image acme/assets:3 app", "image nginx:1.27 app"]
+        );
     }
 
     #[test]
     fn invalid_reference_is_an_error_naming_the_service() {
-        let err = plan(&project(vec![service("web", Some("Nginx:1"))]), &PlanOptions::default()).unwrap_err();
+        let err = plan(
+            &project(vec![service("web", Some("Nginx:1"))]),
+            &PlanOptions::default(),
+        )
+        .unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("`web`") && text.contains("compose.yaml") && text.contains("Nginx:1"), "{text}");
-        let err =
-            plan(&project(vec![inline("app", None, "ARG B=UPPER\nFROM ${B}\n")]), &PlanOptions::default()).unwrap_err();
-        assert!(err.to_string().contains("(dockerfile_inline):2`: invalid image reference `UPPER`"), "{err}");
-        let err = plan(&project(vec![inline("app", None, "ARG B\nFROM ${B}\n")]), &PlanOptions::default()).unwrap_err();
+        assert!(
+            text.contains("`web`") && text.contains("compose.yaml") && text.contains("Nginx:1"),
+            "{text}"
+        );
+        let err = plan(
+            &project(vec![inline("app", None, "ARG B=UPPER\nFROM ${B}\n")]),
+            &PlanOptions::default(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("(dockerfile_inline):2`: invalid image reference `UPPER`"),
+            "{err}"
+        );
+        let err = plan(
+            &project(vec![inline("app", None, "ARG B\nFROM ${B}\n")]),
+            &PlanOptions::default(),
+        )
+        .unwrap_err();
         assert!(matches!(err, Error::Dockerfile { .. }), "{err}");
     }
 
@@ -825,8 +1091,16 @@ mod tests {
             inline("d", Some("acme/d"), "FROM alpine\n"),
         ]);
         assert_eq!(
-            codes(&p).into_iter().filter(|c| !c.starts_with("built") && !c.starts_with("stateful")).collect::<Vec<_>>(),
-            ["digest-pinned c", "moving-tag a", "moving-tag b", "moving-tag d"]
+            codes(&p)
+                .into_iter()
+                .filter(|c| !c.starts_with("built") && !c.starts_with("stateful"))
+                .collect::<Vec<_>>(),
+            [
+                "digest-pinned c",
+                "moving-tag a",
+                "moving-tag b",
+                "moving-tag d"
+            ]
         );
     }
 
@@ -843,15 +1117,26 @@ mod tests {
         let mut e = service("e", Some("nginx:1"));
         e.platform = Some("linux/x86_64".into());
         let p = run(vec![a, b, c, d, e]);
-        assert_eq!(codes(&p), ["platform-mismatch d", "pull-policy a", "pull-policy b"]);
+        assert_eq!(
+            codes(&p),
+            ["platform-mismatch d", "pull-policy a", "pull-policy b"]
+        );
         assert_eq!(p.images[0].platforms, ["linux/amd64", "linux/arm64"]);
         let mut bad = service("x", Some("nginx:1"));
         bad.platform = Some("linux".into());
-        assert!(matches!(plan(&project(vec![bad]), &PlanOptions::default()), Err(Error::Platform { .. })));
+        assert!(matches!(
+            plan(&project(vec![bad]), &PlanOptions::default()),
+            Err(Error::Platform { .. })
+        ));
     }
 
     fn mount(kind: &str, target: &str) -> Mount {
-        Mount { kind: kind.into(), source: Some("data".into()), target: target.into(), read_only: false }
+        Mount {
+            kind: kind.into(),
+            source: Some("data".into()),
+            target: target.into(),
+            read_only: false,
+        }
     }
 
     #[test]
@@ -862,7 +1147,9 @@ mod tests {
         tmpfs.volumes = vec![mount("tmpfs", "/var/lib/mysql")];
         let none = service("pg", Some("postgres:16"));
         let mut pgdata = service("pg2", Some("postgres:16"));
-        pgdata.environment.insert("PGDATA".into(), Some("/pg".into()));
+        pgdata
+            .environment
+            .insert("PGDATA".into(), Some("/pg".into()));
         pgdata.volumes = vec![mount("bind", "/pg")];
         let mut sub = service("pg3", Some("docker.io/library/postgres:16"));
         sub.volumes = vec![mount("volume", "/var/lib/postgresql/data/pgdata")];
@@ -870,8 +1157,19 @@ mod tests {
         bitnami.volumes = vec![mount("volume", "/bitnami/redis/data")];
         let cache = service("c", Some("redis:7-alpine"));
         let p = run(vec![ok, tmpfs, none, pgdata, sub, bitnami, cache]);
-        assert_eq!(codes(&p), ["stateful-no-volume c", "stateful-no-volume db2", "stateful-no-volume pg"]);
-        assert!(p.findings[0].fix.contains("c-data:/data"), "{}", p.findings[0].fix);
+        assert_eq!(
+            codes(&p),
+            [
+                "stateful-no-volume c",
+                "stateful-no-volume db2",
+                "stateful-no-volume pg"
+            ]
+        );
+        assert!(
+            p.findings[0].fix.contains("c-data:/data"),
+            "{}",
+            p.findings[0].fix
+        );
     }
 
     #[test]
@@ -881,25 +1179,47 @@ mod tests {
         let mut web = service("web", Some("acme/web:1"));
         web.environment.insert("DB_HOST".into(), Some("db".into()));
         web.environment.insert("DATABASE".into(), Some("db".into()));
-        web.environment.insert("CACHE".into(), Some("redis://redis-cache:6379/0".into()));
+        web.environment
+            .insert("CACHE".into(), Some("redis://redis-cache:6379/0".into()));
         let mut worker = service("worker", Some("acme/web:1"));
-        worker
-            .depends_on
-            .insert("web".into(), DependsOn { condition: "service_started".into(), required: true, restart: false });
-        worker.command = vec!["wait-for".into(), "--host".into(), "db".into(), "redis-cache-2:1".into()];
+        worker.depends_on.insert(
+            "web".into(),
+            DependsOn {
+                condition: "service_started".into(),
+                required: true,
+                restart: false,
+            },
+        );
+        worker.command = vec![
+            "wait-for".into(),
+            "--host".into(),
+            "db".into(),
+            "redis-cache-2:1".into(),
+        ];
         let mut job = service("job", Some("acme/web:1"));
         job.command = vec!["run".into(), "--db-host=db".into()];
         let mut plain = service("plain", Some("acme/web:1"));
-        plain.environment.insert("MYSQL_DATABASE".into(), Some("db".into()));
-        plain.environment.insert("NAME".into(), Some("mydb:1".into()));
-        let started = DependsOn { condition: "service_started".into(), required: true, restart: false };
+        plain
+            .environment
+            .insert("MYSQL_DATABASE".into(), Some("db".into()));
+        plain
+            .environment
+            .insert("NAME".into(), Some("mydb:1".into()));
+        let started = DependsOn {
+            condition: "service_started".into(),
+            required: true,
+            restart: false,
+        };
         let mut mid = service("mid", Some("acme/web:1"));
         mid.depends_on.insert("db".into(), started.clone());
         let mut top = service("top", Some("acme/web:1"));
         top.depends_on.insert("mid".into(), started);
         top.environment.insert("DB_HOST".into(), Some("db".into()));
         let p = run(vec![db, cache, web, worker, job, plain, mid, top]);
-        let found: Vec<String> = codes(&p).into_iter().filter(|c| c.starts_with("undeclared")).collect();
+        let found: Vec<String> = codes(&p)
+            .into_iter()
+            .filter(|c| c.starts_with("undeclared"))
+            .collect();
         assert_eq!(
             found,
             [
@@ -934,7 +1254,10 @@ mod tests {
         });
         let plan = plan(&p, &PlanOptions::default()).unwrap();
         let f = &plan.findings[0];
-        assert_eq!((f.level, f.code.as_str()), (Level::Warning, "unset-variable"));
+        assert_eq!(
+            (f.level, f.code.as_str()),
+            (Level::Warning, "unset-variable")
+        );
         assert!(f.message.contains("in `compose.yaml`"), "{}", f.message);
     }
 
@@ -951,7 +1274,11 @@ mod tests {
         assert_eq!(img["pinned"], "tag");
         let f = &v["findings"][0];
         assert_eq!(
-            (f["level"].as_str(), f["code"].as_str(), f["service"].as_str()),
+            (
+                f["level"].as_str(),
+                f["code"].as_str(),
+                f["service"].as_str()
+            ),
             (Some("warning"), Some("stateful-no-volume"), Some("db"))
         );
         assert!(f["fix"].is_string() && f["message"].is_string());

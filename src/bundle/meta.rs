@@ -1,8 +1,8 @@
 //! `airlock/bundle.json`: the bundle's own metadata (docs/bundle-format.md). Written first
 //! in the tar by `bundle::write`, read by `inspect` without touching the blobs.
 
-use crate::image::{Descriptor, Layer};
 use crate::digest::Digest;
+use crate::image::{Descriptor, Layer};
 
 pub const FORMAT: &str = "airlock.bundle/v1";
 pub const META_PATH: &str = "airlock/bundle.json";
@@ -40,6 +40,11 @@ pub struct ComposeMeta {
     /// Profiles enabled when the bundle was packed.
     #[serde(default)]
     pub profiles: Vec<String>,
+    /// Files the services read at run time (`env_file`, bind-mounted files and directories,
+    /// config and secret files), relative to the project directory, carried beside the
+    /// compose files so that the project starts offline (see `run_files`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub run_files: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

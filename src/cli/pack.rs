@@ -387,6 +387,15 @@ fn compose_files(project: &Project) -> (ComposeMeta, Vec<ComposeFile>) {
             source: f.clone(),
         });
     }
+    // Files the services read at run time, under the same names.
+    for f in crate::run_files::assess(project) {
+        for (name, source) in f.members {
+            if !meta.files.contains(&name) && !meta.env_files.contains(&name) {
+                meta.run_files.push(name.clone());
+                files.push(ComposeFile { name, source });
+            }
+        }
+    }
     (meta, files)
 }
 
@@ -567,6 +576,20 @@ pub fn run(args: PackArgs, out: &Output) -> anyhow::Result<ExitCode> {
         Some(p) => compose_files(p),
         None => (ComposeMeta::default(), Vec::new()),
     };
+    if let Some(project) = &selection.project {
+        for f in crate::run_files::assess(project)
+            .iter()
+            .filter(|f| f.needs_attention())
+        {
+            let why = f.reason.as_ref().map(|r| r.describe()).unwrap_or_default();
+            reporter.warn(&format!(
+                "`{}` ({} of {}) is not in the bundle: {why}; copy it to the offline host yourself (`airlock plan` lists run files)",
+                f.path,
+                f.kind,
+                f.services.join(", ")
+            ));
+        }
+    }
     let image_meta: Vec<ImageMeta> = images
         .iter()
         .zip(&selection.images)
@@ -732,8 +755,14 @@ mod tests {
         let arm64: Platform = "linux/arm64".parse().unwrap();
         // --image: no plan platforms, the target.
         assert_eq!(image(&[]).platform(&amd64), (amd64.clone(), None));
-        assert_eq!(image(&["linux/amd64"]).platform(&amd64), (amd64.clone(), None));
-        assert_eq!(image(&["linux/arm64"]).platform(&amd64), (arm64.clone(), None));
+        assert_eq!(
+            image(&["linux/amd64"]).platform(&amd64),
+            (amd64.clone(), None)
+        );
+        assert_eq!(
+            image(&["linux/arm64"]).platform(&amd64),
+            (arm64.clone(), None)
+        );
         // Two platforms: the target, and a note naming the other.
         let (p, note) = image(&["linux/amd64", "linux/arm64"]).platform(&amd64);
         assert_eq!(p, amd64);

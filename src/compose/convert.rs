@@ -4,7 +4,7 @@
 
 use super::loader::{Env, absolutize, all_profiles, invalid, is_path_source, is_remote_context};
 use super::yaml::{Node, Value};
-use super::{Build, DependsOn, Error, Mount, Port, Project, Service, Warning};
+use super::{Build, DependsOn, Error, Mount, Port, Project, RunFile, Service, Warning};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -86,6 +86,7 @@ pub fn project(
             }
         }
     }
+    project.run_files = run_files(doc, &enabled, project_dir);
     project.services = enabled;
     project.disabled_services = disabled.into_keys().collect();
     project.volumes = doc
@@ -94,6 +95,87 @@ pub fn project(
         .map(|m| m.iter().map(|(k, _)| k.clone()).collect())
         .unwrap_or_default();
     Ok(project)
+}
+
+/// Host paths the enabled services read at run time: `env_file` entries (a string, or a list
+/// of strings and `{path, required}`), bind-mount sources, and the `file:` of the top-level
+/// configs and secrets a service names. Relative paths resolve against the project directory.
+fn run_files(doc: &Node, services: &BTreeMap<String, Service>, project_dir: &Path) -> Vec<RunFile> {
+    let mut out: Vec<RunFile> = Vec::new();
+    let mut add = |kind: &str, path: &str, service: &str, required: bool| {
+        let path = if path.starts_with('~') {
+            PathBuf::from(path)
+        } else {
+            absolutize(project_dir, Path::new(path))
+        };
+        match out.iter_mut().find(|f| f.path == path && f.kind == kind) {
+            Some(f) => {
+                if !f.services.iter().any(|s| s == service) {
+                    f.services.push(service.to_string());
+                }
+                f.required |= required;
+            }
+            None => out.push(RunFile {
+                kind: kind.to_string(),
+                path,
+                services: vec![service.to_string()],
+                required,
+            }),
+        }
+    };
+    for svc in services.values() {
+        let name = svc.name.as_str();
+        match svc.raw.get("env_file") {
+            Some(serde_json::Value::String(p)) => add("env_file", p, name, true),
+            Some(serde_json::Value::Array(items)) => {
+                for item in items {
+                    match item {
+                        serde_json::Value::String(p) => add("env_file", p, name, true),
+                        serde_json::Value::Object(o) => {
+                            if let Some(p) = o.get("path").and_then(|p| p.as_str()) {
+                                let required = !matches!(
+                                    o.get("required"),
+                                    Some(serde_json::Value::Bool(false))
+                                ) && o.get("required").and_then(|r| r.as_str())
+                                    != Some("false");
+                                add("env_file", p, name, required);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+        for m in svc.volumes.iter().filter(|m| m.kind == "bind") {
+            if let Some(src) = &m.source {
+                add("bind", src, name, true);
+            }
+        }
+        for (section, kind) in [("configs", "config"), ("secrets", "secret")] {
+            let Some(serde_json::Value::Array(used)) = svc.raw.get(section) else {
+                continue;
+            };
+            for u in used {
+                let source = match u {
+                    serde_json::Value::String(s) => Some(s.as_str()),
+                    serde_json::Value::Object(o) => o.get("source").and_then(|s| s.as_str()),
+                    _ => None,
+                };
+                let file = source
+                    .and_then(|s| doc.get(section)?.get(s)?.get("file"))
+                    .and_then(Node::text);
+                if let Some(f) = file {
+                    add(kind, &f, name, true);
+                }
+            }
+        }
+    }
+    for f in &mut out {
+        f.services.sort();
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path).then(a.kind.cmp(&b.kind)));
+    out
 }
 
 /// Shape checks with the file, the dotted path and the service in the message.

@@ -25,8 +25,24 @@ pub struct Project {
     pub disabled_services: Vec<String>,
     /// Top-level `volumes:` names.
     pub volumes: Vec<String>,
+    /// Host files and directories the enabled services read at run time, sorted by path.
+    pub run_files: Vec<RunFile>,
     /// Problems that did not stop loading (unset variables, ignored keys...).
     pub warnings: Vec<Warning>,
+}
+
+/// A host path a service reads when it runs (`env_file`, a bind-mount source, the `file:` of a
+/// config or secret): it must exist on the offline host too.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RunFile {
+    /// `env_file`, `bind`, `config` or `secret`.
+    pub kind: String,
+    /// Absolute path (a bind source written with `~` is kept as written).
+    pub path: PathBuf,
+    /// Services that use it, sorted.
+    pub services: Vec<String>,
+    /// False only for an `env_file` with `required: false` (Compose then skips a missing one).
+    pub required: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -55,8 +55,15 @@ impl Packed {
 /// An image to build: (name under `<registry>/<project>/`, extra files, Dockerfile lines).
 type ImageSpec<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
 
-/// `compose` is the compose file, with `${REGISTRY}` for the registry address.
-fn pack_stack(name: &str, images: &[ImageSpec<'_>], compose: &str, env: &str) -> Packed {
+/// `compose` is the compose file, with `${REGISTRY}` for the registry address; `files` are
+/// more files of the project (path relative to it, content).
+fn pack_stack(
+    name: &str,
+    images: &[ImageSpec<'_>],
+    compose: &str,
+    env: &str,
+    files: &[(&str, &str)],
+) -> Packed {
     let registry = Registry::start();
     let project = format!("airlock-it-{name}");
     let work = tempfile::tempdir().unwrap();
@@ -70,6 +77,11 @@ fn pack_stack(name: &str, images: &[ImageSpec<'_>], compose: &str, env: &str) ->
         tags.push(tag);
     }
     std::fs::write(online.join("compose.yaml"), compose).unwrap();
+    for (rel, text) in files {
+        let path = online.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
     std::fs::write(
         online.join(".env"),
         format!("REGISTRY={}\n{env}", registry.addr),
@@ -104,8 +116,9 @@ fn pack_stack(name: &str, images: &[ImageSpec<'_>], compose: &str, env: &str) ->
 const WEB_COMPOSE: &str = r#"services:
   setup:
     image: ${REGISTRY}/airlock-it-NAME/setup:1.0
-    command: ["sh", "-c", "echo ready > /data/status && echo '<h1>hello</h1>' > /data/index.html"]
-    volumes: ["data:/data"]
+    command: ["sh", "-c", "echo ready > /data/status && echo '<h1>hello</h1>' > /data/index.html && echo $$GREETING > /data/greeting && cp /site/conf.d/extra.html /data/extra.html"]
+    env_file: [setup.env]
+    volumes: ["data:/data", "./site/conf.d:/site/conf.d:ro"]
   web:
     image: ${REGISTRY}/airlock-it-NAME/web:1.0
     command: ["httpd", "-f", "-p", "80", "-h", "/data"]
@@ -136,6 +149,11 @@ fn web_stack(name: &str) -> (Packed, u16) {
         ],
         &compose,
         &format!("WEB_PORT={port}\n"),
+        // Run files: an env_file and a bind-mounted directory the bundle must carry.
+        &[
+            ("setup.env", "GREETING=hello from setup.env\n"),
+            ("site/conf.d/extra.html", "carried\n"),
+        ],
     );
     (p, port)
 }
@@ -242,6 +260,10 @@ fn end_to_end_up_twice_and_docker_load() {
     let (status, body) = http_get(port, "/status");
     assert_eq!(status, 200);
     assert_eq!(body.trim(), "ready");
+    // The run files came with the bundle: the env_file and the bind-mounted directory.
+    assert_eq!(http_get(port, "/greeting").1.trim(), "hello from setup.env");
+    assert_eq!(http_get(port, "/extra.html").1.trim(), "carried");
+    assert!(dir.join("setup.env").is_file() && dir.join("site/conf.d/extra.html").is_file());
 
     // check --dir on its own
     ok(p.airlock()
@@ -431,7 +453,7 @@ fn check_names_crash_loops_and_dns_failures() {
     image: ${REGISTRY}/airlock-it-broken/base:1.0
     command: ["sh", "-c", "while true; do wget -q -O - http://api-upstream:8080/ || true; sleep 1; done"]
 "#;
-    let p = pack_stack("broken", &[("base", &[], "")], compose, "");
+    let p = pack_stack("broken", &[("base", &[], "")], compose, "", &[]);
     let dir = p.offline_dir();
     let up = p
         .airlock()
@@ -513,6 +535,7 @@ fn verify_names_corrupt_blobs_and_truncation() {
         &[("base", &[], "")],
         "services:\n  a:\n    image: ${REGISTRY}/airlock-it-corrupt/base:1.0\n",
         "",
+        &[],
     );
     let members = airlock::bundle::read::Bundle::open(&p.bundle)
         .unwrap()
@@ -602,6 +625,7 @@ fn load_compressed_bundles_and_skip_what_is_present() {
         &[("app", &[("v.txt", "compressed\n")], "COPY v.txt /v.txt\n")],
         "services:\n  a:\n    image: ${REGISTRY}/airlock-it-compressed/app:1.0\n",
         "",
+        &[],
     );
     let reference = format!("{}/airlock-it-compressed/app:1.0", registry_of(&p));
     let raw = std::fs::read(&p.bundle).unwrap();
