@@ -26,7 +26,7 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 3; }
+command -v wrk >/dev/null || { echo "wrk is missing: scripts/install-deps bench" >&2; exit 3; }
 
 airlock_bin
 
