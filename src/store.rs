@@ -468,7 +468,7 @@ impl Write for HashSink {
 }
 
 /// An ingest in progress. Dropping it without `commit` keeps the partial file for resume
-/// (for a known digest) and releases the lock.
+/// (for a known digest; an empty one is removed) and releases the lock.
 pub struct Writer {
     root: PathBuf,
     path: PathBuf,
@@ -537,6 +537,19 @@ impl Writer {
     /// Remove the partial file (for content that must not be resumed).
     pub fn discard(self) {
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Drop for Writer {
+    /// A download refused or failed before its first byte leaves no empty partial file.
+    /// Only while the name still points to this file: after `commit` it is a blob.
+    fn drop(&mut self) {
+        if self.expected.is_some()
+            && self.file.metadata().is_ok_and(|m| m.len() == 0)
+            && names_file(&self.path, &self.file)
+        {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
@@ -638,6 +651,18 @@ mod tests {
         let d = Digest::of(b"abc");
         let mut w = s.writer(&d, 3).unwrap();
         assert!(w.write_all(b"abcd").is_err());
+    }
+
+    #[test]
+    fn empty_partial_is_not_kept() {
+        let (_d, s) = store();
+        let d = Digest::of(b"abc");
+        drop(s.writer(&d, 3).unwrap());
+        assert!(s.partials().unwrap().is_empty());
+        let mut w = s.writer(&d, 3).unwrap();
+        w.write_all(b"ab").unwrap();
+        drop(w);
+        assert_eq!(s.partials().unwrap().len(), 1, "a started download is kept");
     }
 
     #[test]

@@ -945,12 +945,12 @@ fn assert_sound(cache: &Path) {
     }
 }
 
-/// Bytes of the partial download of `digest` (0 when there is none).
-fn partial_len(cache: &Path, digest: &str) -> u64 {
-    let p = cache
+/// Whether the cache keeps a partial download of `digest`.
+fn has_partial(cache: &Path, digest: &str) -> bool {
+    cache
         .join("ingest")
-        .join(format!("{}.partial", digest.trim_start_matches("sha256:")));
-    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+        .join(format!("{}.partial", digest.trim_start_matches("sha256:")))
+        .exists()
 }
 
 fn hex_sha256(bytes: &[u8]) -> String {
