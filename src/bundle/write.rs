@@ -747,6 +747,47 @@ mod tests {
     }
 
     #[test]
+    fn member_size_is_what_append_writes() {
+        let long = format!("{COMPOSE_DIR}{}/compose.yaml", "deep/".repeat(30));
+        for (name, size) in [
+            ("a", 0u64),
+            ("b", 1),
+            ("c", 511),
+            ("d", 512),
+            ("e", 513),
+            (long.as_str(), 700),
+        ] {
+            let mut tar = tar::Builder::new(Vec::new());
+            append(&mut tar, name, size, std::io::repeat(7).take(size)).unwrap();
+            let bytes = tar.into_inner().unwrap();
+            // into_inner adds the two zero blocks that end the archive.
+            assert_eq!(
+                bytes.len() as u64,
+                member_size(name, size) + 1024,
+                "{name} {size}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_space_names_path_and_sizes() {
+        let e = WriteError::NoSpace {
+            path: "/mnt/usb/stack.tar".into(),
+            dir: "/mnt/usb".into(),
+            needed: 3 << 20,
+            available: 1 << 20,
+            during_write: false,
+        };
+        assert_eq!(
+            e.to_string(),
+            "Not enough space for bundle `/mnt/usb/stack.tar`: it needs 3.0 MiB (3145728 bytes) in `/mnt/usb`, 1.0 MiB (1048576 bytes) are free; nothing was left at that path"
+        );
+        assert_eq!(e.class(), Class::Environment);
+        assert!(is_no_space(&io::Error::from_raw_os_error(libc::ENOSPC)));
+        assert!(!is_no_space(&io::Error::from_raw_os_error(libc::EACCES)));
+    }
+
+    #[test]
     fn short_source_is_an_error() {
         let mut tar = tar::Builder::new(Vec::new());
         assert!(append(&mut tar, "x", 10, &b"abc"[..]).is_err());
