@@ -494,15 +494,23 @@ impl Stack {
             .collect()
     }
 
-    /// Remove every image of the bundle from the engine (by ID: all their tags go too). Twice:
-    /// the engine refuses to remove the base while images built on it are still there.
+    /// Remove every image of the bundle from the engine (by ID: all their tags go too), again
+    /// until none is left: the engine refuses to remove the base while images built on it
+    /// are still there.
     fn remove_from_engine(&self) {
         let ids: Vec<String> = self.ids().into_iter().map(|(_, id)| id).collect();
         let mut args = vec!["rmi", "-f"];
         args.extend(ids.iter().map(String::as_str));
-        docker_quiet(&args);
-        if self.on_engine() > 0 {
-            docker_quiet(&args);
+        // A load killed after sending everything may still be finishing in the engine and
+        // bring images back a moment later: wait for that.
+        for _ in 0..20 {
+            for _ in 0..2 {
+                docker_quiet(&args);
+                if self.on_engine() == 0 {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(250));
         }
     }
 
@@ -1033,8 +1041,10 @@ fn disk_full_during_pack() {
                 break false;
             }
         };
-        if seen && !out.exists() {
-            fill(fs.path());
+        if seen {
+            if !out.exists() {
+                fill(fs.path());
+            }
             signal(&child, libc::SIGCONT);
         }
         let o = child.wait_with_output().unwrap();
