@@ -415,6 +415,7 @@ fn load_refused(dir: &Path, bundle: &Path, reference: &str, what: &str) {
     let (code, text) = airlock_in(dir, &["load".as_ref(), bundle.as_os_str()]);
     let present = crate::harness::image_exists(reference);
     crate::harness::docker_quiet(&["rmi", "-f", reference]);
+    eprintln!("load {reference}: exit {code:?}: {}", text.trim());
     assert!(matches!(code, Some(1) | Some(2)), "load: {code:?} {text}");
     assert!(text.contains(what), "load does not name `{what}`: {text}");
     assert!(!present, "load left `{reference}` on the engine: {text}");
