@@ -421,11 +421,17 @@ struct Stack {
     meta: serde_json::Value,
 }
 
+/// Held while this module builds images and while it removes built ones: removing an image
+/// also removes its untagged parents, among them the build cache's busybox steps every test
+/// image shares, and a build that found them in its cache then fails ("unknown parent image").
+static BUILDS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 impl Stack {
     fn new(name: &str, big_bytes: usize, rng: &mut Rng) -> Stack {
         let registry = Registry::start();
-        let images = TestImages::build(&format!("faults-{name}"));
         let dir = tempfile::tempdir().unwrap();
+        let builds = BUILDS.lock().unwrap_or_else(|e| e.into_inner());
+        let images = TestImages::build(&format!("faults-{name}"));
         // big:1, FROM the base, with incompressible bytes.
         let ctx = dir.path().join("big-context");
         std::fs::create_dir_all(&ctx).unwrap();
@@ -444,6 +450,7 @@ impl Stack {
             .env("DOCKER_BUILDKIT", "0")
             .args(["build", "-q", "-t", &big])
             .arg(&ctx));
+        drop(builds);
         let mut refs: Vec<String> = images.push(&registry).into();
         refs.push(registry.push(&big, &big));
 
@@ -466,7 +473,10 @@ impl Stack {
             .args(["--image", &refs[0], "--image", &refs[2]]));
         let meta: serde_json::Value =
             serde_json::from_slice(&crate::pack::member(&bundle, "airlock/bundle.json")).unwrap();
-        images.remove(&[&big]);
+        {
+            let _builds = BUILDS.lock().unwrap_or_else(|e| e.into_inner());
+            images.remove(&[&big]);
+        }
         Stack {
             registry,
             _images: images,
