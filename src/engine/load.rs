@@ -415,22 +415,112 @@ fn write_stream(
     Ok(sent)
 }
 
+/// Layer member the plan left out (the engine had it) that the engine's refusal names.
+fn skipped_layer_gone(plan: &LoadPlan, message: &str) -> Option<String> {
+    plan.entries
+        .iter()
+        .flat_map(|e| e.layers.iter())
+        .find(|l| !plan.send.contains(*l) && message.contains(l.as_str()))
+        .cloned()
+}
+
+/// Stream `plan`'s tar into `POST /images/load`; the blobs sent and the engine's lines.
+async fn send(
+    engine: &Engine,
+    meta: &Meta,
+    plan: &LoadPlan,
+    reporter: Arc<dyn Reporter>,
+) -> Result<(u64, Vec<String>), EngineError> {
+    reporter.total(plan.bytes_to_send);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, io::Error>>(4);
+    let bundle = meta.bundle.clone();
+    let plan_arc = Arc::new(plan.clone());
+    let writer_reporter = Arc::clone(&reporter);
+    let writer = tokio::task::spawn_blocking(move || {
+        write_stream(&bundle, &plan_arc, tx, &*writer_reporter)
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let opts = bollard::query_parameters::ImportImageOptions {
+        quiet: true,
+        ..Default::default()
+    };
+    let mut messages = Vec::new();
+    let mut responses = engine.docker.import_image_stream(opts, body, None).boxed();
+    let mut engine_error = None;
+    while let Some(item) = responses.next().await {
+        match item {
+            Ok(info) => {
+                if let Some(s) = info
+                    .stream
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                {
+                    messages.push(s.to_string());
+                }
+            }
+            Err(e) => engine_error = Some(e),
+        }
+    }
+    drop(responses);
+    let written = writer.await.map_err(EngineError::Join)?;
+    // Which failure to report: a bundle problem the writer found wins (the request
+    // failed because the writer aborted it); a writer that only saw the engine stop
+    // reading yields to the engine's error, and a broken connection is `Lost` (exit 3),
+    // not a refusal of the bundle.
+    match (written, engine_error) {
+        (Ok(sent), None) => Ok((sent, messages)),
+        (Err(e), _) if !stream_closed(&e) => Err(e),
+        (_, Some(e)) if !super::engine_answered(&e) => Err(EngineError::Lost {
+            host: engine.host.clone(),
+            action: "POST /images/load".to_string(),
+            source: e,
+        }),
+        (_, Some(e)) => {
+            let message = match e {
+                bollard::errors::Error::DockerStreamError { error } => error,
+                bollard::errors::Error::DockerResponseServerError { message, .. } => message,
+                other => other.to_string(),
+            };
+            Err(EngineError::LoadRefused {
+                bundle: meta.bundle.path.clone(),
+                message,
+            })
+        }
+        (Err(e), None) => Err(e),
+    }
+}
+
 /// Load `meta`'s bundle into the engine: plan, check disk space, stream, verify, tag.
+///
+/// The plan leaves out layers the engine holds; if one of them disappears before the engine
+/// reaches it (an image removed meanwhile, `docker image prune`), the engine refuses the
+/// stream naming that layer's file. Then the engine is read again and the load re-planned and
+/// re-sent, at most twice.
 pub async fn load(
     engine: &Engine,
     meta: &Meta,
     reporter: Arc<dyn Reporter>,
 ) -> Result<LoadReport, EngineError> {
-    let state = engine.state().await?;
-    // A delta: the engine must hold every layer it assumes; checked before anything is sent.
-    crate::bundle::delta::check_engine(&meta.meta, &state)?;
-    let plan = plan(meta, &state);
-    let mut report = LoadReport {
-        blobs_skipped: plan.blobs_skipped,
-        bytes_skipped: plan.bytes_skipped,
-        ..Default::default()
-    };
-    if !plan.entries.is_empty() {
+    let mut attempts = 0;
+    // What the engine had before this command (a failed attempt may load some images).
+    let mut present_before: Option<HashSet<Digest>> = None;
+    let (state, plan, mut report) = loop {
+        let state = engine.state().await?;
+        // A delta: the engine must hold every layer it assumes; checked before anything is sent.
+        crate::bundle::delta::check_engine(&meta.meta, &state)?;
+        let plan = plan(meta, &state);
+        present_before.get_or_insert_with(|| plan.present.clone());
+        let mut report = LoadReport {
+            blobs_skipped: plan.blobs_skipped,
+            bytes_skipped: plan.bytes_skipped,
+            ..Default::default()
+        };
+        if plan.entries.is_empty() {
+            break (state, plan, report);
+        }
         if let Some((path, available)) = engine.free_space(state.root_dir.as_deref())
             && available < plan.disk_needed
         {
@@ -440,71 +530,26 @@ pub async fn load(
                 available,
             });
         }
-        reporter.total(plan.bytes_to_send);
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, io::Error>>(4);
-        let bundle = meta.bundle.clone();
-        let plan_arc = Arc::new(plan.clone());
-        let writer_reporter = Arc::clone(&reporter);
-        let writer = tokio::task::spawn_blocking(move || {
-            write_stream(&bundle, &plan_arc, tx, &*writer_reporter)
-        });
-        let body = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        });
-        let opts = bollard::query_parameters::ImportImageOptions {
-            quiet: true,
-            ..Default::default()
-        };
-        let mut responses = engine.docker.import_image_stream(opts, body, None).boxed();
-        let mut engine_error = None;
-        while let Some(item) = responses.next().await {
-            match item {
-                Ok(info) => {
-                    if let Some(s) = info
-                        .stream
-                        .as_deref()
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                    {
-                        report.engine_messages.push(s.to_string());
-                    }
-                }
-                Err(e) => engine_error = Some(e),
+        match send(engine, meta, &plan, Arc::clone(&reporter)).await {
+            Ok((sent, messages)) => {
+                report.sent = true;
+                report.blobs_sent = sent;
+                report.bytes_sent = plan.bytes_to_send;
+                report.engine_messages = messages;
+                break (state, plan, report);
             }
+            Err(EngineError::LoadRefused { message, .. })
+                if attempts < 2 && skipped_layer_gone(&plan, &message).is_some() =>
+            {
+                attempts += 1;
+                reporter.warn(&format!(
+                    "layer `{}` left the engine during the load; loading again with it",
+                    skipped_layer_gone(&plan, &message).unwrap_or_default()
+                ));
+            }
+            Err(e) => return Err(e),
         }
-        drop(responses);
-        let written = writer.await.map_err(EngineError::Join)?;
-        // Which failure to report: a bundle problem the writer found wins (the request
-        // failed because the writer aborted it); a writer that only saw the engine stop
-        // reading yields to the engine's error, and a broken connection is `Lost` (exit 3),
-        // not a refusal of the bundle.
-        let sent = match (written, engine_error) {
-            (Ok(sent), None) => sent,
-            (Err(e), _) if !stream_closed(&e) => return Err(e),
-            (_, Some(e)) if !super::engine_answered(&e) => {
-                return Err(EngineError::Lost {
-                    host: engine.host.clone(),
-                    action: "POST /images/load".to_string(),
-                    source: e,
-                });
-            }
-            (_, Some(e)) => {
-                let message = match e {
-                    bollard::errors::Error::DockerStreamError { error } => error,
-                    bollard::errors::Error::DockerResponseServerError { message, .. } => message,
-                    other => other.to_string(),
-                };
-                return Err(EngineError::LoadRefused {
-                    bundle: meta.bundle.path.clone(),
-                    message,
-                });
-            }
-            (Err(e), None) => return Err(e),
-        };
-        report.sent = true;
-        report.blobs_sent = sent;
-        report.bytes_sent = plan.bytes_to_send;
-    }
+    };
     // Every image of the bundle must now be on the engine; tag the references compose uses.
     let mut pinned: Vec<PinnedTag> = Vec::new();
     let mut seen_tags: BTreeSet<String> = BTreeSet::new();
@@ -539,7 +584,11 @@ pub async fn load(
             }
             tags.push(full);
         }
-        let action = if plan.present.contains(&config) {
+        let action = if present_before
+            .as_ref()
+            .unwrap_or(&plan.present)
+            .contains(&config)
+        {
             Action::Present
         } else {
             Action::Loaded

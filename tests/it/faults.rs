@@ -214,10 +214,17 @@ where
             let _ = w.shutdown().await;
             return Ok(());
         }
-        if let Some(state) = &cut
-            && watch.cut(state, &buf[..n])
-        {
-            return Err(std::io::Error::other("cut by the test proxy"));
+        if let Some(state) = &cut {
+            let entered = !watch.in_load;
+            if watch.cut(state, &buf[..n]) {
+                return Err(std::io::Error::other("cut by the test proxy"));
+            }
+            if entered && watch.in_load && state.hold_load.load(Ordering::SeqCst) {
+                state.held.fetch_add(1, Ordering::SeqCst);
+                while state.hold_load.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
         }
         w.write_all(&buf[..n]).await?;
         let rate = rate.load(Ordering::Relaxed);
@@ -283,6 +290,10 @@ struct EngineProxyState {
     cut_load_after: AtomicU64,
     /// Connections cut so far.
     cuts: AtomicUsize,
+    /// Hold a `POST .../images/load` before its first byte reaches the engine.
+    hold_load: std::sync::atomic::AtomicBool,
+    /// Load requests held so far.
+    held: AtomicUsize,
 }
 
 /// Per-connection watch for the load request in the client-to-engine bytes.
@@ -397,6 +408,14 @@ impl EngineProxy {
 
     fn cuts(&self) -> usize {
         self.state.cuts.load(Ordering::SeqCst)
+    }
+
+    fn hold_load(&self, hold: bool) {
+        self.state.hold_load.store(hold, Ordering::SeqCst);
+    }
+
+    fn held(&self) -> usize {
+        self.state.held.load(Ordering::SeqCst)
     }
 }
 
@@ -1184,6 +1203,75 @@ fn engine_cut_off_during_load() {
         stack.remove_from_engine();
     }
     eprintln!("engine_cut_off_during_load: {:?}", started.elapsed());
+}
+
+/// A layer the load plan leaves out (the engine has it through another image) disappears
+/// before the engine reaches it: the engine holds only app:2, `airlock load` of the whole
+/// bundle is held at the proxy until app:2 is removed, then let through. The engine refuses
+/// the stream naming the missing layer's file; load reads the engine again, sends the layer
+/// and completes (exit 0, a warning naming the layer); every image has the bundle's ID.
+#[test]
+fn layer_removed_from_engine_during_load() {
+    if !require_docker() {
+        return;
+    }
+    let started = Instant::now();
+    let mut rng = Rng::new("layer_removed_from_engine_during_load");
+    let stack = Stack::new("vanish", 1 << 20, &mut rng);
+    let cache = stack.dir.path().join("cache");
+    stack.remove_from_engine();
+    ok(airlock_cmd(&cache).arg("load").arg(&stack.bundle));
+    let ids = stack.ids();
+    let app2 = ids
+        .iter()
+        .find(|(r, _)| r == &stack.refs[2])
+        .unwrap()
+        .1
+        .clone();
+    for (_, id) in ids.iter().filter(|(_, id)| id != &app2) {
+        docker(&["rmi", "-f", id]);
+    }
+    assert_eq!(stack.on_engine(), 1, "only app:2 is left");
+
+    let proxy = EngineProxy::start();
+    proxy.hold_load(true);
+    let child = airlock_cmd(&cache)
+        .env("DOCKER_HOST", proxy.docker_host())
+        .args(["load", "--json"])
+        .arg(&stack.bundle)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while proxy.held() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the load request never reached the proxy"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    docker(&["rmi", "-f", &app2]);
+    proxy.hold_load(false);
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("left the engine during the load; loading again with it"),
+        "{err}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["sent"], true, "{report}");
+    stack.assert_loaded();
+    stack.assert_runs(2);
+    eprintln!(
+        "layer_removed_from_engine_during_load: {} / {:?}",
+        err.lines()
+            .filter(|l| l.contains("left the engine"))
+            .collect::<Vec<_>>()
+            .join(" / "),
+        started.elapsed()
+    );
 }
 
 /// Containers of compose project `project`, `name state` each, sorted.
