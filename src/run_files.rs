@@ -10,12 +10,16 @@
 use crate::compose::{Project, RunFile};
 use std::path::{Path, PathBuf};
 
-/// Largest single file carried (the compose loader's own limit for compose files).
-pub const MAX_FILE_BYTES: u64 = 8 << 20;
+/// Largest single file carried. Bundle readers hold metadata members in memory, within
+/// `bundle::read::META_LIMIT` each and `META_TOTAL_LIMIT` in all; run files stay well inside.
+pub const MAX_FILE_BYTES: u64 = 2 << 20;
 /// Most files carried from one bind-mounted directory.
 pub const MAX_DIR_FILES: usize = 1000;
-/// Most bytes of run files one bundle carries.
-pub const MAX_TOTAL_BYTES: u64 = 32 << 20;
+/// Most bytes of run files one bundle carries (half of `META_TOTAL_LIMIT`, the rest is for the
+/// compose files and the JSON metadata).
+pub const MAX_TOTAL_BYTES: u64 = crate::bundle::read::META_TOTAL_LIMIT / 2;
+
+const _: () = assert!(MAX_FILE_BYTES <= crate::bundle::read::META_LIMIT);
 
 /// What happens to one run file.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
