@@ -13,3 +13,4 @@ mod split; // split bundles: pack --split-size, cat, verify/inspect/load from pa
 mod sign; // signed bundles: key generate, pack --sign, verify/load --key, minisign tool, tampering
 mod hostile; // hostile bundles: .., absolute, links, devices, duplicates, 100 MB JSON; refused by name
 mod faults; // kill -9 of pack/load/push at many points, disk full, engine cut off during load/up
+mod docs; // docs/reliability.md names every test of the reliability modules, and no test that is gone
