@@ -12,8 +12,33 @@ const MAX_REDIRECTS: usize = 10;
 /// Resident memory any of these runs may reach.
 const MEMORY_LIMIT_KB: u64 = 100 << 10;
 
-fn pack_args<'a>(reference: &'a str, out: &'a Path) -> Vec<&'a str> {
-    vec!["pack", "--image", reference, "-o", out.to_str().unwrap()]
+/// One `airlock pack` of `127.0.0.1:<proxy>/<suffix>` through a proxy doing `fault`, with its
+/// own cache and output `<name>.tar` in a temporary directory, measured.
+struct Attempt {
+    proxy: Proxy,
+    _dir: tempfile::TempDir,
+    cache: PathBuf,
+    out: PathBuf,
+    reference: String,
+    m: Measured,
+}
+
+fn pack_through(upstream: u16, fault: Fault, suffix: &str, name: &str) -> Attempt {
+    let proxy = Proxy::start(upstream, fault);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let out = dir.path().join(format!("{name}.tar"));
+    let reference = format!("127.0.0.1:{}/{suffix}", proxy.port);
+    let args = ["pack", "--image", &reference, "-o", out.to_str().unwrap()];
+    let m = measured(&cache, dir.path(), &args, Duration::from_secs(60));
+    Attempt {
+        proxy,
+        _dir: dir,
+        cache,
+        out,
+        reference,
+        m,
+    }
 }
 
 #[test]
@@ -24,23 +49,22 @@ fn manifest_over_4mb_is_refused_without_reading_it() {
     let (reg, _images, _, repo_tag) = setup("hostile-manifest");
     for content_length in [true, false] {
         // 1 GiB, announced or close-delimited.
-        let proxy = Proxy::start(
+        let Attempt {
+            proxy,
+            _dir,
+            cache,
+            out,
+            reference,
+            m,
+        } = pack_through(
             reg.port,
             Fault::HugeManifest {
                 tag: "1".into(),
                 bytes: 1 << 30,
                 content_length,
             },
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let cache = dir.path().join("cache");
-        let out = dir.path().join("huge.tar");
-        let reference = format!("127.0.0.1:{}/{repo_tag}", proxy.port);
-        let m = measured(
-            &cache,
-            dir.path(),
-            &pack_args(&reference, &out),
-            Duration::from_secs(60),
+            &repo_tag,
+            "huge",
         );
         let sent = proxy.state.made_up.load(Ordering::Relaxed);
         eprintln!(
@@ -73,22 +97,21 @@ fn redirect_loops_are_refused_after_a_bounded_number() {
     }
     let (reg, _images, (big, _), repo_tag) = setup("hostile-redirect");
     for to_self in [true, false] {
-        let proxy = Proxy::start(
+        let Attempt {
+            proxy,
+            _dir,
+            cache,
+            out,
+            m,
+            ..
+        } = pack_through(
             reg.port,
             Fault::RedirectLoop {
                 digest: big.clone(),
                 to_self,
             },
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let cache = dir.path().join("cache");
-        let out = dir.path().join("loop.tar");
-        let reference = format!("127.0.0.1:{}/{repo_tag}", proxy.port);
-        let m = measured(
-            &cache,
-            dir.path(),
-            &pack_args(&reference, &out),
-            Duration::from_secs(60),
+            &repo_tag,
+            "loop",
         );
         let gets = proxy
             .log()
@@ -136,22 +159,21 @@ fn endless_or_overlong_blob_body_is_refused_at_its_size() {
     ];
     for (big, size, framing) in cases {
         let big = big.clone();
-        let proxy = Proxy::start(
+        let Attempt {
+            proxy,
+            _dir,
+            cache,
+            out,
+            m,
+            ..
+        } = pack_through(
             reg.port,
             Fault::Endless {
                 digest: big.clone(),
                 framing,
             },
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let cache = dir.path().join("cache");
-        let out = dir.path().join("endless.tar");
-        let reference = format!("127.0.0.1:{}/{repo_tag}", proxy.port);
-        let m = measured(
-            &cache,
-            dir.path(),
-            &pack_args(&reference, &out),
-            Duration::from_secs(60),
+            &repo_tag,
+            "endless",
         );
         let junk = proxy.state.made_up.load(Ordering::Relaxed);
         eprintln!(
@@ -198,23 +220,22 @@ fn lying_content_length_is_resumed_or_refused_never_stored() {
         ("/manifests/1".to_string(), 100, 1, 0, "cut short"),
     ];
     for (path, delta, times, code, said) in cases {
-        let proxy = Proxy::start(
+        let Attempt {
+            proxy,
+            _dir,
+            cache,
+            out,
+            m,
+            ..
+        } = pack_through(
             reg.port,
             Fault::LieLength {
                 path: path.clone(),
                 delta,
                 times,
             },
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let cache = dir.path().join("cache");
-        let out = dir.path().join("length.tar");
-        let reference = format!("127.0.0.1:{}/{repo_tag}", proxy.port);
-        let m = measured(
-            &cache,
-            dir.path(),
-            &pack_args(&reference, &out),
-            Duration::from_secs(60),
+            &repo_tag,
+            "length",
         );
         let lies = proxy.state.lies.load(Ordering::Relaxed);
         eprintln!(
@@ -313,17 +334,14 @@ fn lying_digest_header_is_refused_naming_both_digests() {
         ),
     ];
     for (fault, suffix, claimed, actual, by) in cases {
-        let proxy = Proxy::start(reg.port, fault.clone());
-        let dir = tempfile::tempdir().unwrap();
-        let cache = dir.path().join("cache");
-        let out = dir.path().join("digest.tar");
-        let reference = format!("127.0.0.1:{}/{suffix}", proxy.port);
-        let m = measured(
-            &cache,
-            dir.path(),
-            &pack_args(&reference, &out),
-            Duration::from_secs(60),
-        );
+        let Attempt {
+            _dir,
+            cache,
+            out,
+            reference,
+            m,
+            ..
+        } = pack_through(reg.port, fault.clone(), &suffix, "digest");
         eprintln!(
             "{by}: exit {:?} in {:?}\n{}",
             m.code,
