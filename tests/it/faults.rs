@@ -1,6 +1,8 @@
-//! Faults survived: `kill -9` of pack, load and push at many points, a full disk during pack,
-//! and the engine cut off during load and up. After each fault a re-run finishes the job, the
-//! output path never holds a partial bundle, and the store holds only blobs whose bytes match.
+//! Faults survived: `kill -9` of pack, load and push at many points, a full disk during pack
+//! (output and cache), the engine unreachable or cut off during load and up, and a layer the
+//! load leaves out vanishing from the engine mid-load. After each fault a re-run finishes the
+//! job (or the command recovers), the output path never holds a partial bundle, and the store
+//! holds only blobs whose bytes match their names.
 //!
 //! Kill points are random but stratified over a measured full run (one point per slot), from
 //! a seed printed by every test (`AIRLOCK_FAULT_SEED=N` repeats a run). A kill that lands
