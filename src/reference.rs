@@ -108,6 +108,11 @@ impl Reference {
             }
         }
         let repository = if registry == DOCKER_HUB && !path.contains('/') { format!("library/{path}") } else { path };
+        // As Docker: the limit is on the normalised name (`docker.io/library/...`), so the
+        // normalised form always parses back.
+        if registry.len() + 1 + repository.len() > 255 {
+            return Err(invalid("the name is longer than 255 characters (as docker.io/library/... when normalised)"));
+        }
         Ok(Reference {
             original: input.to_string(),
             registry,
@@ -160,11 +165,19 @@ impl Reference {
         format!("{}/{}", self.registry, self.repository)
     }
     /// `redis`, `bitnami/redis`, `ghcr.io/acme/api`: as `docker images` shows it.
+    /// Keeps `docker.io/` where dropping it would change the meaning (`docker.io/a.b/c` is not
+    /// `a.b/c`, which names the registry `a.b`), and `library/` before a path with more parts.
     pub fn familiar_name(&self) -> String {
-        if self.registry == DOCKER_HUB {
-            self.repository.strip_prefix("library/").unwrap_or(&self.repository).to_string()
-        } else {
-            self.name()
+        if self.registry != DOCKER_HUB {
+            return self.name();
+        }
+        let short = match self.repository.strip_prefix("library/") {
+            Some(rest) if !rest.contains('/') => rest,
+            _ => &self.repository,
+        };
+        match short.split_once('/') {
+            Some((first, _)) if looks_like_host(first) => self.name(),
+            _ => short.to_string(),
         }
     }
     /// Fully normalised: `docker.io/library/redis:6.2-alpine`, `docker.io/library/nginx@sha256:..`,
@@ -331,6 +344,32 @@ impl<'de> serde::Deserialize<'de> for Reference {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regressions found by the `reference` fuzz target: the familiar form of a Docker Hub
+    /// repository whose first part looks like a host parsed back as another registry, and a
+    /// name of 238-255 characters normalised to one that no longer parsed.
+    #[test]
+    fn familiar_and_normalised_forms_parse_back_to_the_same_name() {
+        for input in [
+            "docker.io/dex.docker.io/linge",
+            "docker.io/library/lx.docker.io/libraryibrary/ng",
+            "docker.io/library/a/b",
+            "docker.io/localhost/x:1",
+            "redis",
+            "bitnami/redis:7",
+            "docker.io/library/a.b",
+        ] {
+            let r = Reference::parse(input).unwrap();
+            let f = r.familiar_tagged().unwrap();
+            assert_eq!(Reference::parse(&f).unwrap().normalized(), r.normalized(), "{input} -> {f}");
+            assert_eq!(Reference::parse(&r.normalized()).unwrap().normalized(), r.normalized());
+        }
+        assert_eq!(Reference::parse("redis:7").unwrap().familiar_tagged().as_deref(), Some("redis:7"));
+        assert!(Reference::parse(&"a".repeat(240)).is_err(), "docker.io/library/ + 240 > 255");
+        let r = Reference::parse(&"a".repeat(237)).unwrap();
+        assert_eq!(r.name().len(), 255);
+        assert!(Reference::parse(&r.normalized()).is_ok());
+    }
 
     const D: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
