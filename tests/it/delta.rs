@@ -70,12 +70,10 @@ fn delta_carries_only_new_layers_and_loads_on_top_of_v1() {
         format!("FROM {}\nCOPY extra.txt /srv/extra\n", images.base),
     )
     .unwrap();
-    harness::run(
-        Command::new("docker")
-            .env("DOCKER_BUILDKIT", "0")
-            .args(["build", "-q", "-t", extra_local, "-f"])
-            .arg(images.dir.path().join("Dockerfile.extra"))
-            .arg(images.dir.path()),
+    harness::docker_build(
+        images.dir.path(),
+        extra_local,
+        Some(&images.dir.path().join("Dockerfile.extra")),
     );
     let extra = reg.push(extra_local, extra_local);
     let _cleanup = Cleanup {

@@ -467,10 +467,7 @@ impl Stack {
         )
         .unwrap();
         let big = format!("airlock-it/faults-{name}/big:1");
-        run(Command::new("docker")
-            .env("DOCKER_BUILDKIT", "0")
-            .args(["build", "-q", "-t", &big])
-            .arg(&ctx));
+        crate::harness::docker_build(&ctx, &big, None);
         drop(builds);
         let mut refs: Vec<String> = images.push(&registry).into();
         refs.push(registry.push(&big, &big));

@@ -7,7 +7,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 /// The compose fixtures folder (`AIRLOCK_FIXTURES`, default `../shared/fixtures/compose`).
@@ -59,14 +59,42 @@ pub fn run(cmd: &mut Command) -> Output {
     out
 }
 
+/// Image builds and image removals exclude each other. Removing an image also removes its
+/// untagged parents, and the classic builder's cache may be using one of them as the parent
+/// of a step in a concurrent build ("unknown parent image"). Builds share the lock; removals
+/// (`docker rmi`, `docker image rm|prune`, through `docker` and `docker_quiet`) take it alone.
+static IMAGES: RwLock<()> = RwLock::new(());
+
+fn is_removal(args: &[&str]) -> bool {
+    matches!(
+        args,
+        ["rmi", ..] | ["image", "rm" | "prune", ..] | ["system", "prune", ..]
+    )
+}
+
+/// `docker build` (classic builder, quiet) of `context` as `tag`, with `dockerfile` or the
+/// context's `Dockerfile`; never at the same time as an image removal.
+pub fn docker_build(context: &Path, tag: &str, dockerfile: Option<&Path>) {
+    let _building = IMAGES.read().unwrap_or_else(|e| e.into_inner());
+    let mut cmd = Command::new("docker");
+    cmd.env("DOCKER_BUILDKIT", "0")
+        .args(["build", "-q", "-t", tag]);
+    if let Some(f) = dockerfile {
+        cmd.arg("-f").arg(f);
+    }
+    run(cmd.arg(context));
+}
+
 /// `docker ARGS...`, panicking on failure; returns stdout trimmed.
 pub fn docker(args: &[&str]) -> String {
+    let _removing = is_removal(args).then(|| IMAGES.write().unwrap_or_else(|e| e.into_inner()));
     let out = run(Command::new("docker").args(args));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// `docker ARGS...` ignoring failure (cleanup).
 pub fn docker_quiet(args: &[&str]) {
+    let _removing = is_removal(args).then(|| IMAGES.write().unwrap_or_else(|e| e.into_inner()));
     let _ = Command::new("docker")
         .args(args)
         .stdout(Stdio::null())
@@ -497,17 +525,8 @@ impl TestImages {
             )
             .unwrap();
         }
-        let ctx = dir.path().to_str().unwrap().to_string();
         let build = |tag: &str, dockerfile: &str| {
-            run(Command::new("docker").env("DOCKER_BUILDKIT", "0").args([
-                "build",
-                "-q",
-                "-t",
-                tag,
-                "-f",
-                &format!("{ctx}/{dockerfile}"),
-                &ctx,
-            ]));
+            docker_build(dir.path(), tag, Some(&dir.path().join(dockerfile)));
         };
         build(&base, "Dockerfile.base");
         build(&app1, "Dockerfile.1");

@@ -5,7 +5,6 @@
 
 use crate::harness::{self, ComposeCleanup as Cleanup, Registry, json_of, ok, require_docker};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 /// Build a FROM-scratch busybox image `tag` with extra files and Dockerfile lines.
@@ -24,12 +23,7 @@ fn build_image(tag: &str, extra_files: &[(&str, &str)], extra_lines: &str) {
         "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n{extra_lines}LABEL airlock.test=\"{tag}\"\n"
     );
     std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
-    harness::run(
-        Command::new("docker")
-            .env("DOCKER_BUILDKIT", "0")
-            .args(["build", "-q", "-t", tag])
-            .arg(ctx.path()),
-    );
+    harness::docker_build(ctx.path(), tag, None);
 }
 
 /// A packed stack: compose project written, images built and pushed, bundle packed, then
@@ -635,13 +629,29 @@ fn load_compressed_bundles_and_skip_what_is_present() {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut enc, &raw).unwrap();
     std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+    // The engine keeps the layers through another image: a holder made FROM the app image
+    // with only a label (same layers, another config), so removing the app's tag keeps them.
+    ok(p.airlock().arg("load").arg(&p.bundle));
+    let holder = format!("airlock-it/compressed-holder:{}", std::process::id());
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {reference}\nLABEL airlock.test=holder\n"),
+    )
+    .unwrap();
+    harness::docker_build(ctx.path(), &holder, None);
+    let _holder = Cleanup {
+        project: "airlock-it-compressed-holder".into(),
+        images: vec![holder],
+    };
     for file in [&zst, &gz] {
         harness::docker_quiet(&["rmi", "-f", &reference]);
+        assert!(!harness::image_exists(&reference));
         let out = ok(p.airlock().arg("load").arg(file).arg("--json"));
         let l = json_of(&out);
         assert_eq!(l["sent"], true);
-        // busybox layers are on the engine already (other images share them): skipped
-        assert!(l["blobs_skipped"].as_u64().unwrap() >= 1, "{l:#}");
+        // every layer is on the engine already (the holder's): skipped, only the config sent
+        assert!(l["blobs_skipped"].as_u64().unwrap() >= 3, "{l:#}");
         assert!(harness::image_exists(&reference));
         ok(p.airlock().arg("verify").arg(file));
     }

@@ -28,10 +28,7 @@ impl BigImage {
         )
         .unwrap();
         let tag = format!("airlock-it/{name}/big:1");
-        run(Command::new("docker")
-            .env("DOCKER_BUILDKIT", "0")
-            .args(["build", "-q", "-t", &tag])
-            .arg(dir.path()));
+        crate::harness::docker_build(dir.path(), &tag, None);
         BigImage { tag }
     }
 }
