@@ -329,6 +329,33 @@ pub async fn resolve_all(
     .await
 }
 
+/// Before any download: refuse when the output's file system cannot hold the blobs the bundle
+/// will carry (the writer checks the exact size again before writing).
+fn check_space_early(output: &Path, images: &[ResolvedImage]) -> anyhow::Result<()> {
+    let dir = match output.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut seen = std::collections::HashSet::new();
+    let needed: u64 = images
+        .iter()
+        .flat_map(|i| i.blobs())
+        .filter(|d| seen.insert(d.digest.clone()))
+        .map(|d| d.size)
+        .sum();
+    match crate::engine::free_bytes(&dir) {
+        Some(free) if free < needed => Err(crate::bundle::write::WriteError::NoSpace {
+            path: output.to_path_buf(),
+            dir,
+            needed,
+            available: free,
+            during_write: false,
+        }
+        .into()),
+        _ => Ok(()),
+    }
+}
+
 /// Cancelled by Ctrl-C or SIGTERM: the flag the bundle writer polls, and a future to race.
 fn install_signals(cancel: Arc<AtomicBool>, notify: Arc<tokio::sync::Notify>) {
     tokio::spawn(async move {
@@ -518,6 +545,7 @@ pub fn run(args: PackArgs, out: &Output) -> anyhow::Result<ExitCode> {
                 }
             }
             let mut pulled = resolve_all(&client, &store, &unique, &pins, &stats).await?;
+            check_space_early(&output, &pulled)?;
             registry::pull(&client, &store, &mut pulled, &stats).await.context("Failed to fetch layers")?;
             let by_name: HashMap<(String, Platform), ResolvedImage> = unique
                 .iter()

@@ -934,6 +934,11 @@ impl Tmpfs {
     fn mount(options: &str) -> Option<Tmpfs> {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
+            // CI (which sets AIRLOCK_REQUIRE_DOCKER) runs as root: there this is a failure.
+            assert!(
+                std::env::var_os("AIRLOCK_REQUIRE_DOCKER").is_none(),
+                "mounting a tmpfs needs root, and AIRLOCK_REQUIRE_DOCKER is set"
+            );
             eprintln!("skipping: mounting a tmpfs needs root");
             return None;
         }
@@ -1012,7 +1017,8 @@ fn disk_full_during_pack() {
         cmd
     };
 
-    // 1. Too small from the start.
+    // 1a. Too small from the start: refused once the manifests are read, before any layer
+    //     is downloaded (needed = the blobs the bundle carries).
     let Some(small) = Tmpfs::mount("size=1m") else {
         return;
     };
@@ -1030,24 +1036,40 @@ fn disk_full_during_pack() {
         "{err}"
     );
     assert_eq!(small.entries(), Vec::<String>::new());
-    let blobs = assert_store_consistent(&cache);
+    let before = assert_store_consistent(&cache);
     assert!(
-        blobs >= 10,
-        "the pack fetched before writing: {blobs} blobs"
+        before <= 12,
+        "only manifests and configs are read before the space check: {before} blobs"
     );
+    drop(small);
+    eprintln!("1a. refused before downloading: {refused}");
+
+    // 1b. Into a large directory: completes, and gives the bundle's exact size.
     let big_dir = work.path().join("big");
     std::fs::create_dir_all(&big_dir).unwrap();
     let again = big_dir.join("stack.tar");
     let o = ok(pack(&cache, &again).arg("--json"));
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(summary["blobs"]["fetched"], 0, "{summary}");
+    assert!(summary["blobs"]["fetched"].as_u64().unwrap() >= 4, "{summary}");
     let needed = summary["bytes"].as_u64().unwrap();
+    assert_verifies(&cache, &again);
+
+    // 1c. Room for the blobs but not for the whole tar (headers, metadata): the writer's
+    //     exact check refuses before writing, needed = the bundle's size to the byte.
+    let pages = (needed - 1) / 4096;
+    let tight = Tmpfs::mount(&format!("size={}", pages * 4096)).unwrap();
+    let out = tight.path().join("stack.tar");
+    let o = pack(&cache, &out).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(
-        err.contains(&format!("({needed} bytes) in")),
+        err.contains(&format!("({needed} bytes) in `{}`", tight.path().display())),
         "needed = the bundle's size {needed}: {err}"
     );
-    assert_verifies(&cache, &again);
-    eprintln!("1. refused before writing: {refused}");
+    assert_eq!(tight.entries(), Vec::<String>::new());
+    assert_store_consistent(&cache);
+    drop(tight);
+    eprintln!("1c. refused by the exact size: {}", error_lines(&o));
 
     // 2. Enough space when the write starts, none a moment later.
     let mut caught = false;
