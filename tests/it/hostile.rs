@@ -1,7 +1,11 @@
-//! Hostile bundles crafted with raw tar headers (no engine needed): `..`, absolute paths,
-//! symlinks, hard links, devices, duplicate names, a 100 MB `manifest.json`/`bundle.json`
-//! (a sparse file: refused by its header size, never read). Each is refused by `verify` and
-//! `inspect` with a message naming the entry, a non-zero exit, and nothing written outside.
+//! Hostile input, crafted by hand. Bundles with raw tar headers (no engine needed): `..`,
+//! absolute paths, symlinks, hard links, devices, duplicate names, a 100 MB
+//! `manifest.json`/`bundle.json` (a sparse file: refused by its header size, never read).
+//! Each is refused by `verify` and `inspect` with a message naming the entry, a non-zero
+//! exit, and nothing written outside. Well-formed bundles with one flaw (a blob whose content
+//! does not match its name, a layer count that does not match diff_ids): refused by `verify`
+//! and `load` (no image appears). Memory: `verify`/`inspect` on every hostile bundle and
+//! `plan` on YAML bombs, deep nesting, non-UTF-8 files and huge lines stay under 100 MB.
 
 use crate::harness::airlock;
 use std::io::Write;
