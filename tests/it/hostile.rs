@@ -489,13 +489,14 @@ fn layer_count_that_does_not_match_diff_ids_is_refused() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Memory: the airlock process's own anonymous memory (heap, stacks), sampled every
-// millisecond from /proc/PID/status (`RssAnon`; growth between the last sample and the
-// exit is missed, a few MB at most). Not ru_maxrss from wait4: the child is spawned with
-// vfork, and Linux counts the spawning mm's high-water mark (this test process, hundreds of
-// MB while other tests run) into the child's ru_maxrss at exec; and the debug binary's own
-// code pages (file-backed, 45-75 MB of `VmHWM` before any input is read) say nothing about
-// what an input makes airlock allocate. `VmHWM` is reported next to it.
+// Memory: the airlock process's own resident memory, sampled every millisecond from
+// /proc/PID/status: `VmHWM` (the peak of everything resident, the debug binary's code pages
+// included) and `RssAnon` (heap and stacks: what an input makes airlock allocate). Growth
+// between the last sample and the exit is missed (a few MB at most; at exit_group a trivial
+// `verify` is at 21 MB VmHWM, as GNU time's %M also says). Not ru_maxrss from our own wait4:
+// std spawns with vfork, and Linux folds the spawning mm's high-water mark (this test process,
+// hundreds of MB while other tests run) into the child's ru_maxrss at exec. (BusyBox `time`
+// %M reports 4 times GNU time's figure, so it is no help either.)
 
 /// `RssAnon` and `VmHWM` of a live process, in bytes.
 fn rss_of(pid: u32) -> Option<(u64, u64)> {
@@ -733,6 +734,11 @@ fn verify_and_inspect_stay_under_100_mb_on_hostile_bundles() {
                 rss >> 20
             );
             assert!(
+                hwm < RSS_LIMIT,
+                "{cmd} {label}: VmHWM {} MB: {text}",
+                hwm >> 20
+            );
+            assert!(
                 took < Duration::from_secs(20),
                 "{cmd} {label} took {took:?}"
             );
@@ -772,6 +778,7 @@ fn plan_refused(label: &str, files: &[(&str, Vec<u8>)], named: &str) -> (u64, Du
         "plan {label} does not name `{named}`: {text}"
     );
     assert!(rss < RSS_LIMIT, "plan {label}: RssAnon {} MB", rss >> 20);
+    assert!(hwm < RSS_LIMIT, "plan {label}: VmHWM {} MB", hwm >> 20);
     // a few seconds at most for the debug binary on a loaded 2-core machine
     assert!(took < Duration::from_secs(30), "plan {label} took {took:?}");
     (rss, took)
