@@ -94,6 +94,8 @@ pub enum ReadError {
         member: String,
         limit: u64,
     },
+    #[error("Bundle `{}`: `{META_PATH}` names the project `{project}`, which is not a Compose project name (`[a-z0-9][a-z0-9_-]*`)", path.display())]
+    ProjectName { path: PathBuf, project: String },
     #[error("Bundle `{}` has format `{found}`; this airlock reads `{FORMAT}`", path.display())]
     Format { path: PathBuf, found: String },
     #[error("Bundle `{}`: image `{image}` has {listed} layers in `{MANIFEST_PATH}` but {expected} in `{META_PATH}` (and its config's diff_ids)", path.display())]
@@ -692,6 +694,14 @@ impl MetaCollector {
                     });
                 }
                 let meta: BundleMeta = serde_json::from_slice(&bytes).map_err(json_err)?;
+                // `verify` and `up` stage the compose files in a directory of this name: `/etc`
+                // or `../..` would put them elsewhere. Pack writes a normalised Compose name.
+                if !valid_project_name(&meta.project) {
+                    return Err(ReadError::ProjectName {
+                        path: bundle.path.clone(),
+                        project: meta.project.chars().take(200).collect(),
+                    });
+                }
                 self.meta = Some((meta, bytes.clone()));
             }
             SUMS_PATH => self.sums = parse_sums(bundle, &bytes)?,
@@ -744,6 +754,16 @@ impl MetaCollector {
     pub fn index(&self) -> Option<&OciIndex> {
         self.index.as_ref()
     }
+}
+
+/// A Compose project name as compose-go normalises it: `[a-z0-9][a-z0-9_-]*`.
+pub fn valid_project_name(name: &str) -> bool {
+    name.bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 /// Parse `sha256sum` output: `<64 hex>  <path>` (or `<hex> *<path>`, binary mode).

@@ -1265,7 +1265,8 @@ mod tests {
     }
 
     /// Regression: a project name from bundle.json was joined to the temporary staging
-    /// directory, so `/abs` or `../..` wrote the bundle's compose files outside it.
+    /// directory, so `/abs` or `../..` wrote the bundle's compose files outside it. Now
+    /// the bundle is refused when bundle.json is read (and staging would not use it).
     #[test]
     fn hostile_project_name_stages_nothing_outside_the_temp_dir() {
         let dir = tempfile::tempdir().unwrap();
@@ -1274,11 +1275,19 @@ mod tests {
             outside.display().to_string(),
             "../../../outside".into(),
             "..".into(),
+            "Upper".into(),
         ] {
             let path = tiny_bundle_with(dir.path(), |m, _| m.project = project.clone());
             let report = run(&path);
             assert!(!outside.exists(), "verify wrote to {}", outside.display());
-            assert!(report.images.iter().all(|i| i.ok), "{:#?}", report.problems);
+            assert!(
+                report
+                    .problems
+                    .iter()
+                    .any(|p| p.message.contains("not a Compose project name")),
+                "{project}: {:#?}",
+                report.problems
+            );
         }
     }
 

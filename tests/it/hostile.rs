@@ -892,3 +892,27 @@ fn compose_bombs_deep_nesting_and_bad_bytes_are_refused_by_plan() {
         "compose.yaml",
     );
 }
+
+#[test]
+fn project_name_that_is_a_path_is_refused() {
+    // `verify` and `up` stage the compose files in a directory named after the project
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let escape = w.join("escaped-project");
+    for project in [escape.display().to_string(), "../../escaped".to_string()] {
+        let meta = META.replace(r#""project":"p""#, &format!(r#""project":"{project}""#));
+        let bundle = w.join("project.tar");
+        write_members(
+            &bundle,
+            &[
+                ("airlock/bundle.json".into(), meta.into_bytes()),
+                (
+                    "airlock/compose/compose.yaml".into(),
+                    b"services:\n  web:\n    image: redis:7\n".to_vec(),
+                ),
+            ],
+        );
+        refused(w, &bundle, &project);
+        assert!(!escape.exists());
+    }
+}
