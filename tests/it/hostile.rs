@@ -191,6 +191,7 @@ fn unsafe_names_links_devices_and_duplicates_are_refused_by_name() {
         .filter(|n| !n.ends_with(".tar") && n != "cache")
         .collect();
     assert!(names.is_empty(), "unexpected files: {names:?}");
+    project_names_that_are_paths_are_refused();
 }
 
 #[test]
@@ -893,9 +894,9 @@ fn compose_bombs_deep_nesting_and_bad_bytes_are_refused_by_plan() {
     );
 }
 
-#[test]
-fn project_name_that_is_a_path_is_refused() {
-    // `verify` and `up` stage the compose files in a directory named after the project
+/// bundle.json's project names a path: `verify` and `up` stage the compose files in a
+/// directory named after the project.
+fn project_names_that_are_paths_are_refused() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     let escape = w.join("escaped-project");
