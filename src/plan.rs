@@ -282,6 +282,29 @@ impl Collector<'_> {
     }
 }
 
+/// Largest Dockerfile read (real ones are a few KiB; the compose loader's limit).
+const MAX_DOCKERFILE_BYTES: u64 = crate::compose::MAX_FILE_BYTES;
+
+/// Read a Dockerfile, at most `MAX_DOCKERFILE_BYTES` (a device such as `/dev/zero` reports
+/// no size, so the read itself is bounded).
+fn read_dockerfile(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    fs_err::File::open(path)?.take(MAX_DOCKERFILE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_DOCKERFILE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("Dockerfiles over {MAX_DOCKERFILE_BYTES} bytes are refused"),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not valid UTF-8 (byte offset {})", e.utf8_error().valid_up_to()),
+        )
+    })
+}
+
 fn parse_ref(reference: &str, service: &Service, file: &Path) -> Result<Reference, Error> {
     Reference::parse(reference).map_err(|source| Error::InvalidReference {
         service: service.name.clone(),
@@ -510,7 +533,7 @@ fn build_images(
         };
         let file = build.dockerfile.as_deref().unwrap_or("Dockerfile");
         let path = context.join(file);
-        match fs_err::read_to_string(&path) {
+        match read_dockerfile(&path) {
             Ok(text) => {
                 let shown = c.rel(&path);
                 (text, path, shown)
@@ -990,6 +1013,19 @@ mod tests {
         let plan = plan(&p, &PlanOptions::default()).unwrap();
         assert_eq!(kinds(&plan), ["build-from node:22 app"]);
         assert_eq!(plan.images[0].sources, ["app/Dockerfile.prod:1"]);
+    }
+
+    #[test]
+    fn endless_dockerfile_is_refused_at_the_limit() {
+        let mut zero = service("z", None);
+        zero.build = Some(Build {
+            context: Some(PathBuf::from("/dev")),
+            dockerfile: Some("zero".into()),
+            ..Build::default()
+        });
+        let err = plan(&project(vec![zero]), &PlanOptions::default()).unwrap_err();
+        let text = format!("{err} {:?}", std::error::Error::source(&err));
+        assert!(text.contains("/dev/zero") && text.contains("are refused"), "{text}");
     }
 
     #[test]

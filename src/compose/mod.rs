@@ -18,6 +18,7 @@ mod yaml;
 
 pub use dotenv::{DotenvError, parse_dotenv};
 pub use interpolate::{InterpolationError, interpolate};
+pub use loader::MAX_FILE_BYTES;
 pub use model::*;
 
 use crate::error::{Class, Classify};
