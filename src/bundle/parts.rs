@@ -166,6 +166,64 @@ pub fn part_name(bundle_name: &str, index: usize) -> String {
 // ---------------------------------------------------------------------------------------
 // Writing
 
+/// SHA-256 of one part, computed on its own thread while the writer goes on writing (the
+/// bundle writer is otherwise bound by hashing on one core). Writes are gathered into 1 MiB
+/// batches and sent over a bounded channel: at most `QUEUE` batches wait, so memory stays
+/// bounded (about 10 MiB).
+struct PartHasher {
+    tx: std::sync::mpsc::SyncSender<Vec<u8>>,
+    thread: std::thread::JoinHandle<Digest>,
+    batch: Vec<u8>,
+}
+
+impl PartHasher {
+    const QUEUE: usize = 8;
+    const BATCH: usize = 1 << 20;
+
+    fn start() -> io::Result<PartHasher> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(Self::QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("part-hash".into())
+            .spawn(move || {
+                let mut h = Hasher::new();
+                for chunk in rx {
+                    h.update(&chunk);
+                }
+                h.finish()
+            })?;
+        Ok(PartHasher {
+            tx,
+            thread,
+            batch: Vec::with_capacity(Self::BATCH),
+        })
+    }
+
+    fn update(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.batch.extend_from_slice(bytes);
+        if self.batch.len() >= Self::BATCH {
+            self.send()?;
+        }
+        Ok(())
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(Self::BATCH));
+        self.tx
+            .send(batch)
+            .map_err(|_| io::Error::other("the part hashing thread stopped"))
+    }
+
+    fn finish(mut self) -> io::Result<Digest> {
+        if !self.batch.is_empty() {
+            self.send()?;
+        }
+        drop(self.tx);
+        self.thread
+            .join()
+            .map_err(|_| io::Error::other("the part hashing thread failed"))
+    }
+}
+
 /// A `Write` that cuts the stream into parts of `part_size` bytes. Each part is written to
 /// `.NAME.tar.NNN.airlock-partial-<pid>` and hashed while written; `finish` renames them all
 /// and writes the parts file (itself via a temporary name). Dropped unfinished, it removes
@@ -174,7 +232,7 @@ pub struct SplitWriter {
     dir: PathBuf,
     bundle_name: String,
     part_size: u64,
-    current: Option<(std::fs::File, Hasher, u64)>,
+    current: Option<(std::fs::File, PartHasher, u64)>,
     /// Finished parts: temporary path, entry.
     done: Vec<(PathBuf, PartEntry)>,
     finished: bool,
@@ -212,14 +270,17 @@ impl SplitWriter {
 
     fn close_current(&mut self) -> io::Result<()> {
         if let Some((file, hasher, size)) = self.current.take() {
-            file.sync_all()?;
+            // Flushed to disk in `finish`, all parts together: a sync here would stall the
+            // writer once per part.
+            drop(file);
+            let sha256 = hasher.finish()?;
             let index = self.done.len();
             self.done.push((
                 self.tmp_path(index),
                 PartEntry {
                     name: part_name(&self.bundle_name, index),
                     size,
-                    sha256: hasher.finish(),
+                    sha256,
                 },
             ));
         }
@@ -234,7 +295,7 @@ impl SplitWriter {
             }));
         }
         let file = std::fs::File::create(self.tmp_path(index))?;
-        self.current = Some((file, Hasher::new(), 0));
+        self.current = Some((file, PartHasher::start()?, 0));
         Ok(())
     }
 
@@ -257,6 +318,11 @@ impl SplitWriter {
             part_size: self.part_size,
             parts: self.done.iter().map(|(_, e)| e.clone()).collect(),
         };
+        for (tmp, _) in &self.done {
+            std::fs::File::open(tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(write_err(tmp))?;
+        }
         for (tmp, entry) in &self.done {
             let dest = self.dir.join(&entry.name);
             std::fs::rename(tmp, &dest).map_err(write_err(&dest))?;
@@ -304,7 +370,7 @@ impl Write for SplitWriter {
         let (file, hasher, size) = self.current.as_mut().expect("opened above");
         let room = (part_size - *size).min(buf.len() as u64) as usize;
         let n = file.write(&buf[..room])?;
-        hasher.update(&buf[..n]);
+        hasher.update(&buf[..n])?;
         *size += n as u64;
         Ok(n)
     }
