@@ -27,17 +27,7 @@ struct Rng(u64);
 impl Rng {
     /// Seeded from `AIRLOCK_FAULT_SEED`, else the clock; the seed is printed either way.
     fn new(test: &str) -> Rng {
-        let seed = std::env::var("AIRLOCK_FAULT_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos() as u64
-            });
-        eprintln!("{test}: seed {seed} (AIRLOCK_FAULT_SEED={seed} repeats it)");
-        Rng(seed)
+        Rng(crate::harness::seed("AIRLOCK_FAULT_SEED", test))
     }
 
     fn next(&mut self) -> u64 {
@@ -1050,7 +1040,10 @@ fn disk_full_during_pack() {
     let again = big_dir.join("stack.tar");
     let o = ok(pack(&cache, &again).arg("--json"));
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert!(summary["blobs"]["fetched"].as_u64().unwrap() >= 4, "{summary}");
+    assert!(
+        summary["blobs"]["fetched"].as_u64().unwrap() >= 4,
+        "{summary}"
+    );
     let needed = summary["bytes"].as_u64().unwrap();
     assert_verifies(&cache, &again);
 

@@ -592,6 +592,22 @@ pub fn json_of(out: &Output) -> serde_json::Value {
     })
 }
 
+/// A seed for a randomised test: the number in the environment variable `var`, else the
+/// clock. Printed with the variable's name, so that a failing run can be repeated.
+pub fn seed(var: &str, test: &str) -> u64 {
+    let seed = std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0)
+        });
+    eprintln!("{test}: seed {seed} ({var}={seed} repeats it)");
+    seed
+}
+
 /// The `airlock` binary with a private cache directory (`AIRLOCK_CACHE`) and no colour.
 pub fn airlock(cache: &Path) -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("airlock").expect("airlock binary");

@@ -57,16 +57,7 @@ fn flaky_registry_pack_completes_with_the_registry_digests() {
         big.tag.clone(),
     ];
 
-    let seed = std::env::var("AIRLOCK_FLAKY_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    eprintln!("flaky registry seed: {seed} (AIRLOCK_FLAKY_SEED={seed} repeats this run)");
+    let seed = crate::harness::seed("AIRLOCK_FLAKY_SEED", "flaky registry");
     let start = Instant::now();
     // Round 0 one transfer at a time (the seed repeats it: same faults at the same places in
     // the request sequence), the others with the default 4 concurrent transfers.

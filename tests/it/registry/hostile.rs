@@ -12,6 +12,18 @@ const MAX_REDIRECTS: usize = 10;
 /// Resident memory any of these runs may reach.
 const MEMORY_LIMIT_KB: u64 = 100 << 10;
 
+/// After a refused pack: no blob and no partial download for `digest` (nothing resumable is
+/// kept from a body that was not the blob), every stored blob hashes to its name, no bundle.
+fn assert_refused_and_nothing_kept(cache: &Path, digest: &str, out: &Path) {
+    assert!(
+        !stored(cache).iter().any(|d| d == digest),
+        "{digest} stored"
+    );
+    assert!(!has_partial(cache, digest), "a partial of {digest} kept");
+    assert_sound(cache);
+    assert!(!out.exists(), "{} written", out.display());
+}
+
 /// One `airlock pack` of `127.0.0.1:<proxy>/<suffix>` through a proxy doing `fault`, with its
 /// own cache and output `<name>.tar` in a temporary directory, measured.
 struct Attempt {
@@ -133,10 +145,7 @@ fn redirect_loops_are_refused_after_a_bounded_number() {
         // The first request and MAX_REDIRECTS redirects, not retried.
         assert_eq!(gets, MAX_REDIRECTS + 1, "{:?}", proxy.log());
         assert!(m.elapsed < Duration::from_secs(30), "{:?}", m.elapsed);
-        assert!(!stored(&cache).contains(&big));
-        assert!(!has_partial(&cache, &big), "no partial kept");
-        assert_sound(&cache);
-        assert!(!out.exists());
+        assert_refused_and_nothing_kept(&cache, &big, &out);
     }
 }
 
@@ -192,11 +201,7 @@ fn endless_or_overlong_blob_body_is_refused_at_its_size() {
         assert!(junk < 64 << 20, "{junk} junk bytes sent");
         assert!(m.peak_kb < MEMORY_LIMIT_KB, "peak {} kB", m.peak_kb);
         assert!(m.elapsed < Duration::from_secs(30), "{:?}", m.elapsed);
-        assert!(!stored(&cache).contains(&big));
-        // Nothing resumable is kept from a body that was not the blob.
-        assert!(!has_partial(&cache, &big), "no partial kept");
-        assert_sound(&cache);
-        assert!(!out.exists());
+        assert_refused_and_nothing_kept(&cache, &big, &out);
     }
 }
 
