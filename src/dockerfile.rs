@@ -996,7 +996,10 @@ mod tests {
         let mut files = Vec::new();
         let mut dirs = vec![root.clone()];
         while let Some(dir) = dirs.pop() {
-            for entry in std::fs::read_dir(&dir).unwrap() {
+            let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
+                panic!("fixtures folder `{}`: {e} (set AIRLOCK_FIXTURES)", dir.display())
+            });
+            for entry in entries {
                 let path = entry.unwrap().path();
                 if path.is_dir() {
                     dirs.push(path);
