@@ -37,6 +37,7 @@ pub fn run(args: InspectArgs, out: &Output) -> anyhow::Result<ExitCode> {
                 "files": m.compose.files,
                 "env_files": m.compose.env_files,
                 "profiles": m.compose.profiles,
+                "run_files": m.compose.run_files,
                 "members": meta.compose_files.keys().collect::<Vec<_>>(),
             },
             "images": m.images,
@@ -84,6 +85,9 @@ pub fn run(args: InspectArgs, out: &Output) -> anyhow::Result<ExitCode> {
     }
     if !m.compose.profiles.is_empty() {
         out.print(&format!("profiles  {}", m.compose.profiles.join(", ")));
+    }
+    if !m.compose.run_files.is_empty() {
+        out.print(&format!("run files {}", m.compose.run_files.join(", ")));
     }
     let mut table = comfy_table::Table::new();
     table.load_style(comfy_table::presets::NOTHING);

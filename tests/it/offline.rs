@@ -217,6 +217,11 @@ fn end_to_end_up_twice_and_docker_load() {
     );
     assert_eq!(inspect["project"], p.project);
     assert_eq!(inspect["compose"]["files"][0], "compose.yaml");
+    assert_eq!(
+        inspect["compose"]["run_files"],
+        serde_json::json!(["setup.env", "site/conf.d/extra.html"]),
+        "{inspect:#}"
+    );
 
     let dir = p.offline_dir();
     let up = p
