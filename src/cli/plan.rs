@@ -106,6 +106,20 @@ pub fn render(plan: &Plan, out: &Output) -> String {
         text.push_str(&table.to_string());
         text.push('\n');
     }
+    let carried: Vec<String> = plan
+        .run_files
+        .iter()
+        .filter(|f| f.carried)
+        .map(|f| match f.members.as_slice() {
+            [(name, _)] if *name == f.path => f.path.clone(),
+            _ => format!("{}/ ({} file{})", f.path, f.files, if f.files == 1 { "" } else { "s" }),
+        })
+        .collect();
+    if !carried.is_empty() {
+        text.push_str(&format!("
+Run files the bundle carries ({}): {}
+", carried.len(), carried.join(", ")));
+    }
     if plan.findings.is_empty() {
         text.push_str("\nNo findings.");
     } else {

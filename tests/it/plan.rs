@@ -237,6 +237,57 @@ fn missing_dockerfile_is_a_finding() {
     assert!(f["message"].as_str().unwrap().contains("app/Dockerfile"), "{f}");
 }
 
+#[test]
+fn run_files_are_listed_and_the_ones_not_carried_are_findings() {
+    let dir = project(&[
+        (
+            "compose.yaml",
+            "services:\n  web:\n    image: nginx:1.25\n    env_file: [web.env, {path: gone.env, required: false}, needed.env]\n    \
+             volumes: [\"./conf:/etc/nginx/conf.d:ro\", \"/etc/ssl/certs:/certs:ro\", \"./data:/data\"]\n",
+        ),
+        ("web.env", "A=1\n"),
+        ("conf/default.conf", "server {}\n"),
+    ]);
+    let out = plan_cmd(dir.path()).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("Run files the bundle carries (2): conf/ (1 file), web.env"), "{text}");
+
+    let out = plan_cmd(dir.path()).arg("--json").output().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let files: Vec<(String, bool, Option<String>)> = json["run_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["path"].as_str().unwrap().to_string(), f["carried"] == true, f["reason"].as_str().map(String::from)))
+        .collect();
+    let row = |p: &str, carried: bool, reason: Option<&str>| (p.to_string(), carried, reason.map(String::from));
+    assert_eq!(
+        files,
+        vec![
+            row("/etc/ssl/certs", false, Some("outside")),
+            row("conf", true, None),
+            row("data", false, Some("missing")),
+            row("gone.env", false, Some("missing")),
+            row("needed.env", false, Some("missing")),
+            row("web.env", true, None),
+        ]
+    );
+    let findings: Vec<(String, String)> = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"].as_str().unwrap().starts_with("run-file"))
+        .map(|f| (f["level"].as_str().unwrap().to_string(), f["message"].as_str().unwrap().to_string()))
+        .collect();
+    // The missing required env file is an error, the missing bind source an info (Docker
+    // creates the directory), the optional env file nothing, the outside path a warning.
+    assert_eq!(findings.len(), 3, "{findings:?}");
+    assert!(findings.iter().any(|(l, m)| l == "error" && m.contains("`needed.env`")), "{findings:?}");
+    assert!(findings.iter().any(|(l, m)| l == "info" && m.contains("`data`")), "{findings:?}");
+    assert!(findings.iter().any(|(l, m)| l == "warning" && m.contains("`/etc/ssl/certs`")), "{findings:?}");
+}
+
 fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/frappe/compose.yaml")
 }
