@@ -9,6 +9,7 @@ pub mod check;
 pub mod cli;
 pub mod compose;
 pub mod digest;
+pub mod disk;
 pub mod dockerfile;
 pub mod engine;
 pub mod error;

@@ -241,11 +241,7 @@ pub struct SplitWriter {
 impl SplitWriter {
     /// Parts of `output` (`NAME.tar`): `NAME.tar.000`, ... next to it.
     pub fn create(output: &Path, part_size: u64) -> Result<SplitWriter, PartsError> {
-        let dir = output
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .to_path_buf();
+        let dir = super::write::output_dir(output);
         let bundle_name = output
             .file_name()
             .map(|f| f.to_string_lossy().to_string())

@@ -139,8 +139,30 @@ fn human(n: u64) -> String {
 }
 
 /// Whether an I/O error means the filesystem (or the user's quota) is full.
-fn is_no_space(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+/// The directory a bundle at `output` is written in (its temporary files and parts too).
+pub fn output_dir(output: &Path) -> PathBuf {
+    output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf()
+}
+
+/// Refuse (`NoSpace`, nothing written) when the file system that will hold `output` has
+/// fewer than `needed` free bytes; else the free bytes, when they can be known.
+pub fn check_space(output: &Path, needed: u64) -> Result<Option<u64>, WriteError> {
+    let dir = output_dir(output);
+    let available = crate::disk::free_bytes(&dir);
+    match available {
+        Some(free) if free < needed => Err(WriteError::NoSpace {
+            path: output.to_path_buf(),
+            dir,
+            needed,
+            available: free,
+            during_write: false,
+        }),
+        _ => Ok(available),
+    }
 }
 
 /// Bytes of a tar member as `append` writes it: a PAX header block and records when the
@@ -376,11 +398,7 @@ pub fn write_with(
     };
 
     // The file.
-    let dir = output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
+    let dir = output_dir(output);
     let file_name = output
         .file_name()
         .map(|f| f.to_string_lossy().to_string())
@@ -407,7 +425,7 @@ pub fn write_with(
             .map(|d| member_size(&blob_path(&d.digest), d.size))
             .sum::<u64>()
         + 1024;
-    let available = crate::engine::free_bytes(&dir);
+    let available = check_space(output, needed)?;
     let no_space = |during_write: bool| WriteError::NoSpace {
         path: output.to_path_buf(),
         dir: dir.clone(),
@@ -415,13 +433,8 @@ pub fn write_with(
         available: available.unwrap_or(0),
         during_write,
     };
-    if let Some(free) = available
-        && free < needed
-    {
-        return Err(no_space(false));
-    }
     let io_err = |source: io::Error| {
-        if is_no_space(&source) {
+        if crate::disk::is_full(&source) {
             no_space(true)
         } else {
             WriteError::Io {
@@ -783,8 +796,6 @@ mod tests {
             "Not enough space for bundle `/mnt/usb/stack.tar`: it needs 3.0 MiB (3145728 bytes) in `/mnt/usb`, 1.0 MiB (1048576 bytes) are free; nothing was left at that path"
         );
         assert_eq!(e.class(), Class::Environment);
-        assert!(is_no_space(&io::Error::from_raw_os_error(libc::ENOSPC)));
-        assert!(!is_no_space(&io::Error::from_raw_os_error(libc::EACCES)));
     }
 
     #[test]

@@ -332,10 +332,6 @@ pub async fn resolve_all(
 /// Before any download: refuse when the output's file system cannot hold the blobs the bundle
 /// will carry (the writer checks the exact size again before writing).
 fn check_space_early(output: &Path, images: &[ResolvedImage]) -> anyhow::Result<()> {
-    let dir = match output.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
     let mut seen = std::collections::HashSet::new();
     let needed: u64 = images
         .iter()
@@ -343,17 +339,8 @@ fn check_space_early(output: &Path, images: &[ResolvedImage]) -> anyhow::Result<
         .filter(|d| seen.insert(d.digest.clone()))
         .map(|d| d.size)
         .sum();
-    match crate::engine::free_bytes(&dir) {
-        Some(free) if free < needed => Err(crate::bundle::write::WriteError::NoSpace {
-            path: output.to_path_buf(),
-            dir,
-            needed,
-            available: free,
-            during_write: false,
-        }
-        .into()),
-        _ => Ok(()),
-    }
+    crate::bundle::write::check_space(output, needed)?;
+    Ok(())
 }
 
 /// Cancelled by Ctrl-C or SIGTERM: the flag the bundle writer polls, and a future to race.

@@ -352,7 +352,7 @@ impl Engine {
             return None;
         }
         let dir = root_dir?;
-        free_bytes(dir).map(|n| (dir.to_path_buf(), n))
+        crate::disk::free_bytes(dir).map(|n| (dir.to_path_buf(), n))
     }
 
     /// Every container (running or not) of Compose project `project`, sorted by service and name.
@@ -487,19 +487,6 @@ impl Engine {
     }
 }
 
-/// Free bytes (for unprivileged users) of the filesystem holding `path`.
-pub fn free_bytes(path: &std::path::Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid NUL-terminated path and `st` a writable statvfs struct.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
-    if rc != 0 {
-        return None;
-    }
-    Some(st.f_bavail as u64 * st.f_frsize as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -513,9 +500,4 @@ mod tests {
         assert_eq!(chains[1], Digest::of(format!("{a} {b}").as_bytes()));
     }
 
-    #[test]
-    fn free_bytes_of_tmp() {
-        assert!(free_bytes(std::path::Path::new("/tmp")).is_some_and(|n| n > 0));
-        assert!(free_bytes(std::path::Path::new("/nonexistent/dir")).is_none());
-    }
 }
