@@ -149,6 +149,8 @@ impl PackImage {
 pub struct Selection {
     pub project: Option<Project>,
     pub images: Vec<PackImage>,
+    /// The project's run files as the plan assessed them (`run_files`).
+    pub run_files: Vec<crate::run_files::Assessed>,
 }
 
 impl Selection {
@@ -223,12 +225,14 @@ pub fn select(
             }),
         }
     };
+    let mut run_files = Vec::new();
     if let Some(p) = &loaded {
         let opts = PlanOptions {
             platform: reg.platform.clone(),
             ..Default::default()
         };
-        let plan = plan::plan(p, &opts).context("Failed to plan the compose project")?;
+        let mut plan = plan::plan(p, &opts).context("Failed to plan the compose project")?;
+        run_files = std::mem::take(&mut plan.run_files);
         let mut unbuilt = Vec::new();
         for img in &plan.images {
             match img.kind {
@@ -280,6 +284,7 @@ pub fn select(
     Ok(Selection {
         project: loaded,
         images,
+        run_files,
     })
 }
 
@@ -367,7 +372,10 @@ fn install_signals(cancel: Arc<AtomicBool>, notify: Arc<tokio::sync::Notify>) {
 }
 
 /// The compose and env files of the project, relative to its directory.
-fn compose_files(project: &Project) -> (ComposeMeta, Vec<ComposeFile>) {
+fn compose_files(
+    project: &Project,
+    run_files: &[crate::run_files::Assessed],
+) -> (ComposeMeta, Vec<ComposeFile>) {
     let mut files = Vec::new();
     let mut external = 0;
     let mut rel = |p: &Path| -> String {
@@ -402,8 +410,8 @@ fn compose_files(project: &Project) -> (ComposeMeta, Vec<ComposeFile>) {
         });
     }
     // Files the services read at run time, under the same names.
-    for f in crate::run_files::assess(project) {
-        for (name, source) in f.members {
+    for f in run_files {
+        for (name, source) in f.members.iter().cloned() {
             if !meta.files.contains(&name) && !meta.env_files.contains(&name) {
                 meta.run_files.push(name.clone());
                 files.push(ComposeFile { name, source });
@@ -588,22 +596,17 @@ pub fn run(args: PackArgs, out: &Output) -> anyhow::Result<ExitCode> {
 
     // Bundle metadata.
     let (compose_meta, compose_files) = match &selection.project {
-        Some(p) => compose_files(p),
+        Some(p) => compose_files(p, &selection.run_files),
         None => (ComposeMeta::default(), Vec::new()),
     };
-    if let Some(project) = &selection.project {
-        for f in crate::run_files::assess(project)
-            .iter()
-            .filter(|f| f.needs_attention())
-        {
-            let why = f.reason.as_ref().map(|r| r.describe()).unwrap_or_default();
-            reporter.warn(&format!(
-                "`{}` ({} of {}) is not in the bundle: {why}; copy it to the offline host yourself (`airlock plan` lists run files)",
-                f.path,
-                f.kind,
-                f.services.join(", ")
-            ));
-        }
+    for f in selection.run_files.iter().filter(|f| f.needs_attention()) {
+        let why = f.reason.as_ref().map(|r| r.describe()).unwrap_or_default();
+        reporter.warn(&format!(
+            "`{}` ({} of {}) is not in the bundle: {why}; copy it to the offline host yourself (`airlock plan` lists run files)",
+            f.path,
+            f.kind,
+            f.services.join(", ")
+        ));
     }
     let image_meta: Vec<ImageMeta> = images
         .iter()
