@@ -240,7 +240,7 @@ impl ChannelWriter {
         let piece = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(PIECE)));
         self.tx
             .blocking_send(Ok(piece))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, ENGINE_STOPPED_READING))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, EngineStoppedReading))
     }
 }
 
@@ -281,11 +281,14 @@ fn stream_closed(e: &EngineError) -> bool {
         e,
         EngineError::Bundle(ReadError::Io { source, .. })
             if source.kind() == io::ErrorKind::BrokenPipe
-                && source.to_string() == ENGINE_STOPPED_READING
+                && source.get_ref().is_some_and(|inner| inner.is::<EngineStoppedReading>())
     )
 }
 
-const ENGINE_STOPPED_READING: &str = "the engine stopped reading the load stream";
+/// The writer's error when the request body it feeds was dropped.
+#[derive(Debug, thiserror::Error)]
+#[error("the engine stopped reading the load stream")]
+struct EngineStoppedReading;
 
 /// Write the filtered tar. Runs on a blocking thread.
 fn write_stream(
