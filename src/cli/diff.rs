@@ -45,21 +45,18 @@ pub fn run(args: DiffArgs, out: &Output) -> anyhow::Result<ExitCode> {
 }
 
 fn print_human(diff: &Diff, out: &Output) {
-    for i in &diff.added {
-        out.print(&format!(
-            "{}  {}  {}",
-            out.paint("added  ", "32"),
-            i.reference,
-            i.digest
-        ));
-    }
-    for i in &diff.removed {
-        out.print(&format!(
-            "{}  {}  {}",
-            out.paint("removed", "31"),
-            i.reference,
-            i.digest
-        ));
+    for (label, colour, images) in [
+        ("added  ", "32", &diff.added),
+        ("removed", "31", &diff.removed),
+    ] {
+        for i in images {
+            out.print(&format!(
+                "{}  {}  {}",
+                out.paint(label, colour),
+                i.reference,
+                i.digest
+            ));
+        }
     }
     for c in &diff.changed {
         out.print(&format!(
