@@ -996,7 +996,7 @@ mod tests {
         let mut files = Vec::new();
         let mut dirs = vec![root.clone()];
         while let Some(dir) = dirs.pop() {
-            let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
+            let entries = fs_err::read_dir(&dir).unwrap_or_else(|e| {
                 panic!("fixtures folder `{}`: {e} (set AIRLOCK_FIXTURES)", dir.display())
             });
             for entry in entries {
@@ -1018,7 +1018,7 @@ mod tests {
         };
         let mut failures = Vec::new();
         for expected in &files {
-            let text = std::fs::read_to_string(expected).unwrap();
+            let text = fs_err::read_to_string(expected).unwrap();
             let dockerfile =
                 std::path::PathBuf::from(expected.to_string_lossy().trim_end_matches(".expected-from.txt"));
             let mut opts = Options::default();
@@ -1040,7 +1040,7 @@ mod tests {
                 .collect();
             want.sort();
             want.dedup();
-            let got = uses(&std::fs::read_to_string(&dockerfile).unwrap(), &opts);
+            let got = uses(&fs_err::read_to_string(&dockerfile).unwrap(), &opts);
             if got != want {
                 failures.push(format!("{}: got {got:?}, want {want:?}", dockerfile.display()));
             }

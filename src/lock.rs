@@ -97,7 +97,7 @@ impl Lock {
     }
 
     pub fn read(path: &Path) -> Result<Lock, LockError> {
-        let bytes = std::fs::read(path).map_err(|source| LockError::Read {
+        let bytes = fs_err::read(path).map_err(|source| LockError::Read {
             path: path.to_path_buf(),
             source,
         })?;

@@ -1000,8 +1000,8 @@ mod tests {
     #[test]
     fn dockerfile_from_context() {
         let tmp = tempfile::tempdir().unwrap();
-        std::fs::create_dir(tmp.path().join("app")).unwrap();
-        std::fs::write(tmp.path().join("app/Dockerfile.prod"), "FROM node:22\n").unwrap();
+        fs_err::create_dir(tmp.path().join("app")).unwrap();
+        fs_err::write(tmp.path().join("app/Dockerfile.prod"), "FROM node:22\n").unwrap();
         let mut s = service("app", None);
         s.build = Some(Build {
             context: Some(tmp.path().join("app")),

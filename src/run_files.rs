@@ -132,7 +132,7 @@ fn assess_one(project: &Project, f: &RunFile) -> Assessed {
         a.reason = Some(Reason::Outside);
         return a;
     }
-    let meta = match std::fs::symlink_metadata(&f.path) {
+    let meta = match fs_err::symlink_metadata(&f.path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             a.reason = Some(Reason::Missing);
@@ -175,7 +175,7 @@ fn assess_one(project: &Project, f: &RunFile) -> Assessed {
 /// Collect the regular files under `dir` (sorted, so bundles are reproducible); refuses
 /// directories holding anything else or more than the limits.
 fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, PathBuf)>) -> Result<u64, Reason> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
+    let mut entries: Vec<_> = fs_err::read_dir(dir)
         .map_err(|_| Reason::Unreadable)?
         .map(|e| e.map_err(|_| Reason::Unreadable))
         .collect::<Result<_, _>>()?;
@@ -188,7 +188,7 @@ fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, PathBuf)>) -> Result<u64, 
         };
         let path = e.path();
         let child = format!("{rel}/{name}");
-        let meta = std::fs::symlink_metadata(&path).map_err(|_| Reason::Unreadable)?;
+        let meta = fs_err::symlink_metadata(&path).map_err(|_| Reason::Unreadable)?;
         if meta.is_dir() {
             bytes += walk(&path, &child, out)?;
         } else if meta.is_file() {
@@ -236,13 +236,13 @@ mod tests {
     fn files_and_directories_inside_are_carried_the_rest_named() {
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path();
-        std::fs::write(d.join("web.env"), "A=1\n").unwrap();
-        std::fs::create_dir_all(d.join("conf.d/sub")).unwrap();
-        std::fs::write(d.join("conf.d/b.conf"), "b").unwrap();
-        std::fs::write(d.join("conf.d/sub/a.conf"), "aa").unwrap();
-        std::fs::create_dir_all(d.join("links")).unwrap();
+        fs_err::write(d.join("web.env"), "A=1\n").unwrap();
+        fs_err::create_dir_all(d.join("conf.d/sub")).unwrap();
+        fs_err::write(d.join("conf.d/b.conf"), "b").unwrap();
+        fs_err::write(d.join("conf.d/sub/a.conf"), "aa").unwrap();
+        fs_err::create_dir_all(d.join("links")).unwrap();
         std::os::unix::fs::symlink("/etc/hostname", d.join("links/host")).unwrap();
-        let big = std::fs::File::create(d.join("big.bin")).unwrap();
+        let big = fs_err::File::create(d.join("big.bin")).unwrap();
         big.set_len(MAX_FILE_BYTES + 1).unwrap();
         let p = project(
             d,
@@ -292,7 +292,7 @@ mod tests {
         let mut files = Vec::new();
         for i in 0..5 {
             let name = format!("f{i}.bin");
-            let f = std::fs::File::create(d.join(&name)).unwrap();
+            let f = fs_err::File::create(d.join(&name)).unwrap();
             f.set_len(MAX_FILE_BYTES).unwrap();
             files.push(name);
         }

@@ -110,7 +110,7 @@ fn read_limited(path: &Path) -> Result<String, SignError> {
         path: path.to_path_buf(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(read_err)?;
+    let file = fs_err::File::open(path).map_err(read_err)?;
     let mut text = String::new();
     file.take(SMALL_LIMIT)
         .read_to_string(&mut text)
@@ -176,7 +176,7 @@ pub fn generate(prefix: &Path, unencrypted: bool, force: bool) -> Result<Generat
 
 /// Write to a temporary name in the same directory with `mode`, then rename.
 fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), SignError> {
-    use std::os::unix::fs::OpenOptionsExt;
+    use fs_err::os::unix::fs::OpenOptionsExt;
     let write_err = |source| SignError::Write {
         path: path.to_path_buf(),
         source,
@@ -187,7 +187,7 @@ fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), SignError> {
         .unwrap_or_else(|| "key".into());
     let tmp = path.with_file_name(format!(".{name}.airlock-partial-{}", std::process::id()));
     let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
+        let mut f = fs_err::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
@@ -195,10 +195,10 @@ fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), SignError> {
             .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, path)
+        fs_err::rename(&tmp, path)
     })();
     if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = fs_err::remove_file(&tmp);
     }
     result.map_err(write_err)
 }

@@ -58,9 +58,9 @@ impl Classify for StoreError {
 const MAX_REOPEN: u32 = 8;
 
 /// Whether `path` still names the open `file` (same device and inode).
-fn names_file(path: &Path, file: &std::fs::File) -> bool {
+fn names_file(path: &Path, file: &fs_err::File) -> bool {
     use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(path), file.metadata()) {
+    match (fs_err::metadata(path), file.metadata()) {
         (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
         _ => false,
     }
@@ -152,7 +152,7 @@ impl Store {
 
     /// Size of the blob when present.
     pub fn size(&self, digest: &Digest) -> Option<u64> {
-        std::fs::metadata(self.blob_path(digest))
+        fs_err::metadata(self.blob_path(digest))
             .ok()
             .filter(|m| m.is_file())
             .map(|m| m.len())
@@ -170,7 +170,7 @@ impl Store {
 
     /// Refresh the blob's last-used time (its mtime); failures only affect `prune`.
     pub fn touch(&self, digest: &Digest) {
-        if let Ok(f) = std::fs::File::options()
+        if let Ok(f) = fs_err::File::options()
             .append(true)
             .open(self.blob_path(digest))
         {
@@ -230,7 +230,7 @@ impl Store {
         };
         let mut reopened = 0;
         let file = loop {
-            let file = std::fs::File::options()
+            let file = fs_err::File::options()
                 .create(true)
                 .read(true)
                 .append(true)
@@ -294,8 +294,8 @@ impl Store {
             })?;
         Ok(Writer {
             root: self.root.clone(),
+            file: fs_err::File::from_parts(file, path.clone()),
             path,
-            file,
             hasher: Hasher::new(),
             expected: None,
         })
@@ -303,7 +303,7 @@ impl Store {
 
     /// Layer facts recorded for a blob, if any.
     pub fn layer_facts(&self, digest: &Digest) -> Option<LayerFacts> {
-        let bytes = std::fs::read(self.meta_path(digest)).ok()?;
+        let bytes = fs_err::read(self.meta_path(digest)).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
 
@@ -392,7 +392,7 @@ impl Store {
     /// Remove one blob and its sidecar.
     pub fn remove(&self, digest: &Digest) -> Result<(), StoreError> {
         for p in [self.blob_path(digest), self.meta_path(digest)] {
-            match std::fs::remove_file(&p) {
+            match fs_err::remove_file(&p) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(StoreError::Io { path: p, source: e }),
@@ -405,10 +405,10 @@ impl Store {
     pub fn prune_partials(&self) -> Result<(u64, u64), StoreError> {
         let mut n = (0, 0);
         for (path, size) in self.partials()? {
-            let Ok(f) = std::fs::File::options().append(true).open(&path) else {
+            let Ok(f) = fs_err::File::options().append(true).open(&path) else {
                 continue;
             };
-            if f.try_lock().is_ok() && std::fs::remove_file(&path).is_ok() {
+            if f.try_lock().is_ok() && fs_err::remove_file(&path).is_ok() {
                 n.0 += 1;
                 n.1 += size;
             }
@@ -472,7 +472,7 @@ impl Write for HashSink {
 pub struct Writer {
     root: PathBuf,
     path: PathBuf,
-    file: std::fs::File,
+    file: fs_err::File,
     hasher: Hasher,
     expected: Option<(Digest, u64)>,
 }
@@ -499,7 +499,7 @@ impl Writer {
         let digest = match &self.expected {
             Some((digest, size)) => {
                 if *digest != actual || *size != len {
-                    let _ = std::fs::remove_file(&self.path);
+                    let _ = fs_err::remove_file(&self.path);
                     return Err(StoreError::DigestMismatch {
                         digest: digest.clone(),
                         expected_size: *size,
@@ -522,12 +522,12 @@ impl Writer {
         }
         let dir = self.root.join("blobs/sha256");
         let target = dir.join(digest.hex());
-        if std::fs::metadata(&target).is_ok_and(|m| m.len() == len) {
+        if fs_err::metadata(&target).is_ok_and(|m| m.len() == len) {
             // AlreadyExists: another pack committed the same content first.
-            let _ = std::fs::remove_file(&self.path);
+            let _ = fs_err::remove_file(&self.path);
         } else {
-            std::fs::rename(&self.path, &target).map_err(io_err(&target))?;
-            if let Ok(d) = std::fs::File::open(&dir) {
+            fs_err::rename(&self.path, &target).map_err(io_err(&target))?;
+            if let Ok(d) = fs_err::File::open(&dir) {
                 let _ = d.sync_all();
             }
         }
@@ -536,7 +536,7 @@ impl Writer {
 
     /// Remove the partial file (for content that must not be resumed).
     pub fn discard(self) {
-        let _ = std::fs::remove_file(&self.path);
+        let _ = fs_err::remove_file(&self.path);
     }
 }
 
@@ -548,7 +548,7 @@ impl Drop for Writer {
             && self.file.metadata().is_ok_and(|m| m.len() == 0)
             && names_file(&self.path, &self.file)
         {
-            let _ = std::fs::remove_file(&self.path);
+            let _ = fs_err::remove_file(&self.path);
         }
     }
 }
@@ -639,8 +639,8 @@ mod tests {
         w.write_all(b"right").unwrap();
         // Someone removed the partial file and another one took its name.
         let p = s.ingest_path(&d);
-        std::fs::remove_file(&p).unwrap();
-        std::fs::write(&p, b"wrong").unwrap();
+        fs_err::remove_file(&p).unwrap();
+        fs_err::write(&p, b"wrong").unwrap();
         assert!(w.commit().is_err());
         assert!(s.size(&d).is_none(), "a wrong blob under the name");
     }

@@ -174,7 +174,7 @@ pub fn load_base(path: &Path, store: Option<&crate::store::Store>) -> Result<Bas
     };
     if !super::parts::is_split(path) {
         let mut head = [0u8; 1];
-        let mut f = std::fs::File::open(path).map_err(read_err)?;
+        let mut f = fs_err::File::open(path).map_err(read_err)?;
         let n = std::io::Read::read(&mut f, &mut head).map_err(read_err)?;
         if n == 1 && (head[0] == b'{' || head[0].is_ascii_whitespace()) {
             let len = f.metadata().map_err(read_err)?.len();
@@ -184,7 +184,7 @@ pub fn load_base(path: &Path, store: Option<&crate::store::Store>) -> Result<Bas
                     reason: "a JSON file larger than 20 MiB".into(),
                 });
             }
-            let bytes = std::fs::read(path).map_err(read_err)?;
+            let bytes = fs_err::read(path).map_err(read_err)?;
             return from_json(path, &bytes, store);
         }
     }
@@ -597,7 +597,7 @@ mod tests {
     fn lock_base_without_cached_manifest_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let lock = dir.path().join("airlock.lock");
-        std::fs::write(
+        fs_err::write(
             &lock,
             format!(
                 r#"{{"version":1,"created":"x","platform":"linux/amd64","images":{{"app:1":{{"normalized":"docker.io/library/app:1","top":{{"mediaType":"m","digest":"{}","size":1}},"manifest":"{}","platform":"linux/amd64"}}}}}}"#,
@@ -616,7 +616,7 @@ mod tests {
     fn not_a_base() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.json");
-        std::fs::write(&p, "{\"a\":1}").unwrap();
+        fs_err::write(&p, "{\"a\":1}").unwrap();
         assert!(matches!(
             load_base(&p, None),
             Err(DeltaError::Unrecognised { .. })

@@ -9,7 +9,7 @@
 use crate::digest::{Digest, Hasher};
 use crate::error::{Class, Classify};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
+use fs_err::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -232,7 +232,7 @@ pub struct SplitWriter {
     dir: PathBuf,
     bundle_name: String,
     part_size: u64,
-    current: Option<(std::fs::File, PartHasher, u64)>,
+    current: Option<(fs_err::File, PartHasher, u64)>,
     /// Finished parts: temporary path, entry.
     done: Vec<(PathBuf, PartEntry)>,
     finished: bool,
@@ -290,7 +290,7 @@ impl SplitWriter {
                 size: self.part_size,
             }));
         }
-        let file = std::fs::File::create(self.tmp_path(index))?;
+        let file = fs_err::File::create(self.tmp_path(index))?;
         self.current = Some((file, PartHasher::start()?, 0));
         Ok(())
     }
@@ -315,18 +315,18 @@ impl SplitWriter {
             parts: self.done.iter().map(|(_, e)| e.clone()).collect(),
         };
         for (tmp, _) in &self.done {
-            std::fs::File::open(tmp)
+            fs_err::File::open(tmp)
                 .and_then(|f| f.sync_all())
                 .map_err(write_err(tmp))?;
         }
         for (tmp, entry) in &self.done {
             let dest = self.dir.join(&entry.name);
-            std::fs::rename(tmp, &dest).map_err(write_err(&dest))?;
+            fs_err::rename(tmp, &dest).map_err(write_err(&dest))?;
         }
         // Stale parts of an earlier, longer bundle of the same name.
         for index in self.done.len()..MAX_PARTS {
             let stale = self.dir.join(part_name(&self.bundle_name, index));
-            if std::fs::remove_file(&stale).is_err() {
+            if fs_err::remove_file(&stale).is_err() {
                 break;
             }
         }
@@ -341,9 +341,9 @@ impl SplitWriter {
         ));
         let mut bytes = serde_json::to_vec_pretty(&list).expect("json");
         bytes.push(b'\n');
-        std::fs::write(&tmp, &bytes).map_err(write_err(&list_file))?;
-        std::fs::rename(&tmp, &list_file).map_err(write_err(&list_file))?;
-        if let Ok(d) = std::fs::File::open(&self.dir) {
+        fs_err::write(&tmp, &bytes).map_err(write_err(&list_file))?;
+        fs_err::rename(&tmp, &list_file).map_err(write_err(&list_file))?;
+        if let Ok(d) = fs_err::File::open(&self.dir) {
             let _ = d.sync_all();
         }
         self.finished = true;
@@ -387,7 +387,7 @@ impl Drop for SplitWriter {
         let n = self.done.len() + usize::from(self.current.is_some());
         self.current = None;
         for index in 0..n {
-            let _ = std::fs::remove_file(self.tmp_path(index));
+            let _ = fs_err::remove_file(self.tmp_path(index));
         }
     }
 }
@@ -449,7 +449,7 @@ impl Parts {
         let mut offset = 0;
         for index in 0..MAX_PARTS {
             let p = dir.join(part_name(&joined, index));
-            let Ok(md) = std::fs::metadata(&p) else {
+            let Ok(md) = fs_err::metadata(&p) else {
                 break;
             };
             parts.push(Part {
@@ -473,7 +473,7 @@ impl Parts {
     }
 
     fn from_list(list_file: &Path, dir: &Path) -> Result<Parts, PartsError> {
-        let bytes = std::fs::read(list_file).map_err(|source| PartsError::Read {
+        let bytes = fs_err::read(list_file).map_err(|source| PartsError::Read {
             path: list_file.to_path_buf(),
             source,
         })?;
@@ -495,7 +495,7 @@ impl Parts {
                 });
             }
             let p = dir.join(&e.name);
-            let md = std::fs::metadata(&p).map_err(|_| PartsError::Missing { part: p.clone() })?;
+            let md = fs_err::metadata(&p).map_err(|_| PartsError::Missing { part: p.clone() })?;
             if md.len() != e.size {
                 return Err(PartsError::Size {
                     part: p,
@@ -536,7 +536,7 @@ impl Parts {
                         let Some(expected) = &part.sha256 else {
                             continue;
                         };
-                        let r = std::fs::File::open(&part.path).and_then(|f| {
+                        let r = fs_err::File::open(&part.path).and_then(|f| {
                             crate::digest::hash_reader(io::BufReader::with_capacity(1 << 20, f))
                         });
                         let outcome = match r {
@@ -595,7 +595,7 @@ impl Parts {
     /// Read at `offset` of the joined stream (within one part: may return fewer bytes).
     fn read_at_with(
         &self,
-        files: &[std::fs::File],
+        files: &[fs_err::File],
         buf: &mut [u8],
         offset: u64,
     ) -> io::Result<usize> {
@@ -629,7 +629,7 @@ pub struct PartsReader {
     parts: Arc<Parts>,
     pos: u64,
     /// Index of the open part and its file, positioned at `pos`.
-    open: Option<(usize, std::fs::File)>,
+    open: Option<(usize, fs_err::File)>,
 }
 
 impl Read for PartsReader {
@@ -646,7 +646,7 @@ impl Read for PartsReader {
         };
         let within = self.pos - part.offset;
         if self.open.as_ref().is_none_or(|(j, _)| *j != i) {
-            let mut f = std::fs::File::open(&part.path).map_err(|e| {
+            let mut f = fs_err::File::open(&part.path).map_err(|e| {
                 io::Error::new(
                     e.kind(),
                     PartsError::Read {
@@ -702,7 +702,7 @@ impl Seek for PartsReader {
 
 /// A sequential source over a bundle file or a split bundle (`bundle::read`).
 pub enum Stream {
-    File(std::fs::File),
+    File(fs_err::File),
     Parts(PartsReader),
 }
 
@@ -710,7 +710,7 @@ impl Stream {
     pub fn open(path: &Path, parts: Option<&Arc<Parts>>) -> io::Result<Stream> {
         Ok(match parts {
             Some(p) => Stream::Parts(p.reader()),
-            None => Stream::File(std::fs::File::open(path)?),
+            None => Stream::File(fs_err::File::open(path)?),
         })
     }
 }
@@ -736,10 +736,10 @@ impl Seek for Stream {
 /// A bundle file or a split bundle, for positional reads (`verify`'s hashing pool, `serve`).
 #[derive(Debug)]
 pub enum RandomAccess {
-    File(std::fs::File),
+    File(fs_err::File),
     Parts {
         parts: Arc<Parts>,
-        files: Vec<std::fs::File>,
+        files: Vec<fs_err::File>,
     },
 }
 
@@ -750,7 +750,7 @@ impl RandomAccess {
             let parts = Parts::open(path).map_err(io::Error::other)?;
             return RandomAccess::of_parts(Arc::new(parts));
         }
-        Ok(RandomAccess::File(std::fs::File::open(path)?))
+        Ok(RandomAccess::File(fs_err::File::open(path)?))
     }
 
     pub fn of_parts(parts: Arc<Parts>) -> io::Result<RandomAccess> {
@@ -758,7 +758,7 @@ impl RandomAccess {
             .parts
             .iter()
             .map(|p| {
-                std::fs::File::open(&p.path).map_err(|e| {
+                fs_err::File::open(&p.path).map_err(|e| {
                     io::Error::new(
                         e.kind(),
                         PartsError::Missing {
@@ -860,7 +860,7 @@ mod tests {
         // cat of the parts in name order is the stream.
         let mut cat = Vec::new();
         for i in 0..3 {
-            cat.extend(std::fs::read(dir.path().join(part_name("x.tar", i))).unwrap());
+            cat.extend(fs_err::read(dir.path().join(part_name("x.tar", i))).unwrap());
         }
         assert_eq!(cat, data);
         // Sequential read, with seeks across boundaries.
@@ -879,7 +879,7 @@ mod tests {
         assert_eq!(&b[..], &data[1000..]);
         assert!(parts.check_hashes().unwrap().is_empty());
         // No temporary files left.
-        let names: Vec<String> = std::fs::read_dir(dir.path())
+        let names: Vec<String> = fs_err::read_dir(dir.path())
             .unwrap()
             .flatten()
             .map(|e| e.file_name().to_string_lossy().to_string())
@@ -894,21 +894,21 @@ mod tests {
         let list = write_split(dir.path(), &data, 4096);
         let p1 = dir.path().join("x.tar.001");
         // One byte changed.
-        let mut bytes = std::fs::read(&p1).unwrap();
+        let mut bytes = fs_err::read(&p1).unwrap();
         bytes[5] ^= 1;
-        std::fs::write(&p1, &bytes).unwrap();
+        fs_err::write(&p1, &bytes).unwrap();
         let errs = Parts::open(&list).unwrap().check_hashes().unwrap();
         assert_eq!(errs.len(), 1);
         assert!(errs[0].to_string().contains("x.tar.001"), "{}", errs[0]);
         // Short.
-        std::fs::write(&p1, &bytes[..100]).unwrap();
+        fs_err::write(&p1, &bytes[..100]).unwrap();
         let e = Parts::open(&list).unwrap_err();
         assert!(
             matches!(e, PartsError::Size { .. }) && e.to_string().contains("x.tar.001"),
             "{e}"
         );
         // Missing.
-        std::fs::remove_file(&p1).unwrap();
+        fs_err::remove_file(&p1).unwrap();
         let e = Parts::open(&list).unwrap_err();
         assert!(
             matches!(e, PartsError::Missing { .. }) && e.to_string().contains("x.tar.001"),
@@ -924,7 +924,7 @@ mod tests {
             let mut w = SplitWriter::create(&out, 1000).unwrap();
             w.write_all(&[1u8; 2500]).unwrap();
         }
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        assert_eq!(fs_err::read_dir(dir.path()).unwrap().count(), 0);
         write_split_named(&out, 5000, 1000);
         assert!(dir.path().join("y.tar.004").exists());
         write_split_named(&out, 1500, 1000);

@@ -256,7 +256,7 @@ impl Bundle {
         } else {
             let file = fs_err::File::open(path).map_err(open_err)?;
             let len = file.metadata().map_err(open_err)?.len();
-            (Stream::File(file.into_parts().0), len, None)
+            (Stream::File(file), len, None)
         };
         let mut head = [0u8; 4];
         let mut got = 0;

@@ -544,9 +544,9 @@ pub fn compose_completeness(meta: &Meta) -> Result<Vec<Problem>, String> {
         }
         let path = stage.join(rel);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+            fs_err::create_dir_all(parent).map_err(|e| e.to_string())?;
         }
-        std::fs::write(&path, bytes).map_err(|e| e.to_string())?;
+        fs_err::write(&path, bytes).map_err(|e| e.to_string())?;
     }
     let files = super::read::entry_files(&meta.meta.compose.files, &meta.compose_files);
     let opts = crate::compose::LoadOptions {
@@ -1202,7 +1202,7 @@ mod tests {
         files.insert(0, (SUMS_PATH.into(), sums.concat().into_bytes()));
         files.insert(0, (META_PATH.into(), meta_bytes));
         let path = dir.join("tiny.tar");
-        let mut b = tar::Builder::new(std::fs::File::create(&path).unwrap());
+        let mut b = tar::Builder::new(fs_err::File::create(&path).unwrap());
         for (name, bytes) in &files {
             let mut h = tar::Header::new_ustar();
             h.set_size(bytes.len() as u64);
@@ -1239,13 +1239,13 @@ mod tests {
         let path = tiny_bundle(dir.path());
         let members = Bundle::open(&path).unwrap().members().unwrap();
         let layer = members.last().unwrap().clone();
-        let mut bytes = std::fs::read(&path).unwrap();
+        let mut bytes = fs_err::read(&path).unwrap();
         bytes[(layer.offset + layer.size / 2) as usize] ^= 0x10;
-        std::fs::write(&path, &bytes).unwrap();
+        fs_err::write(&path, &bytes).unwrap();
         for compressed in [false, true] {
             let p = if compressed {
                 let z = dir.path().join("tiny.tar.zst");
-                std::fs::write(&z, zstd::encode_all(&bytes[..], 3).unwrap()).unwrap();
+                fs_err::write(&z, zstd::encode_all(&bytes[..], 3).unwrap()).unwrap();
                 z
             } else {
                 path.clone()
@@ -1350,8 +1350,8 @@ mod tests {
     fn truncated_bundle_is_a_problem() {
         let dir = tempfile::tempdir().unwrap();
         let path = tiny_bundle(dir.path());
-        let bytes = std::fs::read(&path).unwrap();
-        std::fs::write(&path, &bytes[..bytes.len() - 2048]).unwrap();
+        let bytes = fs_err::read(&path).unwrap();
+        fs_err::write(&path, &bytes[..bytes.len() - 2048]).unwrap();
         let report = run(&path);
         assert!(
             report

@@ -117,7 +117,7 @@ struct TempGuard {
 impl Drop for TempGuard {
     fn drop(&mut self) {
         if !self.keep {
-            let _ = std::fs::remove_file(&self.path);
+            let _ = fs_err::remove_file(&self.path);
         }
     }
 }
@@ -350,7 +350,7 @@ pub fn write_with(
     small.push((META_PATH.to_string(), meta_bytes));
     let mut compose = Vec::new();
     for f in &input.compose_files {
-        let md = std::fs::metadata(&f.source).map_err(|source| WriteError::ReadFile {
+        let md = fs_err::metadata(&f.source).map_err(|source| WriteError::ReadFile {
             path: f.source.clone(),
             source,
         })?;
@@ -360,7 +360,7 @@ pub fn write_with(
                 source: io::Error::other("larger than 16 MiB: not a compose or env file"),
             });
         }
-        let bytes = std::fs::read(&f.source).map_err(|source| WriteError::ReadFile {
+        let bytes = fs_err::read(&f.source).map_err(|source| WriteError::ReadFile {
             path: f.source.clone(),
             source,
         })?;
@@ -449,7 +449,7 @@ pub fn write_with(
             None,
         ),
         None => {
-            let file = std::fs::File::create(&tmp).map_err(io_err)?;
+            let file = fs_err::File::create(&tmp).map_err(io_err)?;
             let guard = TempGuard {
                 path: tmp.clone(),
                 keep: false,
@@ -523,11 +523,11 @@ pub fn write_with(
             if cancel.load(Ordering::Relaxed) {
                 return Err(cancelled());
             }
-            std::fs::rename(&tmp, output).map_err(io_err)?;
+            fs_err::rename(&tmp, output).map_err(io_err)?;
             if let Some(g) = guard.as_mut() {
                 g.keep = true;
             }
-            let bytes = std::fs::metadata(output).map(|m| m.len()).unwrap_or(0);
+            let bytes = fs_err::metadata(output).map(|m| m.len()).unwrap_or(0);
             debug_assert_eq!(bytes, needed, "the space check must know the exact size");
             (output.to_path_buf(), bytes)
         }
@@ -550,7 +550,7 @@ pub fn write_with(
 /// creating it, so a young unlocked file may be one about to be locked and is kept.
 fn remove_stale_partials(dir: &Path, file_name: &str) {
     let prefix = format!(".{file_name}.airlock-partial-");
-    let Ok(entries) = std::fs::read_dir(dir) else {
+    let Ok(entries) = fs_err::read_dir(dir) else {
         return;
     };
     for e in entries.flatten() {
@@ -558,7 +558,7 @@ fn remove_stale_partials(dir: &Path, file_name: &str) {
         let Some(pid) = name.strip_prefix(&prefix) else {
             continue;
         };
-        let Ok(file) = std::fs::File::open(e.path()) else {
+        let Ok(file) = fs_err::File::open(e.path()) else {
             continue;
         };
         if file.try_lock().is_err() {
@@ -574,14 +574,14 @@ fn remove_stale_partials(dir: &Path, file_name: &str) {
             .and_then(|t| t.elapsed().ok())
             .is_some_and(|age| age > std::time::Duration::from_secs(60));
         if !alive || old {
-            let _ = std::fs::remove_file(e.path());
+            let _ = fs_err::remove_file(e.path());
         }
     }
 }
 
 /// Where the tar goes: one file (temporary name, renamed by `write_with`) or parts.
 enum Sink {
-    File(std::fs::File),
+    File(fs_err::File),
     Split(Box<super::parts::SplitWriter>),
 }
 
@@ -873,7 +873,7 @@ mod tests {
         .unwrap();
         assert_eq!(w.blobs, 3);
         assert_eq!(w.meta.uncompressed_size, 15);
-        let mut ar = tar::Archive::new(std::fs::File::open(&a).unwrap());
+        let mut ar = tar::Archive::new(fs_err::File::open(&a).unwrap());
         let names: Vec<String> = ar
             .entries()
             .unwrap()
@@ -905,7 +905,7 @@ mod tests {
             &no,
         )
         .unwrap();
-        assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        assert_eq!(fs_err::read(&a).unwrap(), fs_err::read(&b).unwrap());
 
         // Cancelled: nothing at the output path, no temporary left.
         let yes = AtomicBool::new(true);
@@ -923,7 +923,7 @@ mod tests {
         .unwrap_err();
         assert!(matches!(err, WriteError::Cancelled { .. }), "{err}");
         assert!(!c.exists());
-        let left: Vec<_> = std::fs::read_dir(dir.path())
+        let left: Vec<_> = fs_err::read_dir(dir.path())
             .unwrap()
             .flatten()
             .filter(|e| e.file_name().to_string_lossy().contains("partial"))
@@ -938,9 +938,9 @@ mod tests {
         let (img, meta) = sample(&store);
         let layer = img.layers[0].blob.digest.clone();
         let path = store.blob_path(&layer);
-        let mut bytes = std::fs::read(&path).unwrap();
+        let mut bytes = fs_err::read(&path).unwrap();
         bytes[12] ^= 0xff;
-        std::fs::write(&path, bytes).unwrap();
+        fs_err::write(&path, bytes).unwrap();
         let out = dir.path().join("d.tar");
         let images = [img];
         let err = write(

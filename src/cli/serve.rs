@@ -110,7 +110,7 @@ pub fn run(args: ServeArgs, out: &Output) -> anyhow::Result<ExitCode> {
 /// The name engines should use: the listen address, or the host name for `0.0.0.0`/`::`.
 fn advertised(local: SocketAddr) -> String {
     if local.ip().is_unspecified() {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        let host = fs_err::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
             .ok()
             .filter(|h| !h.is_empty())

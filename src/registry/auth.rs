@@ -102,7 +102,7 @@ pub fn lookup(registry: &str) -> Result<Option<Credential>, RegistryError> {
         return Ok(None);
     };
     let path = dir.join("config.json");
-    let bytes = match std::fs::read(&path) {
+    let bytes = match fs_err::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {

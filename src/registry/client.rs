@@ -140,7 +140,7 @@ impl Client {
             "/etc/ssl/certs/ca-certificates.crt",
             "/etc/pki/tls/certs/ca-bundle.crt",
         ] {
-            if let Ok(bytes) = std::fs::read(bundle) {
+            if let Ok(bytes) = fs_err::read(bundle) {
                 if let Ok(certs) = reqwest::Certificate::from_pem_bundle(&bytes) {
                     extra_roots.extend(certs);
                 }
@@ -188,7 +188,7 @@ impl Client {
             b = b.add_root_certificate(c.clone());
         }
         let dir = self.opts.certs_dir.join(host);
-        if let Ok(entries) = std::fs::read_dir(&dir) {
+        if let Ok(entries) = fs_err::read_dir(&dir) {
             for e in entries.flatten() {
                 let p = e.path();
                 if p.extension().is_some_and(|x| x == "crt") {
@@ -909,7 +909,7 @@ fn is_tls_error(e: &reqwest::Error) -> bool {
 }
 
 fn read_certs(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, RegistryError> {
-    let bytes = std::fs::read(path).map_err(|e| RegistryError::CaCert {
+    let bytes = fs_err::read(path).map_err(|e| RegistryError::CaCert {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;

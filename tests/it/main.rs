@@ -1,4 +1,5 @@
 //! Integration tests, built into one binary. Each module is one area:
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)] // tests may use std::fs; src/ uses fs-err (clippy.toml)
 mod harness; // shared: engine check, loopback registry, test images
 mod compose; // compose::load on synthetic and real compose files
 mod plan; // airlock plan: fixture walk, bad input, Frappe example, JSON snapshot
