@@ -10,7 +10,7 @@ use crate::error::{Class, Classify};
 use crate::image::{Descriptor, ResolvedImage};
 use crate::platform::Platform;
 use crate::reference::Reference;
-use crate::registry::Pin;
+use crate::image::Pin;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

@@ -8,7 +8,7 @@ use super::meta::{BundleMeta, COMPOSE_DIR, FORMAT, META_PATH, SIGNATURE_PATH, SU
 use super::parts::{Parts, Stream};
 use crate::digest::Digest;
 use crate::error::{Class, Classify};
-use crate::image::Descriptor;
+use crate::image::{ArchiveEntry, Index};
 use std::collections::{BTreeMap, HashSet};
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -548,38 +548,6 @@ fn member_name<R: Read>(path: &Path, entry: &tar::Entry<'_, R>) -> Result<String
     Ok(trimmed.to_string())
 }
 
-/// `docker save`'s manifest.json entry.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ManifestEntry {
-    #[serde(rename = "Config")]
-    pub config: String,
-    #[serde(rename = "RepoTags", default, deserialize_with = "null_as_empty")]
-    pub repo_tags: Vec<String>,
-    #[serde(rename = "Layers")]
-    pub layers: Vec<String>,
-    /// Kept as is (foreign layers); airlock never writes it.
-    #[serde(
-        rename = "LayerSources",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub layer_sources: Option<serde_json::Value>,
-}
-
-fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    Ok(<Option<Vec<String>> as serde::Deserialize>::deserialize(d)?.unwrap_or_default())
-}
-
-/// `index.json`, the OCI index.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct OciIndex {
-    #[serde(rename = "schemaVersion")]
-    pub schema_version: u32,
-    #[serde(rename = "mediaType", default, skip_serializing_if = "Option::is_none")]
-    pub media_type: Option<String>,
-    pub manifests: Vec<Descriptor>,
-}
-
 /// The metadata of a bundle, as `open_meta` reads it.
 #[derive(Debug, Clone)]
 pub struct Meta {
@@ -591,8 +559,8 @@ pub struct Meta {
     pub sums: BTreeMap<String, Digest>,
     /// Compose and env files: path relative to the project directory -> content.
     pub compose_files: BTreeMap<String, Vec<u8>>,
-    pub manifest: Vec<ManifestEntry>,
-    pub index: Option<OciIndex>,
+    pub manifest: Vec<ArchiveEntry>,
+    pub index: Option<Index>,
     pub oci_layout: bool,
     pub signed: bool,
     /// Every metadata member read, with its size.
@@ -632,8 +600,8 @@ pub struct MetaCollector {
     meta: Option<(BundleMeta, Vec<u8>)>,
     sums: BTreeMap<String, Digest>,
     compose_files: BTreeMap<String, Vec<u8>>,
-    manifest: Option<Vec<ManifestEntry>>,
-    index: Option<OciIndex>,
+    manifest: Option<Vec<ArchiveEntry>>,
+    index: Option<Index>,
     oci_layout: bool,
     signed: bool,
     members: Vec<(String, u64)>,
@@ -707,9 +675,9 @@ impl MetaCollector {
             SUMS_PATH => self.sums = parse_sums(bundle, &bytes)?,
             SIGNATURE_PATH => self.signed = true,
             MANIFEST_PATH => {
-                self.manifest = Some(serde_json::from_slice(&bytes).map_err(json_err)?)
+                self.manifest = Some(ArchiveEntry::parse_list(&bytes).map_err(json_err)?)
             }
-            INDEX_PATH => self.index = Some(serde_json::from_slice(&bytes).map_err(json_err)?),
+            INDEX_PATH => self.index = Some(Index::parse_layout(&bytes).map_err(json_err)?),
             OCI_LAYOUT_PATH => self.oci_layout = true,
             _ => {
                 if let Some(rel) = name.strip_prefix(COMPOSE_DIR) {
@@ -745,13 +713,13 @@ impl MetaCollector {
     pub fn has_manifest(&self) -> bool {
         self.manifest.is_some()
     }
-    pub fn manifest(&self) -> &[ManifestEntry] {
+    pub fn manifest(&self) -> &[ArchiveEntry] {
         self.manifest.as_deref().unwrap_or_default()
     }
     pub fn meta(&self) -> Option<&BundleMeta> {
         self.meta.as_ref().map(|(m, _)| m)
     }
-    pub fn index(&self) -> Option<&OciIndex> {
+    pub fn index(&self) -> Option<&Index> {
         self.index.as_ref()
     }
 }

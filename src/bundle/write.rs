@@ -13,7 +13,7 @@
 use super::meta::{BundleMeta, COMPOSE_DIR, META_PATH, SIGNATURE_PATH, SUMS_PATH};
 use crate::digest::{Digest, HashingReader};
 use crate::error::{Class, Classify};
-use crate::image::{Descriptor, ResolvedImage, media};
+use crate::image::{ArchiveEntry, Descriptor, Index, ResolvedImage, media};
 use crate::store::{Store, StoreError};
 use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Read, Write};
@@ -232,53 +232,50 @@ pub fn docker_manifest(images: &[ResolvedImage]) -> Vec<u8> {
             e.0.push(tag);
         }
     }
-    let list: Vec<serde_json::Value> = order
+    let list: Vec<ArchiveEntry> = order
         .into_iter()
         .map(|cfg| {
             let (tags, layers) = &entries[cfg];
-            serde_json::json!({"Config": blob_path(cfg), "RepoTags": tags, "Layers": layers})
+            ArchiveEntry {
+                config: blob_path(cfg),
+                repo_tags: tags.clone(),
+                layers: layers.clone(),
+                layer_sources: None,
+            }
         })
         .collect();
-    serde_json::to_vec(&list).expect("json of strings")
+    ArchiveEntry::list_bytes(&list)
 }
 
 /// `index.json`: one descriptor per reference, original top-level media type and digest.
 pub fn oci_index(images: &[ResolvedImage]) -> Vec<u8> {
-    let manifests: Vec<serde_json::Value> = images
+    let manifests: Vec<Descriptor> = images
         .iter()
         .map(|img| {
             let r = &img.reference;
-            let mut ann = serde_json::Map::new();
+            let mut ann = BTreeMap::new();
             match (r.tag(), r.digest()) {
                 (None, Some(d)) => {
                     ann.insert(
                         "io.containerd.image.name".into(),
-                        format!("{}@{d}", r.name()).into(),
+                        format!("{}@{d}", r.name()),
                     );
                 }
                 _ => {
                     let tag = r.tag_or_default().unwrap_or("latest");
                     ann.insert(
                         "io.containerd.image.name".into(),
-                        format!("{}:{tag}", r.name()).into(),
+                        format!("{}:{tag}", r.name()),
                     );
                     ann.insert("org.opencontainers.image.ref.name".into(), tag.into());
                 }
             }
-            serde_json::json!({
-                "mediaType": img.top.media_type,
-                "digest": img.top.digest,
-                "size": img.top.size,
-                "annotations": ann,
-            })
+            let mut d = plain(&img.top);
+            d.annotations = ann;
+            d
         })
         .collect();
-    serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": media::OCI_INDEX,
-        "manifests": manifests,
-    }))
-    .expect("json")
+    Index::oci_bytes(manifests)
 }
 
 pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;

@@ -8,10 +8,11 @@
 //! compose files use are tagged; digest-pinned references get a local tag (`pinned_tag`).
 //! Reads with `bundle::read`; used by `cli::load` and `cli::up`.
 
-use super::{Engine, EngineError, EngineState, chain_ids};
+use super::{Engine, EngineError, EngineState};
+use crate::image::{ArchiveEntry, chain_ids};
 use crate::bundle::meta::ImageMeta;
 use crate::bundle::read::{
-    BLOBS_DIR, Bundle, Flow, MANIFEST_PATH, ManifestEntry, MemberInfo, Meta, ReadError,
+    BLOBS_DIR, Bundle, Flow, MANIFEST_PATH, MemberInfo, Meta, ReadError,
 };
 use crate::digest::{Digest, HashingReader};
 use crate::progress::Reporter;
@@ -92,7 +93,7 @@ pub fn local_tag(reference: &Reference) -> Option<(String, String)> {
 #[derive(Debug, Clone, Default)]
 pub struct LoadPlan {
     /// manifest.json entries of the images to load.
-    pub entries: Vec<ManifestEntry>,
+    pub entries: Vec<ArchiveEntry>,
     /// Members to copy into the stream (other than manifest.json).
     pub send: HashSet<String>,
     /// Send the whole tar as is (containerd store).

@@ -212,19 +212,6 @@ pub struct EngineState {
     pub root_dir: Option<std::path::PathBuf>,
 }
 
-/// ChainID of each prefix of `diff_ids` (image-spec config.md).
-pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
-    let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
-    for d in diff_ids {
-        let next = match out.last() {
-            None => d.clone(),
-            Some(prev) => Digest::of(format!("{prev} {d}").as_bytes()),
-        };
-        out.push(next);
-    }
-    out
-}
-
 /// A container of a Compose project, as `check` reads it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ContainerInfo {
@@ -299,7 +286,7 @@ impl Engine {
                 Err(e) if is_not_found(&e) => continue, // removed meanwhile
                 Err(e) => return Err(self.api(format!("GET /images/{}/json", s.id))(e)),
             };
-            for c in chain_ids(&layers) {
+            for c in crate::image::chain_ids(&layers) {
                 state.chains.insert(c);
             }
             for t in s.repo_tags.iter().filter(|t| t.as_str() != "<none>:<none>") {
@@ -485,19 +472,4 @@ impl Engine {
         }
         Ok(out)
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chain_ids_follow_the_spec() {
-        let a = Digest::of(b"a");
-        let b = Digest::of(b"b");
-        let chains = chain_ids(&[a.clone(), b.clone()]);
-        assert_eq!(chains[0], a);
-        assert_eq!(chains[1], Digest::of(format!("{a} {b}").as_bytes()));
-    }
-
 }

@@ -10,7 +10,7 @@
 use super::{Engine, EngineError, is_not_found};
 use crate::digest::{Digest, HashingReader};
 use crate::error::{Class, Classify};
-use crate::image::{Descriptor, Layer, ResolvedImage, media};
+use crate::image::{ArchiveEntry, Config, Descriptor, Layer, Manifest, ResolvedImage, media};
 use crate::platform::Platform;
 use crate::progress::Reporter;
 use crate::reference::Reference;
@@ -145,17 +145,10 @@ pub async fn save(
         reference: name.clone(),
         message,
     };
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct Entry {
-        config: String,
-        #[serde(default)]
-        layers: Vec<String>,
-    }
     let manifest_bytes = small
         .get("manifest.json")
         .ok_or_else(|| format("no manifest.json".into()))?;
-    let entries: Vec<Entry> = serde_json::from_slice(manifest_bytes)
+    let entries = ArchiveEntry::parse_list(manifest_bytes)
         .map_err(|e| format(format!("manifest.json: {e}")))?;
     let entry = entries
         .first()
@@ -164,32 +157,17 @@ pub async fn save(
         .get(&entry.config)
         .ok_or_else(|| format(format!("config `{}` missing", entry.config)))?;
     let config_digest = store.put(config_bytes)?;
-    #[derive(serde::Deserialize)]
-    struct Config {
-        #[serde(default)]
-        os: String,
-        #[serde(default)]
-        architecture: String,
-        #[serde(default)]
-        variant: Option<String>,
-        rootfs: RootFs,
-    }
-    #[derive(serde::Deserialize)]
-    struct RootFs {
-        #[serde(default)]
-        diff_ids: Vec<Digest>,
-    }
-    let config: Config =
-        serde_json::from_slice(config_bytes).map_err(|e| format(format!("config: {e}")))?;
-    if config.rootfs.diff_ids.len() != entry.layers.len() {
+    let config = Config::parse(config_bytes).map_err(|e| format(format!("config: {e}")))?;
+    let diff_ids = config.diff_ids().map_err(|e| format(format!("config: {e}")))?;
+    if diff_ids.len() != entry.layers.len() {
         return Err(format(format!(
             "{} layers but the config has {} diff_ids",
             entry.layers.len(),
-            config.rootfs.diff_ids.len()
+            diff_ids.len()
         )));
     }
     let mut out_layers = Vec::new();
-    for (path, diff_id) in entry.layers.iter().zip(&config.rootfs.diff_ids) {
+    for (path, diff_id) in entry.layers.iter().zip(diff_ids) {
         let l = layers
             .get(path.as_str())
             .ok_or_else(|| format(format!("layer `{path}` missing from the export")))?;
@@ -210,15 +188,8 @@ pub async fn save(
         config_digest.clone(),
         config_bytes.len() as u64,
     );
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": media::DOCKER_MANIFEST,
-        "config": {"mediaType": media::DOCKER_CONFIG, "size": config_desc.size, "digest": config_desc.digest},
-        "layers": out_layers.iter().map(|l| serde_json::json!({
-            "mediaType": l.blob.media_type, "size": l.blob.size, "digest": l.blob.digest,
-        })).collect::<Vec<_>>(),
-    });
-    let manifest_bytes = serde_json::to_vec(&manifest).expect("json");
+    let layer_descs: Vec<Descriptor> = out_layers.iter().map(|l| l.blob.clone()).collect();
+    let manifest_bytes = Manifest::docker_bytes(&config_desc, &layer_descs);
     let manifest_digest = store.put(&manifest_bytes)?;
     let manifest_desc = Descriptor::new(
         media::DOCKER_MANIFEST,

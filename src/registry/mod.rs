@@ -13,7 +13,7 @@ pub mod resolve;
 
 pub use client::{Client, Options};
 pub use pull::{PullStats, pull};
-pub use resolve::{Pin, resolve};
+pub use resolve::resolve;
 
 use crate::digest::Digest;
 use crate::error::{Class, Classify};

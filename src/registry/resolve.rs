@@ -9,7 +9,7 @@ use super::RegistryError;
 use super::client::{Client, MANIFEST_LIMIT, ReadError, read_limited};
 use super::pull::PullStats;
 use crate::digest::Digest;
-use crate::image::{Descriptor, Layer, ResolvedImage, media};
+use crate::image::{Config, Descriptor, Index, Layer, Manifest, Pin, ResolvedImage, media};
 use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::store::Store;
@@ -17,80 +17,6 @@ use reqwest::StatusCode;
 
 /// Configs larger than this are refused (real ones are a few kilobytes).
 const CONFIG_LIMIT: u64 = 32 << 20;
-
-/// Digests a lock file fixes for a reference.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pin {
-    /// The top-level object (index or manifest).
-    pub top: Digest,
-    /// The platform manifest.
-    pub manifest: Digest,
-}
-
-#[derive(serde::Deserialize)]
-struct Index {
-    #[serde(default)]
-    manifests: Vec<Descriptor>,
-}
-
-#[derive(serde::Deserialize)]
-struct Manifest {
-    config: Descriptor,
-    #[serde(default)]
-    layers: Vec<Descriptor>,
-}
-
-#[derive(serde::Deserialize)]
-struct Config {
-    #[serde(default)]
-    os: String,
-    #[serde(default)]
-    architecture: String,
-    #[serde(default)]
-    variant: Option<String>,
-    rootfs: RootFs,
-}
-
-#[derive(serde::Deserialize)]
-struct RootFs {
-    #[serde(default)]
-    diff_ids: Vec<Digest>,
-}
-
-/// The media type of manifest bytes: the `mediaType` field, else the Content-Type, else
-/// guessed from the shape (OCI makes `mediaType` optional).
-pub fn detect_media_type(bytes: &[u8], content_type: Option<&str>) -> String {
-    #[derive(serde::Deserialize)]
-    struct Shape {
-        #[serde(rename = "mediaType")]
-        media_type: Option<String>,
-        #[serde(rename = "schemaVersion")]
-        schema_version: Option<u32>,
-        manifests: Option<serde_json::Value>,
-        config: Option<serde_json::Value>,
-    }
-    let shape: Option<Shape> = serde_json::from_slice(bytes).ok();
-    if let Some(s) = &shape {
-        if let Some(mt) = s.media_type.as_ref().filter(|m| !m.is_empty()) {
-            return mt.clone();
-        }
-        if s.schema_version == Some(1) {
-            return media::DOCKER_SCHEMA1.to_string();
-        }
-    }
-    if let Some(ct) =
-        content_type.filter(|c| media::is_index(c) || media::is_manifest(c) || media::is_schema1(c))
-    {
-        return ct.to_string();
-    }
-    match shape {
-        Some(s) if s.manifests.is_some() => media::OCI_INDEX.to_string(),
-        Some(s) if s.config.is_some() => media::OCI_MANIFEST.to_string(),
-        _ => content_type
-            .unwrap_or("application/octet-stream")
-            .to_string(),
-    }
-}
 
 /// Resolve `r` for `platform`. With `pin`, the digests come from the lock (and must still
 /// be served); otherwise a tag is looked up at the registry.
@@ -145,7 +71,7 @@ pub async fn resolve(
         }
     };
     let top_digest = Digest::of(&top_bytes);
-    let top_type = detect_media_type(&top_bytes, top_ct.as_deref());
+    let top_type = media::detect(&top_bytes, top_ct.as_deref());
     let top = Descriptor::new(&top_type, top_digest.clone(), top_bytes.len() as u64);
     if media::is_schema1(&top_type) {
         return Err(RegistryError::Schema1 {
@@ -156,8 +82,8 @@ pub async fn resolve(
 
     // 2. The platform manifest.
     let (manifest, manifest_bytes, index_platform) = if media::is_index(&top_type) {
-        let index: Index =
-            serde_json::from_slice(&top_bytes).map_err(|e| RegistryError::BadManifest {
+        let index =
+            Index::parse(&top_bytes).map_err(|e| RegistryError::BadManifest {
                 reference: reference.clone(),
                 digest: top_digest.clone(),
                 what: "index".into(),
@@ -189,7 +115,7 @@ pub async fn resolve(
                 message: format!("{} bytes, the index says {}", bytes.len(), chosen.size),
             });
         }
-        let mt = detect_media_type(&bytes, Some(&chosen.media_type));
+        let mt = media::detect(&bytes, Some(&chosen.media_type));
         if media::is_schema1(&mt) {
             return Err(RegistryError::Schema1 {
                 reference,
@@ -213,8 +139,8 @@ pub async fn resolve(
             media_type: top_type,
         });
     };
-    let m: Manifest =
-        serde_json::from_slice(&manifest_bytes).map_err(|e| RegistryError::BadManifest {
+    let m =
+        Manifest::parse(&manifest_bytes).map_err(|e| RegistryError::BadManifest {
             reference: reference.clone(),
             digest: manifest.digest.clone(),
             what: "image manifest".into(),
@@ -223,19 +149,19 @@ pub async fn resolve(
 
     // 3. The config.
     let config_bytes = config_blob(client, store, r, &m.config, stats).await?;
-    let config: Config =
-        serde_json::from_slice(&config_bytes).map_err(|e| RegistryError::BadManifest {
-            reference: reference.clone(),
-            digest: m.config.digest.clone(),
-            what: "image config".into(),
-            message: e.to_string(),
-        })?;
-    let config_platform =
-        Platform::new(&config.os, &config.architecture, config.variant.as_deref());
+    let bad_config = |e: crate::image::ImageError| RegistryError::BadManifest {
+        reference: reference.clone(),
+        digest: m.config.digest.clone(),
+        what: "image config".into(),
+        message: e.to_string(),
+    };
+    let config = Config::parse(&config_bytes).map_err(bad_config)?;
+    let diff_ids = config.diff_ids().map_err(bad_config)?.to_vec();
+    let config_platform = config.platform();
     let image_platform = match index_platform {
         Some(p) => p.normalized(),
         None => {
-            if pin.is_none() && !config.os.is_empty() && !platform.matches(&config_platform) {
+            if pin.is_none() && config.has_platform() && !platform.matches(&config_platform) {
                 return Err(RegistryError::NoPlatform {
                     reference,
                     platform: platform.to_string(),
@@ -245,7 +171,7 @@ pub async fn resolve(
             config_platform
         }
     };
-    if config.rootfs.diff_ids.len() != m.layers.len() {
+    if diff_ids.len() != m.layers.len() {
         return Err(RegistryError::BadManifest {
             reference,
             digest: manifest.digest.clone(),
@@ -253,14 +179,14 @@ pub async fn resolve(
             message: format!(
                 "the manifest lists {} layers but the config has {} diff_ids",
                 m.layers.len(),
-                config.rootfs.diff_ids.len()
+                diff_ids.len()
             ),
         });
     }
     let layers = m
         .layers
         .into_iter()
-        .zip(config.rootfs.diff_ids)
+        .zip(diff_ids)
         .map(|(blob, diff_id)| Layer {
             uncompressed_size: None,
             blob: Descriptor {
@@ -462,29 +388,6 @@ mod tests {
         assert_eq!(
             available(&entries),
             "linux/amd64, linux/arm/v6, linux/arm/v7, linux/arm64"
-        );
-    }
-
-    #[test]
-    fn media_types() {
-        assert_eq!(
-            detect_media_type(br#"{"schemaVersion":2,"manifests":[]}"#, None),
-            media::OCI_INDEX
-        );
-        assert_eq!(
-            detect_media_type(br#"{"schemaVersion":2,"config":{}}"#, None),
-            media::OCI_MANIFEST
-        );
-        assert_eq!(
-            detect_media_type(br#"{"schemaVersion":1,"fsLayers":[]}"#, None),
-            media::DOCKER_SCHEMA1
-        );
-        assert_eq!(
-            detect_media_type(
-                br#"{"mediaType":"application/vnd.docker.distribution.manifest.v2+json"}"#,
-                None
-            ),
-            media::DOCKER_MANIFEST
         );
     }
 }

@@ -469,7 +469,7 @@ impl Catalog {
                 }
                 let bytes = bytes::Bytes::from(buf);
                 let media_type = if media_type.is_empty() {
-                    crate::registry::resolve::detect_media_type(&bytes, None)
+                    media::detect(&bytes, None)
                 } else {
                     media_type.to_string()
                 };

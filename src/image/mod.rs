@@ -1,43 +1,66 @@
-//! The image model every medium shares: `Descriptor` (media type, digest, size) and
-//! `ResolvedImage` (one reference resolved to its top-level index/manifest, platform
-//! manifest, config and layers). `registry` and `engine` produce these, `store` holds the
-//! bytes, `bundle` writes and reads them, `serve` and `engine::load` consume them.
+//! The image model every medium shares. Owns:
+//! - `Descriptor` (media type, digest, size) and `media` (the OCI and Docker media types);
+//! - `Manifest` (OCI image manifest, Docker schema 2), `Index` (OCI index, Docker manifest
+//!   list), `Links` (the lenient "what does it point to" of either, for walking stored
+//!   content) and `Config` (the image config: platform, `rootfs.diff_ids`, history);
+//! - `ArchiveEntry`, the `manifest.json` of a `docker save` archive;
+//! - `ResolvedImage` (one reference resolved to its top-level index/manifest, platform
+//!   manifest, config and layers), `Pin` (the digests a lock fixes) and `chain_ids`.
+//!
+//! The bytes are authoritative: parsers read bytes as received and a digest is always of
+//! those bytes, never of a re-serialisation. The size limits are the readers' (registry,
+//! store, bundle), which hand whole small objects to these parsers.
+//! `registry` and `engine` produce `ResolvedImage`s, `store` holds the bytes, `bundle`
+//! writes and reads them, `serve` and `engine::load` consume them.
+//!
+//! Owned rather than `oci-spec`: airlock must read Docker media types and registry bytes
+//! leniently (optional `mediaType`, unknown fields, missing `manifests`), which
+//! `oci-spec`'s OCI-only, validating types refuse or would re-serialise differently.
 
 use crate::digest::Digest;
 use crate::platform::Platform;
 use crate::reference::Reference;
 use std::collections::BTreeMap;
 
-pub mod media {
-    pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-    pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-    pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-    pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
-    pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-    pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
-    pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-    pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-    pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
-    pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
-    pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
-    pub const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+json";
-    pub const DOCKER_SCHEMA1_SIGNED: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
+mod archive;
+mod chain;
+mod config;
+mod manifest;
+pub mod media;
+mod pin;
 
-    /// The Accept header for manifest requests: every index and manifest type, never schema1.
-    pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+pub use archive::ArchiveEntry;
+pub use chain::chain_ids;
+pub use config::{Config, History, RootFs};
+pub use manifest::{Index, Link, Links, Manifest};
+pub use pin::Pin;
 
-    pub fn is_index(mt: &str) -> bool {
-        mt == OCI_INDEX || mt == DOCKER_LIST
+/// Bytes that do not parse as the object expected.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// Not JSON at all (or cut short).
+    #[error("{0}")]
+    Syntax(serde_json::Error),
+    /// JSON, but not of the expected shape.
+    #[error("{0}")]
+    Shape(String),
+}
+
+impl From<serde_json::Error> for ImageError {
+    fn from(e: serde_json::Error) -> Self {
+        match e.classify() {
+            serde_json::error::Category::Data => ImageError::Shape(e.to_string()),
+            _ => ImageError::Syntax(e),
+        }
     }
-    pub fn is_manifest(mt: &str) -> bool {
-        mt == OCI_MANIFEST || mt == DOCKER_MANIFEST
-    }
-    pub fn is_schema1(mt: &str) -> bool {
-        mt == DOCKER_SCHEMA1 || mt == DOCKER_SCHEMA1_SIGNED || mt == "application/vnd.docker.distribution.manifest.v1+prettyjws"
-    }
-    pub fn is_zstd(mt: &str) -> bool {
-        mt.ends_with("+zstd")
-    }
+}
+
+/// `value` as compact JSON with sorted keys: the form airlock writes the manifests, indexes
+/// and archive lists it creates in, so the same content always gives the same bytes.
+fn canonical_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    // A `Value` keeps object keys sorted; every type here has string keys, so neither step fails.
+    let sorted = serde_json::to_value(value).expect("image JSON has string keys");
+    serde_json::to_vec(&sorted).expect("a JSON value serialises")
 }
 
 /// A content descriptor as in OCI manifests and indexes.
@@ -55,7 +78,13 @@ pub struct Descriptor {
 
 impl Descriptor {
     pub fn new(media_type: &str, digest: Digest, size: u64) -> Self {
-        Descriptor { media_type: media_type.to_string(), digest, size, platform: None, annotations: BTreeMap::new() }
+        Descriptor {
+            media_type: media_type.to_string(),
+            digest,
+            size,
+            platform: None,
+            annotations: BTreeMap::new(),
+        }
     }
 }
 
