@@ -2,9 +2,9 @@
 //! `Service` fields (build in string or mapping form, args/environment in list or mapping
 //! form, depends_on, ports and volumes in short or long syntax). Called by `loader` last.
 
-use super::loader::{Env, absolutize, all_profiles, invalid, is_path_source, is_remote_context};
+use super::paths::{absolutize, is_path_source, is_remote_context};
 use super::yaml::{Node, Value};
-use super::{Build, DependsOn, Error, Mount, Port, Project, RunFile, Service, Warning};
+use super::{Build, DependsOn, Env, Error, Mount, Port, Project, RunFile, Service, Warning, invalid};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -95,6 +95,19 @@ pub fn project(
         .map(|m| m.iter().map(|(k, _)| k.clone()).collect())
         .unwrap_or_default();
     Ok(project)
+}
+
+/// Names of every profile any service mentions (for `--profile '*'`).
+fn all_profiles(doc: &Node) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    if let Some(services) = doc.get("services").and_then(Node::as_map) {
+        for (_, s) in services {
+            if let Some(ps) = s.get("profiles").and_then(Node::as_seq) {
+                out.extend(ps.iter().filter_map(Node::text));
+            }
+        }
+    }
+    out
 }
 
 /// Host paths the enabled services read at run time: `env_file` entries (a string, or a list

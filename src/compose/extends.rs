@@ -1,12 +1,13 @@
 //! `extends`: a service built on another service of the same file or of another file
 //! (compose-go `loader/extends.go`), applied recursively with cycle detection; files named by
-//! `extends.file` are parsed once per load.
+//! `extends.file` are parsed once per load (`Extends` holds them). Reads other files through
+//! `read::Reader`; called by `loader`.
 
-use super::Error;
-use super::loader::{Env, Loader, invalid};
 use super::merge::{merge_file, merge_service};
 use super::paths::{absolutize, resolve_service_paths};
+use super::read::Reader;
 use super::yaml::{Node, Value};
+use super::{Env, Error, invalid};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -41,11 +42,30 @@ impl Services {
     }
 }
 
-impl Loader {
+/// The services of files named by `extends: {file:}`, parsed once per load (they keep the
+/// `extends` applied so far).
+#[derive(Default)]
+pub(super) struct Extends {
+    cache: HashMap<PathBuf, Services>,
+}
+
+impl Extends {
     /// Apply `extends` of service `name` in `services` (the services of `file`), recursively.
-    /// `stack` holds the (file, service) pairs being extended, to detect cycles.
-    pub(super) fn extend(
+    pub(super) fn apply(
         &mut self,
+        reader: &mut Reader,
+        services: &mut Services,
+        name: &str,
+        file: &Path,
+        env: &Env,
+    ) -> Result<(), Error> {
+        self.extend(reader, services, name, file, env, &mut Vec::new())
+    }
+
+    /// `stack` holds the (file, service) pairs being extended, to detect cycles.
+    fn extend(
+        &mut self,
+        reader: &mut Reader,
         services: &mut Services,
         name: &str,
         file: &Path,
@@ -105,11 +125,11 @@ impl Loader {
                     return Err(Error::FileNotFound { path: base_path });
                 }
                 // Each other file is parsed once; its services keep the extends applied so far.
-                let mut base_services = match self.extends_cache.remove(&base_path) {
+                let mut base_services = match self.cache.remove(&base_path) {
                     Some(s) => s,
                     None => {
                         let mut merged: Option<Node> = None;
-                        for doc in self.parse_interpolated(&base_path, env)? {
+                        for doc in reader.parse_interpolated(&base_path, env)? {
                             merged = Some(match merged {
                                 Some(m) => merge_file(m, doc),
                                 None => doc,
@@ -128,9 +148,10 @@ impl Loader {
                 if base_services.get(&base_name).is_none() {
                     return Err(unknown(base_path));
                 }
-                let result = self.extend(&mut base_services, &base_name, &base_path, env, stack);
+                let result =
+                    self.extend(reader, &mut base_services, &base_name, &base_path, env, stack);
                 let b = base_services.get(&base_name).cloned();
-                self.extends_cache.insert(base_path.clone(), base_services);
+                self.cache.insert(base_path.clone(), base_services);
                 result?;
                 let mut b = b.unwrap_or_else(|| Node::new(Value::Map(Vec::new()), 1, 1));
                 let base_dir = base_path.parent().unwrap_or(Path::new("/")).to_path_buf();
@@ -141,7 +162,7 @@ impl Loader {
                 if services.get(&base_name).is_none() {
                     return Err(unknown(file.to_path_buf()));
                 }
-                self.extend(services, &base_name, file, env, stack)?;
+                self.extend(reader, services, &base_name, file, env, stack)?;
                 services
                     .get(&base_name)
                     .cloned()

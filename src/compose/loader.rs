@@ -1,24 +1,19 @@
 //! The Compose v2 loading sequence (compose-go `cli` options and `loader`): process
 //! environment, env files, `COMPOSE_*` variables, file discovery, then per file: YAML ->
 //! interpolation -> `extends` -> `include` -> merge over the earlier files; finally `!reset`
-//! clean-up, profiles and conversion to `model::Project`. Works with `yaml`, `interpolate`,
-//! `dotenv`, `merge` and `convert`.
+//! clean-up, profiles and conversion to `model::Project`. The top of the loading pipeline:
+//! it drives `read` (one file), `extends`, `include`, `merge` and `convert`, none of which
+//! calls back into it.
 
-use super::dotenv::parse_dotenv;
-use super::interpolate::{InterpolationError, interpolate};
+use super::extends::{Extends, Services};
+use super::include;
 use super::merge::{merge_file, strip_marks};
-use super::yaml::{self, Node, Value};
-use super::{Error, LoadOptions, Project, Warning, convert};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use super::paths::absolutize;
+use super::read::Reader;
+use super::yaml::{Node, Value};
+use super::{Env, Error, LoadOptions, Project, convert};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-use super::extends::Services;
-pub use super::paths::{absolutize, is_path_source, is_remote_context};
-
-pub type Env = BTreeMap<String, String>;
-
-/// Largest compose or env file read (real ones are a few KiB).
-pub const MAX_FILE_BYTES: u64 = 8 << 20;
 
 /// Default compose file names, in compose-go's order of preference.
 const DEFAULT_FILES: [&str; 4] = [
@@ -76,7 +71,7 @@ pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
         let p = dotenv_dir.join(".env");
         if p.is_file() { vec![p] } else { Vec::new() }
     };
-    let mut env = l.read_env_files(&env_paths, &os_env)?;
+    let mut env = l.reader.read_env_files(&env_paths, &os_env)?;
     // The process environment wins over env files.
     env.extend(os_env.iter().map(|(k, v)| (k.clone(), v.clone())));
 
@@ -119,7 +114,7 @@ pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
     }
 
     // `Project::files` lists the -f files first, then included and extended ones.
-    l.files.extend(files.iter().cloned());
+    l.reader.files.extend(files.iter().cloned());
     let tree = l.load_project(&files, &project_dir, &env, &[])?;
     let mut doc = tree.doc;
     strip_marks(&mut doc);
@@ -159,9 +154,9 @@ pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
     )?;
     project.name = name;
     project.directory = project_dir;
-    project.files = l.files;
-    project.env_files = l.env_files;
-    project.warnings.splice(0..0, l.warnings);
+    project.files = l.reader.files;
+    project.env_files = l.reader.env_files;
+    project.warnings.splice(0..0, l.reader.warnings);
     Ok(project)
 }
 
@@ -214,92 +209,25 @@ fn discover(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     })
 }
 
-pub fn read_text(path: &Path) -> Result<String, Error> {
-    let meta = fs_err::metadata(path).map_err(|source| match source.kind() {
-        std::io::ErrorKind::NotFound => Error::FileNotFound {
-            path: path.to_path_buf(),
-        },
-        _ => Error::Read {
-            path: path.to_path_buf(),
-            source,
-        },
-    })?;
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(Error::TooLarge {
-            path: path.to_path_buf(),
-            size: meta.len(),
-            limit: MAX_FILE_BYTES,
-        });
-    }
-    let bytes = fs_err::read(path).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    String::from_utf8(bytes).map_err(|e| {
-        let offset = e.utf8_error().valid_up_to();
-        let before = &e.as_bytes()[..offset];
-        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-        let line_start = before
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |i| i + 1);
-        let column = String::from_utf8_lossy(&before[line_start..])
-            .chars()
-            .count()
-            + 1;
-        Error::NotUtf8 {
-            path: path.to_path_buf(),
-            line,
-            column,
-            offset,
-        }
-    })
-}
-
 /// Service name -> the compose file that defined it.
 type Owners = BTreeMap<String, PathBuf>;
 
 /// A project's merged (not yet converted) tree and the file each service came from.
-pub struct Tree {
-    pub doc: Node,
-    pub service_files: BTreeMap<String, PathBuf>,
+struct Tree {
+    doc: Node,
+    service_files: BTreeMap<String, PathBuf>,
 }
 
+/// The state of one load: the files read so far and the `extends` cache.
 #[derive(Default)]
-pub(super) struct Loader {
-    /// Services of files named by `extends: {file:}`, parsed once.
-    pub(super) extends_cache: HashMap<PathBuf, Services>,
-    pub(super) files: Vec<PathBuf>,
-    pub(super) env_files: Vec<PathBuf>,
-    pub(super) warnings: Vec<Warning>,
-    pub(super) unset_seen: HashSet<(String, PathBuf)>,
+struct Loader {
+    reader: Reader,
+    extends: Extends,
 }
 
 impl Loader {
-    /// Read env files in order (later wins); `lookup` values win in their interpolation.
-    pub(super) fn read_env_files(&mut self, paths: &[PathBuf], lookup: &Env) -> Result<Env, Error> {
-        let mut env = Env::new();
-        for p in paths {
-            if !p.is_file() {
-                return Err(Error::EnvFileNotFound { path: p.clone() });
-            }
-            let text = read_text(p)?;
-            let vars = parse_dotenv(&text, &|k| lookup.get(k).or_else(|| env.get(k)).cloned())
-                .map_err(|e| Error::Dotenv {
-                    path: p.clone(),
-                    line: e.line(),
-                    message: e.to_string(),
-                })?;
-            env.extend(vars);
-            if !self.env_files.contains(p) {
-                self.env_files.push(p.clone());
-            }
-        }
-        Ok(env)
-    }
-
     /// Load `files` as one project: each file fully processed, then merged in order.
-    pub(super) fn load_project(
+    fn load_project(
         &mut self,
         files: &[PathBuf],
         working_dir: &Path,
@@ -336,7 +264,7 @@ impl Loader {
         chain: &[PathBuf],
     ) -> Result<Vec<(Node, Owners)>, Error> {
         let mut out = Vec::new();
-        for mut doc in self.parse_interpolated(file, env)? {
+        for mut doc in self.reader.parse_interpolated(file, env)? {
             let names = service_names(&doc);
             if let Some(Value::Map(entries)) = doc.get_mut("services").map(|s| &mut s.value) {
                 let extending: Vec<String> = entries
@@ -347,7 +275,8 @@ impl Loader {
                 if !extending.is_empty() {
                     let mut services = Services::new(std::mem::take(entries));
                     for name in &extending {
-                        self.extend(&mut services, name, file, env, &mut Vec::new())?;
+                        self.extends
+                            .apply(&mut self.reader, &mut services, name, file, env)?;
                     }
                     *entries = services.entries;
                 }
@@ -368,202 +297,35 @@ impl Loader {
         Ok(out)
     }
 
-    /// Parse a file and interpolate every value; check the top-level shape.
-    pub(super) fn parse_interpolated(
+    /// Load the projects named by an `include:` section (each with its own directory and env
+    /// files); returns their merged resources and the file each of their services came from.
+    fn include(
         &mut self,
+        inc: &Node,
         file: &Path,
+        working_dir: &Path,
         env: &Env,
-    ) -> Result<Vec<Node>, Error> {
-        if !self.files.iter().any(|f| f == file) {
-            self.files.push(file.to_path_buf());
+        chain: &[PathBuf],
+    ) -> Result<(Option<Node>, Owners), Error> {
+        let mut imported: Option<Node> = None;
+        let mut owners = Owners::new();
+        for item in include::entries(inc, file, working_dir)? {
+            // The included project's own env files, overridden by the including environment.
+            let mut inc_env = self.reader.read_env_files(&item.env_files, env)?;
+            inc_env.extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
+            // Files extended from the included project interpolate with its environment.
+            let saved = std::mem::take(&mut self.extends);
+            let tree = self.load_project(&item.paths, &item.project_dir, &inc_env, chain);
+            self.extends = saved;
+            let tree = tree?;
+            owners.extend(tree.service_files);
+            let doc = include::resources(tree.doc, &item.project_dir);
+            imported = Some(match imported {
+                Some(a) => merge_file(a, doc),
+                None => doc,
+            });
         }
-        let text = read_text(file)?;
-        let docs = yaml::parse(&text).map_err(|e| Error::Yaml {
-            path: file.to_path_buf(),
-            line: e.line,
-            column: e.col,
-            message: e.message,
-        })?;
-        let mut out = Vec::new();
-        for mut doc in docs {
-            if doc.is_null() {
-                continue;
-            }
-            if doc.as_map().is_none() {
-                return Err(invalid(
-                    file,
-                    &doc,
-                    "(top level)",
-                    None,
-                    format!("must be a mapping, not {}", doc.kind()),
-                ));
-            }
-            self.interpolate_tree(&mut doc, file, env)?;
-            if doc.get("version").is_some() {
-                self.warn(
-                    "obsolete-version",
-                    "the top-level `version` key is obsolete and ignored".into(),
-                    file,
-                    None,
-                );
-            }
-            if let Some(services) = doc.get("services") {
-                match &services.value {
-                    Value::Null => {}
-                    Value::Map(entries) => {
-                        for (name, svc) in entries {
-                            if svc.as_map().is_none()
-                                && !svc.is_null()
-                                && svc.mark == yaml::Mark::None
-                            {
-                                return Err(invalid(
-                                    file,
-                                    svc,
-                                    &format!("services.{name}"),
-                                    Some(name),
-                                    format!("must be a mapping, not {}", svc.kind()),
-                                ));
-                            }
-                        }
-                    }
-                    _ => {
-                        return Err(invalid(
-                            file,
-                            services,
-                            "services",
-                            None,
-                            format!("must be a mapping, not {}", services.kind()),
-                        ));
-                    }
-                }
-            }
-            out.push(doc);
-        }
-        // A null service (`web:`) is an empty definition.
-        for doc in &mut out {
-            if let Some(Value::Map(entries)) = doc.get_mut("services").map(|s| &mut s.value) {
-                for (_, svc) in entries.iter_mut() {
-                    if svc.is_null() {
-                        svc.value = Value::Map(Vec::new());
-                    }
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    fn warn(&mut self, code: &str, message: String, file: &Path, service: Option<String>) {
-        self.warnings.push(Warning {
-            code: code.into(),
-            message,
-            file: Some(file.to_path_buf()),
-            service,
-        });
-    }
-
-    /// Interpolate every string value (never keys), recording unset variables.
-    fn interpolate_tree(&mut self, node: &mut Node, file: &Path, env: &Env) -> Result<(), Error> {
-        self.interpolate_at(node, file, env, Level::Top, "")
-    }
-
-    fn interpolate_at(
-        &mut self,
-        node: &mut Node,
-        file: &Path,
-        env: &Env,
-        level: Level,
-        key: &str,
-    ) -> Result<(), Error> {
-        let level = level.child(key);
-        match &mut node.value {
-            Value::Str(s) if s.contains('$') => {
-                let lookup = |k: &str| env.get(k).cloned();
-                match interpolate(s, &lookup) {
-                    Ok((out, unset)) => {
-                        *s = out;
-                        for var in unset {
-                            if self.unset_seen.insert((var.clone(), file.to_path_buf())) {
-                                let message =
-                                    format!("variable `{var}` is not set; using an empty string");
-                                self.warn("unset-variable", message, file, None);
-                            }
-                        }
-                    }
-                    Err(InterpolationError::Required { variable, message })
-                        if level == Level::Lenient =>
-                    {
-                        // Outside what decides images (labels, commands, networks...) a missing
-                        // required variable does not stop planning; `docker compose` would refuse it.
-                        let text = format!(
-                            "{}:{}:{}: required variable `{variable}` is missing a value: {message} (docker compose would refuse this file)",
-                            file.display(),
-                            node.line,
-                            node.col
-                        );
-                        self.warn("required-variable", text, file, None);
-                        s.clear();
-                    }
-                    Err(InterpolationError::Required { variable, message }) => {
-                        return Err(Error::RequiredVariable {
-                            variable,
-                            message,
-                            file: file.to_path_buf(),
-                            line: node.line,
-                            column: node.col,
-                        });
-                    }
-                    Err(e) => {
-                        return Err(Error::Interpolation {
-                            file: file.to_path_buf(),
-                            line: node.line,
-                            column: node.col,
-                            reason: e.to_string(),
-                        });
-                    }
-                }
-            }
-            Value::Seq(items) => {
-                for i in items {
-                    self.interpolate_at(i, file, env, level, "")?;
-                }
-            }
-            Value::Map(entries) => {
-                for (k, v) in entries {
-                    self.interpolate_at(v, file, env, level, k)?;
-                }
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-}
-
-/// Where a value sits, for the strictness of `${VAR:?}`: fatal where it decides images.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Level {
-    Top,
-    Services,
-    Service,
-    Fatal,
-    Lenient,
-}
-
-impl Level {
-    /// The level of the child under `key` (`""` for sequence items).
-    fn child(self, key: &str) -> Level {
-        match (self, key) {
-            (Level::Top, "") => Level::Top,
-            (Level::Top, "services") => Level::Services,
-            (Level::Top, "name" | "include") => Level::Fatal,
-            (Level::Top, _) => Level::Lenient,
-            (Level::Services, _) => Level::Service,
-            (
-                Level::Service,
-                "image" | "build" | "platform" | "profiles" | "extends" | "pull_policy" | "volumes",
-            ) => Level::Fatal,
-            (Level::Service, _) => Level::Lenient,
-            (other, _) => other,
-        }
+        Ok((imported, owners))
     }
 }
 
@@ -572,34 +334,4 @@ fn service_names(doc: &Node) -> Vec<String> {
         .and_then(Node::as_map)
         .map(|m| m.iter().map(|(k, _)| k.clone()).collect())
         .unwrap_or_default()
-}
-
-pub fn invalid(
-    file: &Path,
-    node: &Node,
-    path: &str,
-    service: Option<&str>,
-    message: String,
-) -> Error {
-    Error::Invalid {
-        file: file.to_path_buf(),
-        line: node.line,
-        column: node.col,
-        path: path.to_string(),
-        service: service.map(String::from),
-        message,
-    }
-}
-
-/// Names of every profile any service mentions (for `--profile '*'`).
-pub fn all_profiles(doc: &Node) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    if let Some(services) = doc.get("services").and_then(Node::as_map) {
-        for (_, s) in services {
-            if let Some(ps) = s.get("profiles").and_then(Node::as_seq) {
-                out.extend(ps.iter().filter_map(Node::text));
-            }
-        }
-    }
-    out
 }

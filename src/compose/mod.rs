@@ -2,8 +2,10 @@
 //! YAML (anchors, merge keys, `!reset`/`!override`), merging of `-f` files, `include`,
 //! `extends` and profiles, producing `model::Project`. Read by `plan`, `check` and `cli`.
 //! Hand-written where no crate fits: there is no maintained Rust implementation of the
-//! Compose loader rules. Pipeline: `loader` (files, env, include, extends) -> `yaml` (tree)
-//! -> `interpolate` -> `merge` -> `convert` (typed `Service`).
+//! Compose loader rules. Pipeline: `loader` (files, env, include, extends) -> `read` (one
+//! file: `yaml` tree, `interpolate`) -> `extends` / `include` -> `merge` -> `convert` (typed
+//! `Service`). Data flows one way: `loader` drives the others and nothing calls back into it;
+//! `extends` and `include` only read files through `read` and parse their own sections.
 
 mod convert;
 pub mod dotenv;
@@ -14,16 +16,33 @@ mod loader;
 mod merge;
 pub mod model;
 mod paths;
+mod read;
 mod yaml;
 
 pub use dotenv::{DotenvError, parse_dotenv};
 pub use interpolate::{InterpolationError, interpolate};
-pub use loader::MAX_FILE_BYTES;
+pub use read::MAX_FILE_BYTES;
 pub use model::*;
 
 use crate::error::{Class, Classify};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use yaml::Node;
+
+/// Variables for interpolation: env files overlaid by the process environment.
+type Env = BTreeMap<String, String>;
+
+/// An `Error::Invalid` at `node` of `file`; `path` is the dotted path of the value.
+fn invalid(file: &Path, node: &Node, path: &str, service: Option<&str>, message: String) -> Error {
+    Error::Invalid {
+        file: file.to_path_buf(),
+        line: node.line,
+        column: node.col,
+        path: path.to_string(),
+        service: service.map(String::from),
+        message,
+    }
+}
 
 /// How to find and read a project; the same inputs as `docker compose` flags and variables.
 ///
