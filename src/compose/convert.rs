@@ -4,7 +4,9 @@
 
 use super::paths::{absolutize, is_path_source, is_remote_context};
 use super::yaml::{Node, Value};
-use super::{Build, DependsOn, Env, Error, Mount, Port, Project, RunFile, Service, Warning, invalid};
+use super::{
+    Build, DependsOn, Env, Error, Mount, Port, Project, RunFile, Service, Warning, invalid,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 

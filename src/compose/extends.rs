@@ -148,8 +148,14 @@ impl Extends {
                 if base_services.get(&base_name).is_none() {
                     return Err(unknown(base_path));
                 }
-                let result =
-                    self.extend(reader, &mut base_services, &base_name, &base_path, env, stack);
+                let result = self.extend(
+                    reader,
+                    &mut base_services,
+                    &base_name,
+                    &base_path,
+                    env,
+                    stack,
+                );
                 let b = base_services.get(&base_name).cloned();
                 self.cache.insert(base_path.clone(), base_services);
                 result?;

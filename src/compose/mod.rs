@@ -21,8 +21,8 @@ mod yaml;
 
 pub use dotenv::{DotenvError, parse_dotenv};
 pub use interpolate::{InterpolationError, interpolate};
-pub use read::MAX_FILE_BYTES;
 pub use model::*;
+pub use read::MAX_FILE_BYTES;
 
 use crate::error::{Class, Classify};
 use std::collections::BTreeMap;
