@@ -598,7 +598,7 @@ pub fn compose_completeness(meta: &Meta) -> Result<Vec<Problem>, String> {
     let unbuilt: BTreeSet<&str> = plan
         .images
         .iter()
-        .filter(|i| i.kind == Kind::BuildTag && !carried(&i.reference, &i.normalized))
+        .filter(|i| i.kind == Kind::BuildTag && !carried(i.reference.original(), &i.normalized()))
         .flat_map(|i| i.services.iter().map(String::as_str))
         .collect();
     let mut out = Vec::new();
@@ -610,12 +610,12 @@ pub fn compose_completeness(meta: &Meta) -> Result<Vec<Problem>, String> {
             }
             _ => false,
         };
-        if needed && !carried(&img.reference, &img.normalized) {
+        if needed && !carried(img.reference.original(), &img.normalized()) {
             out.push(Problem {
                 kind: ProblemKind::MissingImage,
                 file: None,
                 blob: None,
-                image: Some(img.reference.clone()),
+                image: Some(img.reference.to_string()),
                 message: format!(
                     "the compose project needs `{}` (services: {}) for {}, but the bundle does not carry it",
                     img.reference,

@@ -111,7 +111,7 @@ pub struct PackImage {
     pub source: Source,
     /// Platforms the plan needs it for (a service's `platform:`, `FROM --platform=`); empty
     /// for `--image`.
-    pub platforms: Vec<String>,
+    pub platforms: Vec<Platform>,
 }
 
 impl PackImage {
@@ -120,11 +120,7 @@ impl PackImage {
     /// needed for several platforms gets the bundle's (a docker-save tar holds one image per
     /// tag) and a note saying which platforms are left out.
     pub fn platform(&self, target: &Platform) -> (Platform, Option<String>) {
-        let wanted: Vec<Platform> = self
-            .platforms
-            .iter()
-            .filter_map(|p| p.parse().ok())
-            .collect();
+        let wanted = &self.platforms;
         match wanted.as_slice() {
             [only] if !target.matches(only) => (only.clone(), None),
             _ => {
@@ -193,7 +189,7 @@ pub fn select(
                    kind: &str,
                    services: &[String],
                    source: Source,
-                   platforms: &[String]| {
+                   platforms: &[Platform]| {
         match images
             .iter_mut()
             .find(|i| i.reference.original() == reference.original())
@@ -238,7 +234,7 @@ pub fn select(
         for img in &plan.images {
             match img.kind {
                 Kind::Image | Kind::BuildFrom | Kind::BuildCopyFrom | Kind::BuildSyntax => add(
-                    img.parsed.clone(),
+                    img.reference.clone(),
                     img.kind.as_str(),
                     &img.services,
                     Source::Registry,
@@ -247,7 +243,7 @@ pub fn select(
                 Kind::BuildTag if from_docker => {
                     let service = img.services.first().cloned().unwrap_or_default();
                     add(
-                        img.parsed.clone(),
+                        img.reference.clone(),
                         img.kind.as_str(),
                         &img.services,
                         Source::Engine { service },
@@ -764,7 +760,7 @@ mod tests {
             kinds: vec!["image".into()],
             services: vec!["cache".into()],
             source: Source::Registry,
-            platforms: platforms.iter().map(|p| p.to_string()).collect(),
+            platforms: platforms.iter().map(|p| p.parse().unwrap()).collect(),
         }
     }
 

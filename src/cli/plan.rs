@@ -80,7 +80,7 @@ pub fn render(plan: &Plan, out: &Output) -> String {
     ));
     if !plan.images.is_empty() {
         let mut rows: Vec<&plan::PlanImage> = plan.images.iter().collect();
-        rows.sort_by(|a, b| (&a.normalized, &a.reference, a.kind).cmp(&(&b.normalized, &b.reference, b.kind)));
+        rows.sort_by_cached_key(|i| (i.normalized(), i.reference.original().to_string(), i.kind));
         let mut table = Table::new();
         table.load_style(presets::UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
         if !out.interactive {
@@ -91,13 +91,13 @@ pub fn render(plan: &Plan, out: &Output) -> String {
         for img in rows {
             let same = last == Some(&img.reference);
             last = Some(&img.reference);
-            let pinned = match img.pinned {
+            let pinned = match img.pinned() {
                 crate::reference::Pinned::Digest => "digest",
                 crate::reference::Pinned::Tag => "tag",
                 crate::reference::Pinned::Latest => "latest",
             };
             table.add_row(vec![
-                if same { String::new() } else { img.reference.clone() },
+                if same { String::new() } else { img.reference.to_string() },
                 img.kind.as_str().to_string(),
                 img.services.join(", "),
                 pinned.to_string(),

@@ -324,23 +324,20 @@ async fn missing_images(plan: &Plan, meta: &Meta, engine: &Engine) -> anyhow::Re
             .any(|i| i.normalized == normalized || i.reference == r)
     };
     let mut missing = Vec::new();
-    let available = |r: &str, normalized: &str| {
-        let r = r.to_string();
-        let normalized = normalized.to_string();
-        let here = in_bundle(&r, &normalized);
+    let available = |r: &Reference| {
+        let here = in_bundle(r.original(), &r.normalized());
+        let digest_ref = r.digest().is_some();
+        let r = r.original().to_string();
         async move {
             if here {
                 return Ok::<_, anyhow::Error>(true);
             }
-            let digest_ref = Reference::parse(&r)
-                .map(|p| p.digest().is_some())
-                .unwrap_or(false);
             Ok(!digest_ref && engine.image_id(&r).await?.is_some())
         }
     };
     let mut unbuilt_services: BTreeSet<&str> = BTreeSet::new();
     for img in plan.images.iter().filter(|i| i.kind == Kind::BuildTag) {
-        if !available(&img.reference, &img.normalized).await? {
+        if !available(&img.reference).await? {
             unbuilt_services.extend(img.services.iter().map(String::as_str));
         }
     }
@@ -353,7 +350,7 @@ async fn missing_images(plan: &Plan, meta: &Meta, engine: &Engine) -> anyhow::Re
                 .any(|s| unbuilt_services.contains(s.as_str())),
             _ => false,
         };
-        if needed && !available(&img.reference, &img.normalized).await? {
+        if needed && !available(&img.reference).await? {
             missing.push(format!(
                 "{} (services: {})",
                 img.reference,
