@@ -506,7 +506,7 @@ impl Stack {
             .map(|i| {
                 (
                     i["ref"].as_str().unwrap().to_string(),
-                    i["config"]["digest"].as_str().unwrap().to_string(),
+                    crate::harness::bundle_image_id(i),
                 )
             })
             .collect()
@@ -1227,6 +1227,12 @@ fn engine_cut_off_during_load() {
 #[test]
 fn layer_removed_from_engine_during_load() {
     if !require_docker() {
+        return;
+    }
+    if crate::harness::engine().containerd() {
+        // Engine-specific: a containerd-store engine is sent the whole bundle (load plans
+        // leave nothing out there; docs/engines.md), so no layer can vanish from the plan.
+        eprintln!("layer_removed_from_engine_during_load: not applicable on a containerd-store engine (whole bundle sent)");
         return;
     }
     let started = Instant::now();

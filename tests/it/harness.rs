@@ -43,6 +43,122 @@ pub fn require_docker() -> bool {
     up
 }
 
+/// How the engine under test keeps images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// A graphdriver (overlay2, fuse-overlayfs, vfs): image ID = config digest, layers
+    /// kept uncompressed only.
+    Classic,
+    /// The containerd image store (`driver-type: io.containerd.snapshotter.v1`): image ID =
+    /// manifest digest, compressed blobs kept in containerd's content store.
+    Containerd,
+    /// podman's containers/storage behind its Docker-compatible API.
+    Podman,
+}
+
+/// The engine the tests run against (the one `DOCKER_HOST` names, else the local socket).
+#[derive(Debug, Clone)]
+pub struct TestEngine {
+    /// `AIRLOCK_TEST_ENGINE` as `scripts/test` sets it (`20.10-classic`, `26-containerd`,
+    /// `podman`), else made from what the engine says (`<version>-<store>`).
+    pub name: String,
+    /// The engine's version (`docker version`'s server version).
+    pub version: String,
+    pub store: Store,
+}
+
+impl TestEngine {
+    pub fn containerd(&self) -> bool {
+        self.store == Store::Containerd
+    }
+    pub fn classic(&self) -> bool {
+        self.store == Store::Classic
+    }
+}
+
+/// The engine under test, asked once (`docker version` and `docker info`). Panics when no
+/// engine answers: call `require_docker()` first.
+pub fn engine() -> &'static TestEngine {
+    static ENGINE: OnceLock<TestEngine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let version = docker(&["version", "--format", "{{.Server.Version}}"]);
+        let server = docker(&["version", "--format", "{{json .Server}}"]);
+        let drivers = docker(&["info", "--format", "{{json .DriverStatus}}"]);
+        let store = if server.contains("Podman") {
+            Store::Podman
+        } else if drivers.contains("io.containerd.snapshotter") {
+            Store::Containerd
+        } else {
+            Store::Classic
+        };
+        let name = std::env::var("AIRLOCK_TEST_ENGINE").unwrap_or_else(|_| {
+            let kind = match store {
+                Store::Classic => "classic",
+                Store::Containerd => "containerd",
+                Store::Podman => "podman",
+            };
+            format!("{version}-{kind}")
+        });
+        eprintln!("engine under test: {name} ({version}, {store:?} store)");
+        TestEngine {
+            name,
+            version,
+            store,
+        }
+    })
+}
+
+/// The ID the engine under test gives an image of a bundle (`img`: one entry of bundle.json's
+/// `images`): the config digest on the classic store; on the containerd store the digest of
+/// the manifest (or index) the image record points at, which is the bundle's `top`.
+pub fn bundle_image_id(img: &serde_json::Value) -> String {
+    let key = if engine().containerd() { "top" } else { "config" };
+    img[key]["digest"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {key}.digest in {img}"))
+        .to_string()
+}
+
+/// Which Compose CLI runs projects in these tests (and in `airlock up`, which reads the
+/// same variable): `AIRLOCK_COMPOSE=v1` (docker-compose 1.29) or `v2` (default: the
+/// Compose v2 Docker CLI plugin when `docker compose` runs, else v1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runner {
+    V1,
+    V2,
+}
+
+pub fn compose_runner() -> Runner {
+    static RUNNER: OnceLock<Runner> = OnceLock::new();
+    *RUNNER.get_or_init(|| match std::env::var("AIRLOCK_COMPOSE").as_deref() {
+        Ok("v1") => Runner::V1,
+        Ok("v2") => Runner::V2,
+        Ok(other) => panic!("AIRLOCK_COMPOSE={other}: expected v1 or v2"),
+        Err(_) => {
+            let v2 = Command::new("docker")
+                .args(["compose", "version", "--short"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if v2 { Runner::V2 } else { Runner::V1 }
+        }
+    })
+}
+
+/// A `Command` running the Compose CLI of `compose_runner()`: `docker compose` or
+/// `docker-compose`.
+pub fn compose_command() -> Command {
+    match compose_runner() {
+        Runner::V2 => {
+            let mut c = Command::new("docker");
+            c.arg("compose");
+            c
+        }
+        Runner::V1 => Command::new("docker-compose"),
+    }
+}
+
 /// Run a command, panic with its output unless it succeeds.
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd
@@ -235,8 +351,20 @@ impl Registry {
         if let Some((u, p)) = &self.credentials {
             cmd.arg(format!("--dest-creds={u}:{p}"));
         }
-        cmd.arg(format!("docker-daemon:{local}"))
-            .arg(format!("docker://{target}"));
+        // skopeo 1.9's `docker-daemon:` transport asks the engine in a way the containerd
+        // image store answers with "reference does not exist"; there, go through
+        // `docker save` (which the store answers) and skopeo's `docker-archive:`.
+        let _archive_dir;
+        if engine().classic() {
+            cmd.arg(format!("docker-daemon:{local}"));
+        } else {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let tar = dir.path().join("image.tar");
+            docker(&["save", "-o", tar.to_str().unwrap(), local]);
+            cmd.arg(format!("docker-archive:{}", tar.display()));
+            _archive_dir = dir;
+        }
+        cmd.arg(format!("docker://{target}"));
         run(&mut cmd);
         target
     }

@@ -655,8 +655,15 @@ fn load_compressed_bundles_and_skip_what_is_present() {
         let out = ok(p.airlock().arg("load").arg(file).arg("--json"));
         let l = json_of(&out);
         assert_eq!(l["sent"], true);
-        // every layer is on the engine already (the holder's): skipped, only the config sent
-        assert!(l["blobs_skipped"].as_u64().unwrap() >= 3, "{l:#}");
+        if harness::engine().containerd() {
+            // Engine-specific: a containerd-store engine gets the whole bundle (its importer
+            // reads index.json; which blobs its content store holds is not visible through
+            // the API), so nothing is skipped (docs/engines.md).
+            assert_eq!(l["blobs_skipped"], 0, "{l:#}");
+        } else {
+            // every layer is on the engine already (the holder's): skipped, only the config sent
+            assert!(l["blobs_skipped"].as_u64().unwrap() >= 3, "{l:#}");
+        }
         assert!(harness::image_exists(&reference));
         ok(p.airlock().arg("verify").arg(file));
     }

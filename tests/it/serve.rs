@@ -322,11 +322,15 @@ fn engine_pulls_and_runs_from_serve() {
         log.contains(&format!("\"GET /v2/{repo}/manifests/{top} HTTP/1.1\" 200")),
         "{log}"
     );
+    // The classic store pulls config and every layer; a containerd-store engine fetches only
+    // the blobs its content store lacks (the layers stay there after `docker rmi` while
+    // another image uses them): at least the config.
+    let blobs_expected = if crate::harness::engine().containerd() { 1 } else { 3 };
     assert!(
         log.lines()
             .filter(|l| l.contains("/blobs/sha256:") && l.contains("\" 200 "))
             .count()
-            >= 3,
+            >= blobs_expected,
         "{log}"
     );
 }
