@@ -55,8 +55,9 @@ pub struct Lock {
     pub version: u32,
     /// RFC 3339 UTC; becomes `created` of bundles packed with `--locked`.
     pub created: String,
-    /// The platform every image was resolved for.
-    pub platform: String,
+    /// The platform every image was resolved for, written `os/arch[/variant]`.
+    #[serde(with = "crate::platform::as_text")]
+    pub platform: Platform,
     /// Reference as written -> what it resolved to.
     pub images: BTreeMap<String, LockedImage>,
 }
@@ -68,7 +69,8 @@ pub struct LockedImage {
     pub top: Descriptor,
     /// The platform manifest chosen.
     pub manifest: Digest,
-    pub platform: String,
+    #[serde(with = "crate::platform::as_text")]
+    pub platform: Platform,
 }
 
 impl Lock {
@@ -83,7 +85,7 @@ impl Lock {
                         normalized: i.reference.normalized(),
                         top,
                         manifest: i.manifest.digest.clone(),
-                        platform: i.platform.to_string(),
+                        platform: i.platform.clone(),
                     },
                 )
             })
@@ -91,7 +93,7 @@ impl Lock {
         Lock {
             version: LOCK_VERSION,
             created,
-            platform: platform.to_string(),
+            platform: platform.clone(),
             images,
         }
     }
@@ -151,7 +153,7 @@ impl Lock {
             reference: reference.to_string(),
             reason,
         };
-        if self.platform != platform.to_string() {
+        if self.platform != *platform {
             return Err(stale(
                 "",
                 format!(
@@ -256,13 +258,13 @@ mod tests {
                 normalized: "docker.io/library/a:1".into(),
                 top: Descriptor::new("m", d.clone(), 1),
                 manifest: d.clone(),
-                platform: "linux/amd64".into(),
+                platform: "linux/amd64".parse().unwrap(),
             },
         );
         let lock = Lock {
             version: 1,
             created: "x".into(),
-            platform: "linux/amd64".into(),
+            platform: "linux/amd64".parse().unwrap(),
             images,
         };
         let p = Path::new("airlock.lock");

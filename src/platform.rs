@@ -104,6 +104,23 @@ impl FromStr for Platform {
     }
 }
 
+/// Serde for a `Platform` written as its text, `os/arch[/variant]` (bundle metadata, lock
+/// files), rather than as the OCI object: `#[serde(with = "crate::platform::as_text")]`.
+/// Reading parses (and so normalises) it; text that is not a platform is an error.
+pub mod as_text {
+    use super::Platform;
+    use serde::Deserialize;
+
+    pub fn serialize<S: serde::Serializer>(p: &Platform, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(p)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Platform, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Display for Platform {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.os, self.architecture)?;
@@ -145,6 +162,20 @@ mod tests {
         assert!(!p("linux/arm/v6").matches(&p("linux/arm/v7")));
         assert!(!p("linux/amd64").matches(&p("linux/arm64")));
         assert!(!p("linux/amd64").matches(&p("unknown/unknown")));
+    }
+
+    #[test]
+    fn as_text_round_trips() {
+        #[derive(serde::Serialize, serde::Deserialize)]
+        struct Meta {
+            #[serde(with = "as_text")]
+            platform: Platform,
+        }
+        let m: Meta = serde_json::from_str(r#"{"platform":"linux/arm/v7"}"#).unwrap();
+        assert_eq!(m.platform, p("linux/arm/v7"));
+        assert_eq!(serde_json::to_string(&m).unwrap(), r#"{"platform":"linux/arm/v7"}"#);
+        let bad = serde_json::from_str::<Meta>(r#"{"platform":"linux"}"#).err().unwrap();
+        assert!(bad.to_string().contains("invalid platform `linux`"), "{bad}");
     }
 
     #[test]

@@ -11,9 +11,9 @@ use super::read::Bundle;
 use super::verify::{Problem, ProblemKind};
 use crate::digest::Digest;
 use crate::engine::EngineState;
-use crate::image::chain_ids;
 use crate::error::{Class, Classify};
-use crate::image::ResolvedImage;
+use crate::image::{Descriptor, Manifest, ResolvedImage, chain_ids};
+use crate::reference::Reference;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -113,8 +113,7 @@ pub struct Base {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct BaseImage {
     #[serde(rename = "ref")]
-    pub reference: String,
-    pub normalized: String,
+    pub reference: Reference,
     pub top: Digest,
     /// `None` for a lock base whose manifest is not in the cache (never: that is an error).
     pub config: Option<Digest>,
@@ -146,7 +145,6 @@ impl Base {
                 .iter()
                 .map(|i| BaseImage {
                     reference: i.reference.clone(),
-                    normalized: i.normalized.clone(),
                     top: i.top.digest.clone(),
                     config: Some(i.config.digest.clone()),
                     layers: i
@@ -199,23 +197,24 @@ fn from_json(
     bytes: &[u8],
     store: Option<&crate::store::Store>,
 ) -> Result<Base, DeltaError> {
-    let value: serde_json::Value =
+    // Which of the two it is, by its keys; then parsed as that.
+    let keys: BTreeMap<String, serde::de::IgnoredAny> =
         serde_json::from_slice(bytes).map_err(|e| DeltaError::Unrecognised {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
     let id = Digest::of(bytes).to_string();
-    if value.get("format").is_some() {
+    if keys.contains_key("format") {
         let meta: BundleMeta =
-            serde_json::from_value(value).map_err(|e| DeltaError::Unrecognised {
+            serde_json::from_slice(bytes).map_err(|e| DeltaError::Unrecognised {
                 path: path.to_path_buf(),
                 reason: format!("not a bundle.json: {e}"),
             })?;
         return Ok(Base::from_meta(id, path, &meta));
     }
-    if value.get("version").is_some() && value.get("images").is_some() {
+    if keys.contains_key("version") && keys.contains_key("images") {
         let lock: crate::lock::Lock =
-            serde_json::from_value(value).map_err(|e| DeltaError::Unrecognised {
+            serde_json::from_slice(bytes).map_err(|e| DeltaError::Unrecognised {
                 path: path.to_path_buf(),
                 reason: format!("not an airlock.lock: {e}"),
             })?;
@@ -229,9 +228,13 @@ fn from_json(
                     manifest: locked.manifest.clone(),
                 })?;
             let (config, layers) = manifest;
+            let reference =
+                Reference::parse(reference).map_err(|e| DeltaError::Unrecognised {
+                    path: path.to_path_buf(),
+                    reason: format!("not an airlock.lock: {e}"),
+                })?;
             images.push(BaseImage {
-                reference: reference.clone(),
-                normalized: locked.normalized.clone(),
+                reference,
                 top: locked.top.digest.clone(),
                 config: Some(config.0.clone()),
                 layers,
@@ -265,17 +268,9 @@ fn read_manifest(store: &crate::store::Store, digest: &Digest) -> Option<(Blob, 
     if &Digest::of(&bytes) != digest {
         return None;
     }
-    let doc: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    let desc = |v: &serde_json::Value| -> Option<Blob> {
-        Some((v["digest"].as_str()?.parse().ok()?, v["size"].as_u64()?))
-    };
-    let config = desc(&doc["config"])?;
-    let layers = doc["layers"]
-        .as_array()?
-        .iter()
-        .map(desc)
-        .collect::<Option<Vec<_>>>()?;
-    Some((config, layers))
+    let manifest = Manifest::parse(&bytes).ok()?;
+    let blob = |d: &Descriptor| (d.digest.clone(), d.size);
+    Some((blob(&manifest.config), manifest.layers.iter().map(blob).collect()))
 }
 
 /// Blobs a delta of `images` over `base` leaves out: the layers the base holds.
@@ -323,7 +318,7 @@ pub fn check_engine(meta: &BundleMeta, state: &EngineState) -> Result<(), DeltaE
         for (i, l) in img.layers.iter().enumerate() {
             if assumed.contains(&l.blob.digest) && !state.chains.contains(&chains[i]) {
                 missing.push(MissingLayer {
-                    image: img.reference.clone(),
+                    image: img.reference.to_string(),
                     index: i,
                     diff_id: l.diff_id.clone(),
                     blob: l.blob.digest.clone(),
@@ -334,7 +329,7 @@ pub fn check_engine(meta: &BundleMeta, state: &EngineState) -> Result<(), DeltaE
     if !missing.is_empty() {
         return Err(DeltaError::EngineLacks {
             base: base.id.clone(),
-            base_images: base.images.clone(),
+            base_images: base.images.iter().map(Reference::to_string).collect(),
             missing,
         });
     }
@@ -373,7 +368,7 @@ pub fn check_with_base(delta: &BundleMeta, base: &Base) -> (Vec<Problem>, Vec<St
                 .images
                 .iter()
                 .find(|i| i.layers.iter().any(|l| &l.blob.digest == d))
-                .map(|i| i.reference.clone());
+                .map(|i| i.reference.to_string());
             problems.push(Problem {
                 kind: ProblemKind::MissingFile,
                 file: Some(format!("blobs/sha256/{}", d.hex())),
@@ -438,12 +433,6 @@ pub struct LayerStats {
     pub delta_saves: u64,
 }
 
-/// Repository of a normalised reference (`docker.io/library/app:1` -> `docker.io/library/app`).
-fn repository_key(i: &BaseImage) -> String {
-    crate::reference::Reference::parse(&i.normalized)
-        .map(|r| r.name())
-        .unwrap_or_else(|_| i.normalized.clone())
-}
 
 /// Compare two image sets: the same normalised reference, or else (an upgrade that changes
 /// the tag) the same repository, is one image; its top-level digest says whether it changed.
@@ -464,14 +453,14 @@ pub fn diff(a: &Base, b: &Base) -> Diff {
     let mut pairs: Vec<(Option<&BaseImage>, &BaseImage)> = Vec::new();
     let mut b_left = Vec::new();
     for bi in &b.images {
-        match a_left.iter().position(|ai| ai.normalized == bi.normalized) {
+        match a_left.iter().position(|ai| ai.reference.normalized() == bi.reference.normalized()) {
             Some(i) => pairs.push((Some(a_left.remove(i)), bi)),
             None => b_left.push(bi),
         }
     }
     for bi in b_left {
-        let repo = repository_key(bi);
-        match a_left.iter().position(|ai| repository_key(ai) == repo) {
+        let repo = bi.reference.name();
+        match a_left.iter().position(|ai| ai.reference.name() == repo) {
             Some(i) => pairs.push((Some(a_left.remove(i)), bi)),
             None => pairs.push((None, bi)),
         }
@@ -479,12 +468,12 @@ pub fn diff(a: &Base, b: &Base) -> Diff {
     for (ai, bi) in pairs {
         match ai {
             None => out.added.push(DiffImage {
-                reference: bi.reference.clone(),
+                reference: bi.reference.to_string(),
                 digest: bi.top.clone(),
             }),
-            Some(ai) if ai.top == bi.top && ai.normalized == bi.normalized => {
+            Some(ai) if ai.top == bi.top && ai.reference.normalized() == bi.reference.normalized() => {
                 out.unchanged.push(DiffImage {
-                    reference: bi.reference.clone(),
+                    reference: bi.reference.to_string(),
                     digest: bi.top.clone(),
                 })
             }
@@ -495,8 +484,8 @@ pub fn diff(a: &Base, b: &Base) -> Diff {
                     .filter(|(d, _)| a_layers.contains(d))
                     .count();
                 out.changed.push(Changed {
-                    reference: bi.reference.clone(),
-                    old_ref: ai.reference.clone(),
+                    reference: bi.reference.to_string(),
+                    old_ref: ai.reference.to_string(),
                     old: ai.top.clone(),
                     new: bi.top.clone(),
                     layers_shared: shared,
@@ -507,7 +496,7 @@ pub fn diff(a: &Base, b: &Base) -> Diff {
     }
     for ai in a_left {
         out.removed.push(DiffImage {
-            reference: ai.reference.clone(),
+            reference: ai.reference.to_string(),
             digest: ai.top.clone(),
         });
     }
@@ -539,8 +528,7 @@ mod tests {
 
     fn img(r: &str, top: u8, layers: &[u8]) -> BaseImage {
         BaseImage {
-            reference: r.into(),
-            normalized: format!("docker.io/library/{r}"),
+            reference: r.parse().unwrap(),
             top: d(top),
             config: Some(d(top + 100)),
             layers: layers.iter().map(|l| (d(*l), 10 * *l as u64)).collect(),

@@ -1,8 +1,11 @@
 //! `airlock/bundle.json`: the bundle's own metadata (docs/bundle-format.md). Written first
-//! in the tar by `bundle::write`, read by `inspect` without touching the blobs.
+//! in the tar by `bundle::write`, read by `inspect` without touching the blobs. References
+//! and the platform are typed: they read back parsed, and the JSON is the same as ever.
 
 use crate::digest::Digest;
 use crate::image::{Descriptor, Layer};
+use crate::platform::Platform;
+use crate::reference::Reference;
 
 pub const FORMAT: &str = "airlock.bundle/v1";
 pub const META_PATH: &str = "airlock/bundle.json";
@@ -17,8 +20,9 @@ pub struct BundleMeta {
     /// RFC 3339 UTC.
     pub created: String,
     pub project: String,
-    /// `os/arch[/variant]` the images were chosen for.
-    pub platform: String,
+    /// The platform the images were chosen for, written `os/arch[/variant]`.
+    #[serde(with = "crate::platform::as_text")]
+    pub platform: Platform,
     pub compose: ComposeMeta,
     pub images: Vec<ImageMeta>,
     /// Number of distinct blobs carried.
@@ -49,9 +53,11 @@ pub struct ComposeMeta {
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ImageMeta {
-    /// The reference as the compose files write it.
+    /// The reference as the compose files write it (parsed on reading: a bundle whose
+    /// references do not parse does not open).
     #[serde(rename = "ref")]
-    pub reference: String,
+    pub reference: Reference,
+    /// `reference.normalized()`, written for readers of the JSON; airlock reads `reference`.
     pub normalized: String,
     /// Plan kinds that named this reference (`image`, `build-from`, ...).
     #[serde(default)]
@@ -77,5 +83,5 @@ pub struct BaseMeta {
     pub assumed: Vec<Digest>,
     /// References of the base's images (to name what to load first).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub images: Vec<String>,
+    pub images: Vec<Reference>,
 }

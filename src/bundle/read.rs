@@ -584,7 +584,7 @@ impl Meta {
             {
                 return Err(ReadError::LayerCount {
                     path: self.bundle.path.clone(),
-                    image: img.reference.clone(),
+                    image: img.reference.to_string(),
                     listed: entry.layers.len(),
                     expected: img.layers.len(),
                 });

@@ -13,7 +13,7 @@ use super::read::{
     MetaCollector, ReadError, read_small,
 };
 use crate::digest::{Digest, Hasher};
-use crate::image::media;
+use crate::image::{Config, ImageError, Links, media};
 use crate::platform::Platform;
 use crate::progress::Reporter;
 use crate::reference::Reference;
@@ -509,7 +509,7 @@ pub fn verify(
         bundle: bundle.path.clone(),
         compression: bundle.compression,
         project: meta.as_ref().map(|m| m.meta.project.clone()),
-        platform: meta.as_ref().map(|m| m.meta.platform.clone()),
+        platform: meta.as_ref().map(|m| m.meta.platform.to_string()),
         files,
         bytes,
         signed: meta.as_ref().is_some_and(|m| m.signed),
@@ -576,11 +576,7 @@ pub fn compose_completeness(meta: &Meta) -> Result<Vec<Problem>, String> {
             }
         }
     }
-    let platform = meta
-        .meta
-        .platform
-        .parse()
-        .map_err(|e: crate::platform::PlatformError| e.to_string())?;
+    let platform = meta.meta.platform.clone();
     let plan = crate::plan::plan(
         &project,
         &crate::plan::PlanOptions {
@@ -593,7 +589,7 @@ pub fn compose_completeness(meta: &Meta) -> Result<Vec<Problem>, String> {
         meta.meta
             .images
             .iter()
-            .any(|i| i.normalized == normalized || i.reference == r)
+            .any(|i| i.reference.normalized() == normalized || i.reference.original() == r)
     };
     let unbuilt: BTreeSet<&str> = plan
         .images
@@ -752,11 +748,12 @@ impl Checks<'_> {
         false
     }
 
-    fn json_blob(&self, d: &Digest) -> Option<serde_json::Value> {
-        self.w
-            .json
-            .get(d)
-            .and_then(|b| serde_json::from_slice(b).ok())
+    /// A config read during the walk: `None` when its bytes were not kept or are not JSON.
+    fn config(&self, d: &Digest) -> Option<Result<Config, ImageError>> {
+        match Config::parse(self.w.json.get(d)?) {
+            Err(ImageError::Syntax(_)) => None,
+            parsed => Some(parsed),
+        }
     }
 
     /// manifest.json, index.json, manifests and configs parse and agree.
@@ -769,7 +766,7 @@ impl Checks<'_> {
                 format!("`{MANIFEST_PATH}` is missing: `docker load` needs it"),
             );
         }
-        let platform: Option<Platform> = meta.meta.platform.parse().ok();
+        let platform = Some(&meta.meta.platform);
         for entry in &meta.manifest {
             let image = entry
                 .repo_tags
@@ -802,19 +799,31 @@ impl Checks<'_> {
             if !self.need_blob(&cfg, meta, img, "config") {
                 continue;
             }
-            let Some(config) = self.json_blob(&cfg) else {
-                if self.w.json_skipped.contains(&entry.config) {
+            let config = match self.config(&cfg) {
+                Some(Ok(config)) => config,
+                Some(Err(e)) => {
+                    self.problem(
+                        ProblemKind::Structure,
+                        Some(&entry.config),
+                        img,
+                        format!("config `{cfg}` is not an image config: {e}"),
+                    );
                     continue;
                 }
-                self.problem(
-                    ProblemKind::Structure,
-                    Some(&entry.config),
-                    img,
-                    format!("config `{cfg}` is not valid JSON"),
-                );
-                continue;
+                None => {
+                    if self.w.json_skipped.contains(&entry.config) {
+                        continue;
+                    }
+                    self.problem(
+                        ProblemKind::Structure,
+                        Some(&entry.config),
+                        img,
+                        format!("config `{cfg}` is not valid JSON"),
+                    );
+                    continue;
+                }
             };
-            let diff_ids = config["rootfs"]["diff_ids"].as_array().map(|a| a.len());
+            let diff_ids = config.rootfs.as_ref().map(|r| r.diff_ids.len());
             if diff_ids != Some(entry.layers.len()) {
                 self.problem(
                     ProblemKind::Structure,
@@ -841,10 +850,8 @@ impl Checks<'_> {
                     ),
                 }
             }
-            let os = config["os"].as_str().unwrap_or_default();
-            let arch = config["architecture"].as_str().unwrap_or_default();
-            if let Some(want) = &platform {
-                let have = Platform::new(os, arch, config["variant"].as_str());
+            if let Some(want) = platform {
+                let have = config.platform();
                 if !want.matches(&have) {
                     self.problem(
                         ProblemKind::Platform,
@@ -891,7 +898,7 @@ impl Checks<'_> {
                         &desc.media_type,
                         meta,
                         &name,
-                        platform.as_ref(),
+                        platform,
                         0,
                     );
                 }
@@ -921,22 +928,25 @@ impl Checks<'_> {
             );
             return;
         }
-        let Some(doc) = self.json_blob(digest) else {
-            if self.w.json.contains_key(digest) {
+        // Fields that do not parse are not followed (the blobs they name go unchecked here).
+        let links = match self.w.json.get(digest).map(|b| Links::parse(b)) {
+            None => return,
+            Some(Ok(links)) => links,
+            Some(Err(ImageError::Shape(_))) => Links::default(),
+            Some(Err(ImageError::Syntax(_))) => {
                 self.problem(
                     ProblemKind::Structure,
                     Some(&Self::blob_path(digest)),
                     Some(image),
                     format!("`{digest}` is not valid JSON"),
                 );
+                return;
             }
-            return;
         };
-        let mt = doc["mediaType"].as_str().unwrap_or(media_type);
+        let mt = links.media_type.as_deref().unwrap_or(media_type);
         if media::is_index(mt) {
-            let children: Vec<crate::image::Descriptor> =
-                serde_json::from_value(doc["manifests"].clone()).unwrap_or_default();
-            let chosen = children
+            let chosen = links
+                .manifests
                 .iter()
                 .filter(|c| {
                     c.platform
@@ -963,15 +973,11 @@ impl Checks<'_> {
                     ),
                 ),
             }
-        } else if media::is_manifest(mt) || doc.get("layers").is_some() {
-            if let Ok(cfg) =
-                serde_json::from_value::<crate::image::Descriptor>(doc["config"].clone())
-            {
+        } else if media::is_manifest(mt) || links.config.is_some() || !links.layers.is_empty() {
+            if let Some(cfg) = &links.config {
                 self.need_blob(&cfg.digest, meta, Some(image), "config");
             }
-            let layers: Vec<crate::image::Descriptor> =
-                serde_json::from_value(doc["layers"].clone()).unwrap_or_default();
-            for l in &layers {
+            for l in &links.layers {
                 self.need_blob(&l.digest, meta, Some(image), "layer");
             }
         }
@@ -981,7 +987,7 @@ impl Checks<'_> {
     fn completeness(&mut self, meta: &Meta) {
         for img in &meta.meta.images {
             let before = self.problems.len();
-            let r = img.reference.as_str();
+            let r = img.reference.original();
             self.need_blob(&img.top.digest, meta, Some(r), "top-level manifest");
             self.need_blob(&img.manifest.digest, meta, Some(r), "manifest");
             let have_config = self.need_blob(&img.config.digest, meta, Some(r), "config");
@@ -990,14 +996,15 @@ impl Checks<'_> {
             }
             let config_path = Self::blob_path(&img.config.digest);
             let entry = meta.manifest.iter().find(|e| e.config == config_path);
-            match (entry, Reference::parse(r)) {
-                (None, _) => self.problem(
+            match entry {
+                None => self.problem(
                     ProblemKind::MissingImage,
                     Some(MANIFEST_PATH),
                     Some(r),
                     format!("image `{r}` has no entry in manifest.json"),
                 ),
-                (Some(e), Ok(reference)) => {
+                Some(e) => {
+                    let reference = &img.reference;
                     if let Some(tag) = reference.familiar_tagged()
                         && reference.digest().is_none()
                         && !e.repo_tags.iter().any(|t| same_tag(t, &tag))
@@ -1010,21 +1017,14 @@ impl Checks<'_> {
                         );
                     }
                 }
-                (Some(_), Err(e)) => {
-                    self.problem(ProblemKind::Structure, None, Some(r), e.to_string())
-                }
             }
-            if have_config && let Some(config) = self.json_blob(&img.config.digest) {
-                let diff_ids: Vec<String> = config["rootfs"]["diff_ids"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|v| v.as_str().map(str::to_string))
-                            .collect()
-                    })
+            if have_config && let Some(config) = self.config(&img.config.digest) {
+                let diff_ids: Vec<Digest> = config
+                    .ok()
+                    .and_then(|c| c.rootfs)
+                    .map(|r| r.diff_ids)
                     .unwrap_or_default();
-                let listed: Vec<String> =
-                    img.layers.iter().map(|l| l.diff_id.to_string()).collect();
+                let listed: Vec<Digest> = img.layers.iter().map(|l| l.diff_id.clone()).collect();
                 if diff_ids != listed {
                     self.problem(
                         ProblemKind::Structure,
@@ -1035,20 +1035,19 @@ impl Checks<'_> {
                 }
             }
             if let Some(index) = &meta.index {
+                let normalized = img.reference.normalized();
                 let named = index.manifests.iter().any(|d| {
                     d.digest == img.top.digest
                         && d.annotations
                             .get("io.containerd.image.name")
-                            .is_none_or(|n| {
-                                n == &img.normalized || img.normalized.starts_with(n.as_str())
-                            })
+                            .is_none_or(|n| *n == normalized || normalized.starts_with(n.as_str()))
                 });
                 if !named {
                     self.problem(
                         ProblemKind::MissingImage,
                         Some(INDEX_PATH),
                         Some(r),
-                        format!("index.json has no entry for `{}`", img.normalized),
+                        format!("index.json has no entry for `{normalized}`"),
                     );
                 }
             }
@@ -1063,7 +1062,7 @@ impl Checks<'_> {
                         || p.blob.as_ref().is_some_and(|b| blobs.contains(b))
                 });
             self.images.push(ImageCheck {
-                reference: img.reference.clone(),
+                reference: img.reference.to_string(),
                 config: img.config.digest.clone(),
                 ok,
             });
@@ -1148,7 +1147,7 @@ mod tests {
             airlock_version: "0.1.0".into(),
             created: "2026-11-27T07:00:00Z".into(),
             project: "tiny".into(),
-            platform: "linux/amd64".into(),
+            platform: "linux/amd64".parse().unwrap(),
             compose: ComposeMeta {
                 files: vec!["compose.yaml".into()],
                 env_files: vec![],
@@ -1156,7 +1155,7 @@ mod tests {
                 ..ComposeMeta::default()
             },
             images: vec![ImageMeta {
-                reference: "tiny:1".into(),
+                reference: "tiny:1".parse().unwrap(),
                 normalized: "docker.io/library/tiny:1".into(),
                 kinds: vec!["image".into()],
                 services: vec!["web".into()],

@@ -838,7 +838,7 @@ mod tests {
             airlock_version: "test".into(),
             created: "2026-01-01T00:00:00Z".into(),
             project: "demo".into(),
-            platform: "linux/amd64".into(),
+            platform: "linux/amd64".parse().unwrap(),
             compose: Default::default(),
             images: Vec::new(),
             blobs: 0,

@@ -32,7 +32,7 @@ pub fn run(args: InspectArgs, out: &Output) -> anyhow::Result<ExitCode> {
             "airlock_version": m.airlock_version,
             "created": m.created,
             "project": m.project,
-            "platform": m.platform,
+            "platform": m.platform.to_string(),
             "compose": {
                 "files": m.compose.files,
                 "env_files": m.compose.env_files,
@@ -94,7 +94,7 @@ pub fn run(args: InspectArgs, out: &Output) -> anyhow::Result<ExitCode> {
     table.set_header(["IMAGE", "SERVICES", "CONFIG", "LAYERS", "SIZE", "UNPACKED"]);
     for img in &m.images {
         table.add_row([
-            img.reference.clone(),
+            img.reference.to_string(),
             img.services.join(","),
             img.config.digest.short().to_string(),
             img.layers.len().to_string(),

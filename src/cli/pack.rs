@@ -16,13 +16,12 @@ use crate::bundle::meta::{BundleMeta, ComposeMeta, FORMAT, ImageMeta};
 use crate::bundle::write::{self as bundle_write, ComposeFile};
 use crate::compose::{self, Project};
 use crate::error::Classified;
-use crate::image::ResolvedImage;
+use crate::image::{Pin, ResolvedImage};
 use crate::lock::{LOCK_FILE, Lock};
 use crate::plan::{self, Kind, PlanOptions};
 use crate::platform::Platform;
 use crate::progress::Reporter;
 use crate::reference::Reference;
-use crate::image::Pin;
 use crate::registry::{self, Client, Options, PullStats};
 use crate::store::Store;
 use anyhow::Context as _;
@@ -232,13 +231,20 @@ pub fn select(
         run_files = std::mem::take(&mut plan.run_files);
         let mut unbuilt = Vec::new();
         for img in &plan.images {
+            // The plan writes platforms it parsed; one that does not parse is named, never dropped.
+            let platforms = img
+                .platforms
+                .iter()
+                .map(|p| p.parse::<Platform>())
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(|| format!("image `{}` of the plan", img.reference))?;
             match img.kind {
                 Kind::Image | Kind::BuildFrom | Kind::BuildCopyFrom | Kind::BuildSyntax => add(
                     img.reference.clone(),
                     img.kind.as_str(),
                     &img.services,
                     Source::Registry,
-                    &img.platforms,
+                    &platforms,
                 ),
                 Kind::BuildTag if from_docker => {
                     let service = img.services.first().cloned().unwrap_or_default();
@@ -247,7 +253,7 @@ pub fn select(
                         img.kind.as_str(),
                         &img.services,
                         Source::Engine { service },
-                        &img.platforms,
+                        &platforms,
                     )
                 }
                 Kind::BuildTag => unbuilt.push(img),
@@ -609,7 +615,7 @@ pub fn run(args: PackArgs, out: &Output) -> anyhow::Result<ExitCode> {
         .iter()
         .zip(&selection.images)
         .map(|(r, sel)| ImageMeta {
-            reference: r.reference.original().to_string(),
+            reference: r.reference.clone(),
             normalized: r.reference.normalized(),
             kinds: sel.kinds.clone(),
             services: sel.services.clone(),
@@ -634,7 +640,7 @@ pub fn run(args: PackArgs, out: &Output) -> anyhow::Result<ExitCode> {
         airlock_version: env!("CARGO_PKG_VERSION").to_string(),
         created: created.clone(),
         project: project_name.clone(),
-        platform: platform.to_string(),
+        platform: platform.clone(),
         compose: compose_meta,
         images: image_meta,
         blobs: 0,

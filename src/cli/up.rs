@@ -299,11 +299,7 @@ fn stage_and_plan(
     };
     let project =
         crate::compose::load(&opts).context("Cannot load the bundle's compose project")?;
-    let platform = meta
-        .meta
-        .platform
-        .parse()
-        .unwrap_or_else(|_| crate::platform::Platform::linux_amd64());
+    let platform = meta.meta.platform.clone();
     let plan = crate::plan::plan(
         &project,
         &PlanOptions {
@@ -321,7 +317,7 @@ async fn missing_images(plan: &Plan, meta: &Meta, engine: &Engine) -> anyhow::Re
         meta.meta
             .images
             .iter()
-            .any(|i| i.normalized == normalized || i.reference == r)
+            .any(|i| i.reference.normalized() == normalized || i.reference.original() == r)
     };
     let mut missing = Vec::new();
     let available = |r: &Reference| {

@@ -561,7 +561,7 @@ pub async fn load(
         let config = img.config.digest.clone();
         let id = if state.containerd_store {
             engine
-                .image_id(&img.normalized)
+                .image_id(&img.reference.normalized())
                 .await?
                 .or(engine.image_id(&config.to_string()).await?)
         } else {
@@ -569,19 +569,18 @@ pub async fn load(
         };
         let Some(id) = id else {
             return Err(EngineError::NotLoaded {
-                reference: img.reference.clone(),
+                reference: img.reference.to_string(),
                 config,
             });
         };
         let mut tags = Vec::new();
-        if let Ok(reference) = Reference::parse(&img.reference)
-            && let Some((repo, tag)) = local_tag(&reference)
+        if let Some((repo, tag)) = local_tag(&img.reference)
         {
             engine.tag(&id, &repo, &tag).await?;
             let full = format!("{repo}:{tag}");
-            if reference.digest().is_some() && seen_tags.insert(full.clone()) {
+            if img.reference.digest().is_some() && seen_tags.insert(full.clone()) {
                 pinned.push(PinnedTag {
-                    reference: img.reference.clone(),
+                    reference: img.reference.to_string(),
                     tag: full.clone(),
                     services: img.services.clone(),
                 });
@@ -598,7 +597,7 @@ pub async fn load(
             Action::Loaded
         };
         report.images.push(LoadedImage {
-            reference: img.reference.clone(),
+            reference: img.reference.to_string(),
             id,
             config,
             action,

@@ -130,10 +130,11 @@ impl Links {
         serde_json::from_slice(bytes).map_err(ImageError::from)
     }
 
-    /// Whether the object is an index: by `media_type` (the descriptor's or the document's
-    /// own), else by having children.
+    /// Whether the object is an index: by `media_type` (the descriptor's) or the document's
+    /// own, or by having children.
     pub fn is_index(&self, media_type: &str) -> bool {
-        media::is_index(self.media_type.as_deref().unwrap_or(media_type))
+        media::is_index(media_type)
+            || self.media_type.as_deref().is_some_and(media::is_index)
             || !self.manifests.is_empty()
     }
 

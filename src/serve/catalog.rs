@@ -12,7 +12,7 @@
 use crate::bundle::read::{Bundle, Compression, Flow, MetaCollector, ReadError};
 use crate::digest::Digest;
 use crate::error::{Class, Classify};
-use crate::image::{Descriptor, media};
+use crate::image::{Descriptor, Links, media};
 use crate::reference::{DOCKER_HUB, Reference};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -60,13 +60,6 @@ pub enum CatalogError {
         reference: String,
         digest: Digest,
         message: String,
-    },
-    #[error("Bundle `{}`: image reference `{reference}` in bundle.json does not parse", path.display())]
-    BadReference {
-        path: PathBuf,
-        reference: String,
-        #[source]
-        source: crate::reference::ReferenceError,
     },
     #[error("Failed to read `{}` at offset {offset}", path.display())]
     Io {
@@ -324,7 +317,7 @@ impl Catalog {
         if opts.mirror {
             // Stable: Docker Hub images first, bundle order otherwise.
             pending.sort_by_key(|(_, img)| {
-                !Reference::parse(&img.normalized).is_ok_and(|r| r.registry() == DOCKER_HUB)
+                img.reference.registry() != DOCKER_HUB
             });
         }
         for (idx, img) in pending {
@@ -339,21 +332,14 @@ impl Catalog {
         idx: usize,
         img: &crate::bundle::meta::ImageMeta,
     ) -> Result<(), CatalogError> {
-        let path = self.files[idx].path.clone();
-        let parsed = Reference::parse(&img.normalized)
-            .or_else(|_| Reference::parse(&img.reference))
-            .map_err(|source| CatalogError::BadReference {
-                path: path.clone(),
-                reference: img.reference.clone(),
-                source,
-            })?;
+        let parsed = img.reference.clone();
         let repository = repository_of(&parsed);
         let tag = parsed.tag_or_default().map(str::to_string);
         let mut manifests = Vec::new();
         let mut blobs = Vec::new();
         self.collect(
             idx,
-            &img.reference,
+            img.reference.original(),
             &img.top.digest,
             &img.top.media_type,
             &mut manifests,
@@ -401,7 +387,7 @@ impl Catalog {
             Vec::new()
         };
         self.images.push(CatalogImage {
-            reference: img.reference.clone(),
+            reference: img.reference.to_string(),
             parsed,
             repository,
             tag,
@@ -483,14 +469,14 @@ impl Catalog {
                 bytes
             }
         };
-        let parsed: ManifestJson =
-            serde_json::from_slice(&bytes).map_err(|e| CatalogError::BadManifest {
+        let parsed =
+            Links::parse(&bytes).map_err(|e| CatalogError::BadManifest {
                 path: path.clone(),
                 reference: reference.to_string(),
                 digest: digest.clone(),
                 message: e.to_string(),
             })?;
-        let is_index = media::is_index(media_type) || !parsed.manifests.is_empty();
+        let is_index = parsed.is_index(media_type);
         if is_index {
             // Children of other platforms are not in the bundle: serve those present.
             for child in &parsed.manifests {
@@ -507,7 +493,7 @@ impl Catalog {
                 }
             }
         } else {
-            for d in parsed.config.iter().chain(parsed.layers.iter()) {
+            for d in parsed.blobs() {
                 if !blobs.contains(&d.digest) {
                     blobs.push(d.digest.clone());
                 }
@@ -563,22 +549,4 @@ impl Catalog {
         }
         (seen.len() as u64, bytes)
     }
-}
-
-/// The parts of a manifest or index the catalog needs.
-#[derive(Debug, Default, serde::Deserialize)]
-struct ManifestJson {
-    #[serde(default)]
-    manifests: Vec<DescriptorLite>,
-    #[serde(default)]
-    config: Option<DescriptorLite>,
-    #[serde(default)]
-    layers: Vec<DescriptorLite>,
-}
-
-#[derive(Debug, serde::Deserialize)]
-struct DescriptorLite {
-    #[serde(rename = "mediaType", default)]
-    media_type: String,
-    digest: Digest,
 }
