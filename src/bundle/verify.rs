@@ -766,7 +766,7 @@ impl Checks<'_> {
                 format!("`{MANIFEST_PATH}` is missing: `docker load` needs it"),
             );
         }
-        let platform = Some(&meta.meta.platform);
+        let platform = &meta.meta.platform;
         for entry in &meta.manifest {
             let image = entry
                 .repo_tags
@@ -850,16 +850,14 @@ impl Checks<'_> {
                     ),
                 }
             }
-            if let Some(want) = platform {
-                let have = config.platform();
-                if !want.matches(&have) {
-                    self.problem(
-                        ProblemKind::Platform,
-                        Some(&entry.config),
-                        img,
-                        format!("image `{image}` is for {have}, the bundle is for {want}"),
-                    );
-                }
+            let have = config.platform();
+            if !platform.matches(&have) {
+                self.problem(
+                    ProblemKind::Platform,
+                    Some(&entry.config),
+                    img,
+                    format!("image `{image}` is for {have}, the bundle is for {platform}"),
+                );
             }
         }
         match &meta.index {
@@ -898,7 +896,7 @@ impl Checks<'_> {
                         &desc.media_type,
                         meta,
                         &name,
-                        platform,
+                        Some(platform),
                         0,
                     );
                 }
