@@ -585,16 +585,15 @@ pub fn compose_completeness(meta: &Meta) -> Result<Vec<Problem>, String> {
         },
     )
     .map_err(|e| e.to_string())?;
-    let carried = |r: &str, normalized: &str| {
-        meta.meta
-            .images
-            .iter()
-            .any(|i| i.reference.normalized() == normalized || i.reference.original() == r)
+    let carried = |r: &Reference| {
+        meta.meta.images.iter().any(|i| {
+            i.reference.normalized() == r.normalized() || i.reference.original() == r.original()
+        })
     };
     let unbuilt: BTreeSet<&str> = plan
         .images
         .iter()
-        .filter(|i| i.kind == Kind::BuildTag && !carried(i.reference.original(), &i.normalized()))
+        .filter(|i| i.kind == Kind::BuildTag && !carried(&i.reference))
         .flat_map(|i| i.services.iter().map(String::as_str))
         .collect();
     let mut out = Vec::new();
@@ -606,7 +605,7 @@ pub fn compose_completeness(meta: &Meta) -> Result<Vec<Problem>, String> {
             }
             _ => false,
         };
-        if needed && !carried(img.reference.original(), &img.normalized()) {
+        if needed && !carried(&img.reference) {
             out.push(Problem {
                 kind: ProblemKind::MissingImage,
                 file: None,

@@ -313,22 +313,21 @@ fn stage_and_plan(
 
 /// References the project needs that neither the bundle nor the engine has.
 async fn missing_images(plan: &Plan, meta: &Meta, engine: &Engine) -> anyhow::Result<Vec<String>> {
-    let in_bundle = |r: &str, normalized: &str| {
-        meta.meta
-            .images
-            .iter()
-            .any(|i| i.reference.normalized() == normalized || i.reference.original() == r)
+    let in_bundle = |r: &Reference| {
+        meta.meta.images.iter().any(|i| {
+            i.reference.normalized() == r.normalized() || i.reference.original() == r.original()
+        })
     };
     let mut missing = Vec::new();
     let available = |r: &Reference| {
-        let here = in_bundle(r.original(), &r.normalized());
+        let here = in_bundle(r);
         let digest_ref = r.digest().is_some();
-        let r = r.original().to_string();
+        let name = r.original().to_string();
         async move {
             if here {
                 return Ok::<_, anyhow::Error>(true);
             }
-            Ok(!digest_ref && engine.image_id(&r).await?.is_some())
+            Ok(!digest_ref && engine.image_id(&name).await?.is_some())
         }
     };
     let mut unbuilt_services: BTreeSet<&str> = BTreeSet::new();
