@@ -231,20 +231,14 @@ pub fn select(
         run_files = std::mem::take(&mut plan.run_files);
         let mut unbuilt = Vec::new();
         for img in &plan.images {
-            // The plan writes platforms it parsed; one that does not parse is named, never dropped.
-            let platforms = img
-                .platforms
-                .iter()
-                .map(|p| p.parse::<Platform>())
-                .collect::<Result<Vec<_>, _>>()
-                .with_context(|| format!("image `{}` of the plan", img.reference))?;
+            let platforms = &img.platforms;
             match img.kind {
                 Kind::Image | Kind::BuildFrom | Kind::BuildCopyFrom | Kind::BuildSyntax => add(
                     img.reference.clone(),
                     img.kind.as_str(),
                     &img.services,
                     Source::Registry,
-                    &platforms,
+                    platforms,
                 ),
                 Kind::BuildTag if from_docker => {
                     let service = img.services.first().cloned().unwrap_or_default();
@@ -253,7 +247,7 @@ pub fn select(
                         img.kind.as_str(),
                         &img.services,
                         Source::Engine { service },
-                        &platforms,
+                        platforms,
                     )
                 }
                 Kind::BuildTag => unbuilt.push(img),
