@@ -2,7 +2,7 @@
 //! `Service` fields (build in string or mapping form, args/environment in list or mapping
 //! form, depends_on, ports and volumes in short or long syntax). Called by `loader` last.
 
-use super::paths::{absolutize, is_path_source, is_remote_context};
+use super::paths::{absolutize, clean_container_path, is_path_source, is_remote_context};
 use super::yaml::{Node, Value};
 use super::{
     Build, DependsOn, Env, Error, Mount, Port, Project, RunFile, Service, Warning, invalid,
@@ -88,6 +88,7 @@ pub fn project(
             }
         }
     }
+    undeclared(doc, &enabled, &mut project.warnings);
     project.run_files = run_files(doc, &enabled, project_dir);
     project.services = enabled;
     project.disabled_services = disabled.into_keys().collect();
@@ -97,6 +98,67 @@ pub fn project(
         .map(|m| m.iter().map(|(k, _)| k.clone()).collect())
         .unwrap_or_default();
     Ok(project)
+}
+
+/// compose-go's consistency check: the named volumes, networks, configs and secrets an enabled
+/// service uses are declared at the top level (the `default` network always is). Compose
+/// refuses such a project; airlock warns, as for an undefined dependency, because an override
+/// file planned alone names what its base file declares (docs/compose-differences.md).
+fn undeclared(doc: &Node, services: &BTreeMap<String, Service>, warnings: &mut Vec<Warning>) {
+    let declared = |section: &str, name: &str| {
+        doc.get(section)
+            .and_then(Node::as_map)
+            .is_some_and(|m| m.iter().any(|(k, _)| k == name))
+    };
+    for svc in services.values() {
+        let mut used: Vec<(&'static str, &'static str, String)> = Vec::new();
+        for m in svc.volumes.iter().filter(|m| m.kind == "volume") {
+            if let Some(name) = m.source.as_ref().filter(|s| !s.is_empty()) {
+                used.push(("volume", "volumes", name.clone()));
+            }
+        }
+        match svc.raw.get("networks") {
+            Some(serde_json::Value::Array(items)) => {
+                for n in items.iter().filter_map(|n| n.as_str()) {
+                    used.push(("network", "networks", n.to_string()));
+                }
+            }
+            Some(serde_json::Value::Object(map)) => {
+                for n in map.keys() {
+                    used.push(("network", "networks", n.clone()));
+                }
+            }
+            _ => {}
+        }
+        for (kind, section) in [("config", "configs"), ("secret", "secrets")] {
+            if let Some(serde_json::Value::Array(items)) = svc.raw.get(section) {
+                for i in items {
+                    let name = match i {
+                        serde_json::Value::String(s) => Some(s.as_str()),
+                        serde_json::Value::Object(o) => o.get("source").and_then(|s| s.as_str()),
+                        _ => None,
+                    };
+                    if let Some(n) = name {
+                        used.push((kind, section, n.to_string()));
+                    }
+                }
+            }
+        }
+        for (kind, section, name) in used {
+            if (kind == "network" && name == "default") || declared(section, &name) {
+                continue;
+            }
+            warnings.push(Warning {
+                code: "undeclared-resource".into(),
+                message: format!(
+                    "service `{}` uses the {kind} `{name}`, which is not declared under the top-level `{section}:` (docker compose would refuse this project)",
+                    svc.name
+                ),
+                file: Some(svc.file.clone()),
+                service: Some(svc.name.clone()),
+            });
+        }
+    }
 }
 
 /// Names of every profile any service mentions (for `--profile '*'`).
@@ -335,10 +397,15 @@ pub fn service(
     }
     let mut svc = Service {
         name: name.to_string(),
-        image: c.string(node.get("image"), "image")?,
+        // Compose treats an empty `image`, `platform` or `pull_policy` (`${VAR:-}`) as unset.
+        image: c.string(node.get("image"), "image")?.filter(|v| !v.is_empty()),
         build: build(&c, node.get("build"), project_dir, env)?,
-        pull_policy: c.string(node.get("pull_policy"), "pull_policy")?,
-        platform: c.string(node.get("platform"), "platform")?,
+        pull_policy: c
+            .string(node.get("pull_policy"), "pull_policy")?
+            .filter(|v| !v.is_empty()),
+        platform: c
+            .string(node.get("platform"), "platform")?
+            .filter(|v| !v.is_empty()),
         profiles: c.strings(node.get("profiles"), "profiles")?,
         environment: c.mapping(node.get("environment"), "environment")?,
         command: c.words(node.get("command"), "command")?,
@@ -353,6 +420,18 @@ pub fn service(
         file: file.to_path_buf(),
         ..Service::default()
     };
+    // compose-go: `build.platforms`, when given, must name the service's `platform`.
+    if let (Some(platform), Some(b)) = (&svc.platform, &svc.build)
+        && !b.platforms.is_empty()
+        && !b.platforms.contains(platform)
+    {
+        let at = node.get("platform").unwrap_or(node);
+        return Err(c.bad(
+            at,
+            "platform",
+            format!("`{platform}` is not one of `build.platforms` ({}); Compose refuses this", b.platforms.join(", ")),
+        ));
+    }
     svc.depends_on = depends_on(&c, node.get("depends_on"))?;
     svc.ports = ports(&c, node.get("ports"))?;
     svc.volumes = volumes(&c, node.get("volumes"), project_dir)?;
@@ -590,7 +669,7 @@ fn volumes(c: &Ctx, node: Option<&Node>, project_dir: &Path) -> Result<Vec<Mount
         _ => return Err(c.bad(n, "volumes", format!("must be a list, not {}", n.kind()))),
     };
     let resolve = |s: &str| {
-        if s.starts_with('~') {
+        if s.starts_with('~') || s.starts_with('/') {
             s.to_string()
         } else {
             absolutize(project_dir, Path::new(s))
@@ -606,7 +685,7 @@ fn volumes(c: &Ctx, node: Option<&Node>, project_dir: &Path) -> Result<Vec<Mount
                     [target] => Mount {
                         kind: "volume".into(),
                         source: None,
-                        target: target.to_string(),
+                        target: clean_container_path(target),
                         read_only: false,
                     },
                     [src, target, rest @ ..] => {
@@ -615,7 +694,7 @@ fn volumes(c: &Ctx, node: Option<&Node>, project_dir: &Path) -> Result<Vec<Mount
                         Mount {
                             kind: if bind { "bind" } else { "volume" }.into(),
                             source: Some(if bind { resolve(src) } else { src.to_string() }),
-                            target: target.to_string(),
+                            target: clean_container_path(target),
                             read_only: mode.split(',').any(|m| m == "ro"),
                         }
                     }
@@ -649,7 +728,7 @@ fn volumes(c: &Ctx, node: Option<&Node>, project_dir: &Path) -> Result<Vec<Mount
                 out.push(Mount {
                     kind,
                     source,
-                    target,
+                    target: clean_container_path(&target),
                     read_only,
                 });
             }

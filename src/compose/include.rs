@@ -9,6 +9,9 @@ use super::yaml::{Node, Value};
 use super::{Error, invalid};
 use std::path::{Path, PathBuf};
 
+/// The top-level sections an included project contributes.
+pub(super) const RESOURCES: [&str; 5] = ["services", "volumes", "networks", "secrets", "configs"];
+
 /// One entry of `include:`, with its paths made absolute.
 pub(super) struct Included {
     /// The compose files of the included project, in merge order (each exists).
@@ -137,10 +140,7 @@ pub(super) fn resources(mut doc: Node, project_dir: &Path) -> Node {
     resolve_project_paths(&mut doc, project_dir);
     if let Some(entries) = doc.as_map_mut() {
         entries.retain(|(k, _)| {
-            matches!(
-                k.as_str(),
-                "services" | "volumes" | "networks" | "secrets" | "configs"
-            )
+RESOURCES.contains(&k.as_str())
         });
     }
     doc

@@ -9,7 +9,7 @@ use super::extends::{Extends, Services};
 use super::include;
 use super::merge::{merge_file, strip_marks};
 use super::paths::absolutize;
-use super::read::Reader;
+use super::read::{self, Reader};
 use super::yaml::{Node, Value};
 use super::{Env, Error, LoadOptions, Project, convert};
 use std::collections::BTreeMap;
@@ -55,6 +55,7 @@ pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
                 .and_then(|f| f.parent().map(Path::to_path_buf))
         })
         .unwrap_or_else(|| cwd.clone());
+    let mut default_dotenv = false;
     let env_paths: Vec<PathBuf> = if !opts.env_files.is_empty() {
         opts.env_files.iter().map(|f| absolutize(&cwd, f)).collect()
     } else if let Some(list) = os_env.get("COMPOSE_ENV_FILES").filter(|v| !v.is_empty()) {
@@ -68,11 +69,13 @@ pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
     {
         Vec::new()
     } else {
+        default_dotenv = true;
         let p = dotenv_dir.join(".env");
         if p.is_file() { vec![p] } else { Vec::new() }
     };
-    let mut env = l.reader.read_env_files(&env_paths, &os_env)?;
+    let dot_env = l.reader.read_env_files(&env_paths, &os_env)?;
     // The process environment wins over env files.
+    let mut env = dot_env.clone();
     env.extend(os_env.iter().map(|(k, v)| (k.clone(), v.clone())));
 
     let files = if !given_files.is_empty() {
@@ -103,6 +106,49 @@ pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
             .unwrap_or_else(|| cwd.clone())
     });
 
+    // A compose file discovered in a parent directory: Compose also reads that project
+    // directory's `.env`, under the working directory's.
+    if default_dotenv && project_dir != dotenv_dir {
+        let p = project_dir.join(".env");
+        if p.is_file() {
+            let mut merged = l.reader.read_env_files(std::slice::from_ref(&p), &os_env)?;
+            if let Some(i) = l.reader.env_files.iter().position(|f| *f == p) {
+                let f = l.reader.env_files.remove(i);
+                l.reader.env_files.insert(0, f);
+            }
+            merged.extend(dot_env);
+            merged.extend(os_env.iter().map(|(k, v)| (k.clone(), v.clone())));
+            env = merged;
+        }
+    }
+
+    // The project name comes before interpolation: Compose sets `COMPOSE_PROJECT_NAME` to it.
+    // `-p` and `COMPOSE_PROJECT_NAME` must already be valid; `name:` and the directory name
+    // are normalised.
+    let explicit = opts.project_name.clone().filter(|v| !v.is_empty()).or_else(|| {
+        env.get("COMPOSE_PROJECT_NAME")
+            .filter(|v| !v.is_empty())
+            .cloned()
+    });
+    let name = match explicit {
+        Some(n) if normalize_project_name(&n) == n && !n.is_empty() => n,
+        Some(n) => return Err(Error::ProjectName { name: n }),
+        None => {
+            let source = read::peek_name(&files, &env).unwrap_or_else(|| {
+                project_dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            });
+            let name = normalize_project_name(&source);
+            if name.is_empty() {
+                return Err(Error::ProjectName { name: source });
+            }
+            name
+        }
+    };
+    env.insert("COMPOSE_PROJECT_NAME".into(), name.clone());
+
     let mut profiles: Vec<String> = opts.profiles.clone();
     if let Some(p) = env.get("COMPOSE_PROFILES") {
         profiles.extend(
@@ -118,30 +164,6 @@ pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
     let tree = l.load_project(&files, &project_dir, &env, &[])?;
     let mut doc = tree.doc;
     strip_marks(&mut doc);
-
-    let name_source = opts
-        .project_name
-        .clone()
-        .or_else(|| {
-            env.get("COMPOSE_PROJECT_NAME")
-                .filter(|v| !v.is_empty())
-                .cloned()
-        })
-        .or_else(|| {
-            doc.get("name")
-                .and_then(Node::text)
-                .filter(|v| !v.is_empty())
-        })
-        .unwrap_or_else(|| {
-            project_dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        });
-    let name = normalize_project_name(&name_source);
-    if name.is_empty() {
-        return Err(Error::ProjectName { name: name_source });
-    }
 
     let main_file = files.first().cloned().unwrap_or_default();
     let mut project = convert::project(
@@ -288,6 +310,7 @@ impl Loader {
                 let (imported, imported_owners) = self.include(&inc, file, working_dir, env, &c)?;
                 owners.extend(imported_owners);
                 if let Some(imported) = imported {
+                    conflicts(&imported, &doc, file)?;
                     doc = merge_file(imported, doc);
                 }
             }
@@ -321,12 +344,40 @@ impl Loader {
             owners.extend(tree.service_files);
             let doc = include::resources(tree.doc, &item.project_dir);
             imported = Some(match imported {
-                Some(a) => merge_file(a, doc),
+                Some(a) => {
+                    conflicts(&a, &doc, file)?;
+                    merge_file(a, doc)
+                }
                 None => doc,
             });
         }
         Ok((imported, owners))
     }
+}
+
+/// compose-go `importResources`: a resource an included project defines may not be defined
+/// again, differently, by the including file or by another included project.
+fn conflicts(imported: &Node, local: &Node, file: &Path) -> Result<(), Error> {
+    for section in include::RESOURCES {
+        let (Some(a), Some(b)) = (
+            imported.get(section).and_then(Node::as_map),
+            local.get(section).and_then(Node::as_map),
+        ) else {
+            continue;
+        };
+        for (name, node) in b {
+            if let Some((_, other)) = a.iter().find(|(k, _)| k == name)
+                && other.to_json() != node.to_json()
+            {
+                return Err(Error::IncludeConflict {
+                    section: section.to_string(),
+                    name: name.clone(),
+                    file: file.to_path_buf(),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn service_names(doc: &Node) -> Vec<String> {

@@ -150,6 +150,15 @@ pub enum Error {
         service: Option<String>,
         message: String,
     },
+    #[error(
+        "`{section}.{name}` in `{}` is also defined, differently, by an included project; Compose refuses this (override it with another `-f` file instead)",
+        file.display()
+    )]
+    IncludeConflict {
+        section: String,
+        name: String,
+        file: PathBuf,
+    },
     #[error("include cycle: {}", chain_text(chain))]
     IncludeCycle { chain: Vec<PathBuf> },
     #[error("extends cycle: {}", chain.join(" -> "))]
@@ -173,7 +182,9 @@ pub enum Error {
     },
     #[error("service `{service}` in `{}` has neither `image` nor `build`", file.display())]
     NoImage { service: String, file: PathBuf },
-    #[error("invalid project name `{name}`: it must contain a letter or digit")]
+    #[error(
+        "invalid project name `{name}`: it must contain only lowercase letters, digits, `-` and `_`, and start with a letter or digit"
+    )]
     ProjectName { name: String },
 }
 

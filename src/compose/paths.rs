@@ -41,13 +41,44 @@ pub fn is_remote_context(s: &str) -> bool {
     .any(|p| s.starts_with(p))
 }
 
+/// A container path cleaned like Go's `path.Clean` (`/data/` -> `/data`, `a/./b` -> `a/b`),
+/// as Compose writes a mount target.
+pub fn clean_container_path(s: &str) -> String {
+    if s.is_empty() {
+        return String::new();
+    }
+    let rooted = s.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in s.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|p| *p != "..") {
+                    parts.pop();
+                } else if !rooted {
+                    parts.push("..");
+                }
+            }
+            p => parts.push(p),
+        }
+    }
+    let joined = parts.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".to_string(),
+        (false, false) => joined,
+    }
+}
+
 /// A bind-mount source in short volume syntax is a path: `.`, `/` or `~` first.
 pub fn is_path_source(s: &str) -> bool {
     s.starts_with('.') || s.starts_with('/') || s.starts_with('~')
 }
 
+/// A relative path joined to `dir` and cleaned; an absolute one (or `~`) as written, as
+/// compose-go keeps it.
 fn abs_text(dir: &Path, s: &str) -> String {
-    if s.starts_with('~') {
+    if s.starts_with('~') || s.starts_with('/') {
         return s.to_string();
     }
     absolutize(dir, Path::new(s)).to_string_lossy().into_owned()

@@ -56,6 +56,29 @@ fn read_text(path: &Path) -> Result<String, Error> {
     })
 }
 
+/// The project's `name:` as the files give it (the last file that sets it wins), interpolated
+/// with `env`; `None` when no file sets one. Errors are left to the full read.
+pub(super) fn peek_name(files: &[PathBuf], env: &Env) -> Option<String> {
+    let mut name = None;
+    for f in files {
+        let Ok(text) = read_text(f) else { continue };
+        if !text.contains("name") {
+            continue;
+        }
+        for doc in yaml::parse(&text).unwrap_or_default() {
+            if let Some(raw) = doc.get("name").and_then(Node::text) {
+                let lookup = |k: &str| env.get(k).cloned();
+                if let Ok((value, _)) = interpolate(&raw, &lookup)
+                    && !value.is_empty()
+                {
+                    name = Some(value);
+                }
+            }
+        }
+    }
+    name
+}
+
 /// Files read so far and the warnings they raised.
 #[derive(Default)]
 pub(super) struct Reader {

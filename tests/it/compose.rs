@@ -63,10 +63,9 @@ fn include_short_and_long_form_with_own_env_and_directory() {
         cache.build.as_ref().unwrap().context.as_deref(),
         Some(data("include/other/ctx").as_path())
     );
-    // The included override file merged, and the local definition merged over the include.
+    // The included override file merged.
     assert_eq!(env_of(&p, "cache", "FROM_OVERRIDE"), Some("1"));
-    assert_eq!(env_of(&p, "cache", "LOCAL"), Some("yes"));
-    assert_eq!(cache.file, data("include/compose.yaml"));
+    assert_eq!(cache.file, data("include/other/compose.override.yaml"));
     assert_eq!(db.file, data("include/lib/db.yaml"));
     for f in [
         "include/compose.yaml",
@@ -497,7 +496,7 @@ fn compose_file_and_project_name_from_dotenv() {
         p.files,
         [data("envfile/one.yaml"), data("envfile/two.yaml")]
     );
-    assert_eq!(p.name, "my_projectname");
+    assert_eq!(p.name, "my_project-name");
     // COMPOSE_PATH_SEPARATOR and -p win.
     let p = compose::load(&LoadOptions {
         working_dir: Some(data("envfile")),
@@ -505,12 +504,24 @@ fn compose_file_and_project_name_from_dotenv() {
             ("COMPOSE_FILE", "one.yaml;two.yaml"),
             ("COMPOSE_PATH_SEPARATOR", ";"),
         ]),
-        project_name: Some("Given".into()),
+        project_name: Some("given".into()),
         ..LoadOptions::default()
     })
     .unwrap();
     assert_eq!(p.services.len(), 2);
     assert_eq!(p.name, "given");
+    // Compose v2 refuses a `-p` or COMPOSE_PROJECT_NAME that is not already a valid name
+    // (only `name:` and the directory name are normalised).
+    for (given, var) in [(Some("Given"), None), (None, Some("My_Project.Name"))] {
+        let err = compose::load(&LoadOptions {
+            working_dir: Some(data("envfile")),
+            environment: env(&var.map(|v| ("COMPOSE_PROJECT_NAME", v)).into_iter().collect::<Vec<_>>()),
+            project_name: given.map(String::from),
+            ..LoadOptions::default()
+        })
+        .unwrap_err();
+        assert!(matches!(err, Error::ProjectName { .. }), "{err}");
+    }
 }
 
 #[test]
@@ -530,7 +541,7 @@ fn every_typed_field_in_both_syntaxes() {
     assert_eq!(b.args["FROM_ENV"].as_deref(), Some("env-value"));
     assert_eq!(b.args["NOT_SET"], None);
     assert_eq!(b.target.as_deref(), Some("runtime"));
-    assert_eq!(b.platforms, ["linux/amd64", "linux/arm64"]);
+    assert_eq!(b.platforms, ["linux/amd64", "linux/arm64/v8"]);
     assert_eq!(b.additional_contexts["base"], "docker-image://alpine:3.20");
     assert_eq!(b.additional_contexts["src"], "./src");
     assert_eq!(b.pull, Some(true));

@@ -14,4 +14,5 @@ mod split; // split bundles: pack --split-size, cat, verify/inspect/load from pa
 mod sign; // signed bundles: key generate, pack --sign, verify/load --key, minisign tool, tampering
 mod hostile; // hostile bundles: .., absolute, links, devices, duplicates, 100 MB JSON; refused by name
 mod faults; // kill -9 of pack/load/push at many points, disk full, engine cut off during load/up
+mod oracle; // Compose v2 (`docker compose config`) as the oracle for compose::load: every fixture, semantics
 mod docs; // docs/reliability.md names every test of the reliability modules, and no test that is gone
