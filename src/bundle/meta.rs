@@ -85,3 +85,30 @@ pub struct BaseMeta {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<Reference>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A bundle.json as airlock has always written it reads back typed and writes back the same.
+    #[test]
+    fn reads_typed_and_writes_the_same_json() {
+        let d = Digest::of(b"x");
+        let desc = format!(r#"{{"mediaType":"m","digest":"{d}","size":1}}"#);
+        let text = format!(
+            r#"{{"format":"airlock.bundle/v1","airlock_version":"0.1.0","created":"2026-11-27T07:00:00Z","project":"p","platform":"linux/arm/v7","compose":{{"files":[],"env_files":[],"profiles":[]}},"images":[{{"ref":"redis:7","normalized":"docker.io/library/redis:7","kinds":["image"],"services":["cache"],"source":"registry","top":{desc},"manifest":{desc},"config":{desc},"layers":[],"size":0,"uncompressed_size":0}}],"blobs":3,"size":3,"uncompressed_size":0,"base":{{"id":"sha256:x","assumed":[],"images":["app:1"]}}}}"#
+        );
+        let meta: BundleMeta = serde_json::from_str(&text).unwrap();
+        assert_eq!(meta.platform, Platform::new("linux", "arm", Some("v7")));
+        assert_eq!(meta.images[0].reference.repository(), "library/redis");
+        assert_eq!(meta.base.as_ref().unwrap().images[0].tag(), Some("1"));
+        assert_eq!(serde_json::to_string(&meta).unwrap(), text);
+
+        let bad = text.replace("linux/arm/v7", "linux");
+        let e = serde_json::from_str::<BundleMeta>(&bad).unwrap_err();
+        assert!(e.to_string().contains("invalid platform `linux`"), "{e}");
+        let bad = text.replace(r#""ref":"redis:7""#, r#""ref":"Redis:7""#);
+        let e = serde_json::from_str::<BundleMeta>(&bad).unwrap_err();
+        assert!(e.to_string().contains("Redis:7"), "{e}");
+    }
+}
