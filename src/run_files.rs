@@ -55,6 +55,8 @@ pub enum Reason {
     TooLarge,
     /// Could not be read.
     Unreadable,
+    /// The project directory itself (`.:/app`): source code, not configuration.
+    ProjectDirectory,
 }
 
 impl Reason {
@@ -65,6 +67,9 @@ impl Reason {
             Reason::Outside => "it is outside the project directory".into(),
             Reason::Special => "it is, or holds, a symlink or special file".into(),
             Reason::Unreadable => "it cannot be read".into(),
+            Reason::ProjectDirectory => {
+                "it is the project directory itself (a bundle carries the compose files and run files, not the whole directory)".into()
+            }
             Reason::TooLarge => format!(
                 "it is over the limits for configuration files ({} per file, {MAX_DIR_FILES} files per directory, {} per bundle)",
                 indicatif::HumanBytes(MAX_FILE_BYTES),
@@ -130,6 +135,11 @@ fn assess_one(project: &Project, f: &RunFile) -> Assessed {
     };
     if f.path.starts_with("~") {
         a.reason = Some(Reason::Outside);
+        return a;
+    }
+    if f.path == project.directory {
+        a.path = ".".into();
+        a.reason = Some(Reason::ProjectDirectory);
         return a;
     }
     let meta = match fs_err::symlink_metadata(&f.path) {

@@ -10,10 +10,18 @@ use super::{
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+/// Where a service came from: the last compose file that named it, and the last one that set
+/// its `image:` (`None`: none did, or it came through `extends`).
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub file: PathBuf,
+    pub image: Option<PathBuf>,
+}
+
 /// Build the project (without name, directory and file lists, which `loader` fills in).
 pub fn project(
     doc: &Node,
-    service_files: &BTreeMap<String, PathBuf>,
+    service_files: &BTreeMap<String, Origin>,
     main_file: &Path,
     project_dir: &Path,
     env: &Env,
@@ -36,11 +44,10 @@ pub fn project(
     let mut enabled: BTreeMap<String, Service> = BTreeMap::new();
     let mut disabled: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (name, node) in services {
-        let file = service_files
-            .get(name)
-            .cloned()
-            .unwrap_or_else(|| main_file.to_path_buf());
-        let svc = service(name, node, &file, project_dir, env)?;
+        let origin = service_files.get(name);
+        let file = origin.map_or_else(|| main_file.to_path_buf(), |o| o.file.clone());
+        let mut svc = service(name, node, &file, project_dir, env)?;
+        svc.image_file = origin.and_then(|o| o.image.clone()).unwrap_or(file);
         let on = svc.profiles.is_empty()
             || everything
             || svc.profiles.iter().any(|p| active.contains(p));
@@ -398,7 +405,9 @@ pub fn service(
     let mut svc = Service {
         name: name.to_string(),
         // Compose treats an empty `image`, `platform` or `pull_policy` (`${VAR:-}`) as unset.
-        image: c.string(node.get("image"), "image")?.filter(|v| !v.is_empty()),
+        image: c
+            .string(node.get("image"), "image")?
+            .filter(|v| !v.is_empty()),
         build: build(&c, node.get("build"), project_dir, env)?,
         pull_policy: c
             .string(node.get("pull_policy"), "pull_policy")?
@@ -429,7 +438,10 @@ pub fn service(
         return Err(c.bad(
             at,
             "platform",
-            format!("`{platform}` is not one of `build.platforms` ({}); Compose refuses this", b.platforms.join(", ")),
+            format!(
+                "`{platform}` is not one of `build.platforms` ({}); Compose refuses this",
+                b.platforms.join(", ")
+            ),
         ));
     }
     svc.depends_on = depends_on(&c, node.get("depends_on"))?;

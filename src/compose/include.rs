@@ -139,9 +139,7 @@ pub(super) fn resources(mut doc: Node, project_dir: &Path) -> Node {
     strip_marks(&mut doc);
     resolve_project_paths(&mut doc, project_dir);
     if let Some(entries) = doc.as_map_mut() {
-        entries.retain(|(k, _)| {
-RESOURCES.contains(&k.as_str())
-        });
+        entries.retain(|(k, _)| RESOURCES.contains(&k.as_str()));
     }
     doc
 }

@@ -5,6 +5,7 @@
 //! it drives `read` (one file), `extends`, `include`, `merge` and `convert`, none of which
 //! calls back into it.
 
+use super::convert::Origin;
 use super::extends::{Extends, Services};
 use super::include;
 use super::merge::{merge_file, strip_marks};
@@ -125,11 +126,15 @@ pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
     // The project name comes before interpolation: Compose sets `COMPOSE_PROJECT_NAME` to it.
     // `-p` and `COMPOSE_PROJECT_NAME` must already be valid; `name:` and the directory name
     // are normalised.
-    let explicit = opts.project_name.clone().filter(|v| !v.is_empty()).or_else(|| {
-        env.get("COMPOSE_PROJECT_NAME")
-            .filter(|v| !v.is_empty())
-            .cloned()
-    });
+    let explicit = opts
+        .project_name
+        .clone()
+        .filter(|v| !v.is_empty())
+        .or_else(|| {
+            env.get("COMPOSE_PROJECT_NAME")
+                .filter(|v| !v.is_empty())
+                .cloned()
+        });
     let name = match explicit {
         Some(n) if normalize_project_name(&n) == n && !n.is_empty() => n,
         Some(n) => return Err(Error::ProjectName { name: n }),
@@ -232,12 +237,24 @@ fn discover(dir: &Path) -> Result<Vec<PathBuf>, Error> {
 }
 
 /// Service name -> the compose file that defined it.
-type Owners = BTreeMap<String, PathBuf>;
+type Owners = BTreeMap<String, Origin>;
+
+/// Merge the origins of a later file over `into`: it owns the services it names, and the
+/// `image:` of those it sets one for.
+fn adopt(into: &mut Owners, later: Owners) {
+    for (name, o) in later {
+        let entry = into.entry(name).or_insert_with(|| o.clone());
+        entry.file = o.file;
+        if o.image.is_some() {
+            entry.image = o.image;
+        }
+    }
+}
 
 /// A project's merged (not yet converted) tree and the file each service came from.
 struct Tree {
     doc: Node,
-    service_files: BTreeMap<String, PathBuf>,
+    service_files: Owners,
 }
 
 /// The state of one load: the files read so far and the `extends` cache.
@@ -257,7 +274,7 @@ impl Loader {
         chain: &[PathBuf],
     ) -> Result<Tree, Error> {
         let mut acc: Option<Node> = None;
-        let mut service_files = BTreeMap::new();
+        let mut service_files = Owners::new();
         for f in files {
             if chain.contains(f) {
                 let mut c = chain.to_vec();
@@ -265,7 +282,7 @@ impl Loader {
                 return Err(Error::IncludeCycle { chain: c });
             }
             for (doc, owners) in self.load_file(f, working_dir, env, chain)? {
-                service_files.extend(owners);
+                adopt(&mut service_files, owners);
                 acc = Some(match acc {
                     Some(a) => merge_file(a, doc),
                     None => doc,
@@ -303,18 +320,36 @@ impl Loader {
                     *entries = services.entries;
                 }
             }
-            let mut owners: BTreeMap<String, PathBuf> = BTreeMap::new();
+            let with_image: Vec<String> = doc
+                .get("services")
+                .and_then(Node::as_map)
+                .map(|m| {
+                    m.iter()
+                        .filter(|(_, s)| s.get("image").is_some_and(|i| !i.is_null()))
+                        .map(|(k, _)| k.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut owners = Owners::new();
             if let Some(inc) = doc.remove("include") {
                 let mut c = chain.to_vec();
                 c.push(file.to_path_buf());
                 let (imported, imported_owners) = self.include(&inc, file, working_dir, env, &c)?;
-                owners.extend(imported_owners);
+                adopt(&mut owners, imported_owners);
                 if let Some(imported) = imported {
                     conflicts(&imported, &doc, file)?;
                     doc = merge_file(imported, doc);
                 }
             }
-            owners.extend(names.into_iter().map(|n| (n, file.to_path_buf())));
+            let here = names.into_iter().map(|n| {
+                let image = with_image.contains(&n).then(|| file.to_path_buf());
+                let origin = Origin {
+                    file: file.to_path_buf(),
+                    image,
+                };
+                (n, origin)
+            });
+            adopt(&mut owners, here.collect());
             out.push((doc, owners));
         }
         Ok(out)
@@ -341,7 +376,7 @@ impl Loader {
             let tree = self.load_project(&item.paths, &item.project_dir, &inc_env, chain);
             self.extends = saved;
             let tree = tree?;
-            owners.extend(tree.service_files);
+            adopt(&mut owners, tree.service_files);
             let doc = include::resources(tree.doc, &item.project_dir);
             imported = Some(match imported {
                 Some(a) => {

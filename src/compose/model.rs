@@ -84,6 +84,9 @@ pub struct Service {
     pub raw: serde_json::Value,
     /// The compose file that defined the service (the last one merged into it).
     pub file: PathBuf,
+    /// The compose file that set its `image:` (the last one to set it; `file` when the image
+    /// came through `extends` or there is none).
+    pub image_file: PathBuf,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]

@@ -135,6 +135,19 @@ pub(super) fn collect(
     for t in targets {
         service_findings(&mut c, t, opts);
     }
+    undeclared_dependencies(&mut c);
+    if project.services.is_empty() && !project.disabled_services.is_empty() {
+        c.finding(
+            Level::Warning,
+            "all-services-disabled",
+            None,
+            format!(
+                "every service is behind a profile that is not enabled ({}): the plan has no image",
+                project.disabled_services.join(", ")
+            ),
+            "enable profiles with `--profile NAME` (repeatable; `--profile '*'` for all) or COMPOSE_PROFILES",
+        );
+    }
     for note in &discovery.notes {
         build_finding(&mut c, note);
     }
@@ -254,6 +267,13 @@ fn run_file_finding(c: &mut Collector<'_>, f: &crate::run_files::Assessed) {
             format!("`{}` ({what}) is outside the project directory: the bundle does not carry it", f.path),
             "copy it to the same path on the offline host, or move it into the project directory",
         ),
+        Some(Reason::ProjectDirectory) => c.finding(
+            Level::Warning,
+            "run-file-not-carried",
+            Some(&services),
+            format!("`.` ({what}) is not carried: {}", Reason::ProjectDirectory.describe()),
+            "copy the project directory to the offline host, or bind-mount only the files the service needs",
+        ),
         Some(reason) => {
             let why = reason.describe();
             c.finding(
@@ -299,7 +319,7 @@ fn service_findings(c: &mut Collector<'_>, t: &Target<'_>, opts: &PlanOptions) {
     {
         stateful_finding(c, s, image);
     }
-    undeclared_dependencies(c, s);
+    runtime_images(c, s);
 }
 
 fn stateful_finding(c: &mut Collector<'_>, s: &Service, image: &Reference) {
@@ -315,6 +335,10 @@ fn stateful_finding(c: &mut Collector<'_>, s: &Service, image: &Reference) {
     };
     if let Some(Some(pgdata)) = s.environment.get("PGDATA") {
         dirs.insert(0, pgdata.clone());
+    }
+    // A data directory set by a flag (`etcd --data-dir /etcd`, `mongod --dbpath=/db`).
+    if let Some(dir) = data_dir_flag(s) {
+        dirs.insert(0, dir);
     }
     let covers = |target: &str, dir: &str| {
         let t = target.trim_end_matches('/');
@@ -336,6 +360,88 @@ fn stateful_finding(c: &mut Collector<'_>, s: &Service, image: &Reference) {
             format!("add `volumes: [\"{name}-data:{}\"]` to `{name}` (and a top-level `volumes: {{{name}-data: {{}}}}`)", dirs[0]),
         );
     }
+}
+
+/// A service that mounts the Docker socket starts containers itself: the images named in its
+/// `*IMAGE*` environment variables are pulled at run time, so the offline host needs them too.
+fn runtime_images(c: &mut Collector<'_>, s: &Service) {
+    let docker_sock = s.volumes.iter().any(|m| {
+        m.kind == "bind"
+            && m.source
+                .as_deref()
+                .is_some_and(|p| p.ends_with("docker.sock"))
+    });
+    if !docker_sock {
+        return;
+    }
+    let mut named: Vec<String> = Vec::new();
+    for (key, value) in &s.environment {
+        let Some(value) = value else { continue };
+        if !key.to_ascii_uppercase().contains("IMAGE") {
+            continue;
+        }
+        for word in value.split([',', ' ']).filter(|w| !w.is_empty()) {
+            // An image names a tag, digest or repository path (`enabled` is not one).
+            if word.contains([':', '/', '@'])
+                && !word.contains("://")
+                && !word.starts_with(['/', '.'])
+                && Reference::parse(word).is_ok()
+                && !named.iter().any(|n| n == word)
+            {
+                named.push(word.to_string());
+            }
+        }
+    }
+    if named.is_empty() {
+        return;
+    }
+    let name = s.name.as_str();
+    let list = named
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let args = named
+        .iter()
+        .map(|n| format!("--image {n}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    c.finding(
+        Level::Info,
+        "runtime-image",
+        Some(name),
+        format!("`{name}` mounts the Docker socket and names {list} in its environment: it may pull them at run time, which fails offline"),
+        format!("add them to the bundle: `airlock pack {args}`"),
+    );
+}
+
+/// Flags that set a server's data directory.
+const DATA_DIR_FLAGS: &[&str] = &[
+    "--data-dir",
+    "--datadir",
+    "--dbpath",
+    "--data-path",
+    "--dir",
+];
+
+/// The data directory a service's command or entrypoint sets by flag, if any.
+fn data_dir_flag(s: &Service) -> Option<String> {
+    let argv: Vec<&String> = s.entrypoint.iter().chain(s.command.iter()).collect();
+    for (i, w) in argv.iter().enumerate() {
+        if let Some((flag, value)) = w.split_once('=')
+            && DATA_DIR_FLAGS.contains(&flag)
+            && value.starts_with('/')
+        {
+            return Some(value.to_string());
+        }
+        if DATA_DIR_FLAGS.contains(&w.as_str())
+            && let Some(next) = argv.get(i + 1)
+            && next.starts_with('/')
+        {
+            return Some(next.to_string());
+        }
+    }
+    None
 }
 
 /// The host names `value` names as network addresses: `host:port`, `scheme://host`,
@@ -383,18 +489,61 @@ fn names_host(key: &str, value: &str, host: &str) -> bool {
     named_hosts(key, value).contains(&host)
 }
 
-fn undeclared_dependencies(c: &mut Collector<'_>, s: &Service) {
-    let project = c.project;
-    // Services started before `s`: depends_on, transitively.
-    let mut deps = BTreeSet::new();
-    let mut todo: Vec<&str> = s.depends_on.keys().map(String::as_str).collect();
+/// Whether `to` is reachable from `from` in `graph` (service -> the services it waits for).
+fn reaches(graph: &BTreeMap<String, BTreeSet<String>>, from: &str, to: &str) -> bool {
+    let mut seen = BTreeSet::new();
+    let mut todo = vec![from];
     while let Some(d) = todo.pop() {
-        if deps.insert(d.to_string())
-            && let Some(ds) = project.services.get(d)
+        if d == to {
+            return true;
+        }
+        if seen.insert(d)
+            && let Some(next) = graph.get(d)
         {
-            todo.extend(ds.depends_on.keys().map(String::as_str));
+            todo.extend(next.iter().map(String::as_str));
         }
     }
+    false
+}
+
+/// Services that reach another service's host without waiting for it (directly or through
+/// others). The advice never makes a `depends_on` cycle, even when all of it is followed: each
+/// suggested edge joins the graph (in service order) only when the other service does not
+/// already wait for this one, declared or advised; of two services naming each other, only
+/// the first is advised.
+fn undeclared_dependencies(c: &mut Collector<'_>) {
+    let project = c.project;
+    let declared: BTreeMap<String, BTreeSet<String>> = project
+        .services
+        .values()
+        .map(|s| (s.name.clone(), s.depends_on.keys().cloned().collect()))
+        .collect();
+    // The declared edges and the advice given so far.
+    let mut graph = declared.clone();
+    for s in project.services.values() {
+        for (other, key) in named_services(project, s) {
+            if reaches(&declared, &s.name, &other) || reaches(&graph, &other, &s.name) {
+                continue;
+            }
+            graph
+                .entry(s.name.clone())
+                .or_default()
+                .insert(other.clone());
+            let name = s.name.as_str();
+            c.finding(
+                Level::Warning,
+                "undeclared-dependency",
+                Some(name),
+                format!("`{name}` reaches `{other}` (in `{key}`) without `depends_on`: it may start first and fail to connect"),
+                format!("add `depends_on: [{other}]` to `{name}`"),
+            );
+        }
+    }
+}
+
+/// The other services whose host `s` names in its environment, command or entrypoint, each
+/// with the first setting that names it (linear in the words, not in the services).
+fn named_services(project: &Project, s: &Service) -> BTreeMap<String, String> {
     let mut words: Vec<(String, String)> = s
         .environment
         .iter()
@@ -410,33 +559,25 @@ fn undeclared_dependencies(c: &mut Collector<'_>, s: &Service) {
                 } else {
                     ""
                 };
-                let key = if prev == "-h" { "host" } else { prev };
+                // `-h db` is a host; `sh -c 'script'` is a command, not a setting named `-c`.
+                let key = match prev {
+                    "-h" => "host",
+                    "-c" => "command",
+                    p => p,
+                };
                 words.push((key.to_string(), w.to_string()));
             }
         }
     }
-    // The first word naming each other service (linear in the words, not in the services).
-    let mut found: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut found: BTreeMap<String, String> = BTreeMap::new();
     for (key, value) in &words {
         for host in named_hosts(key, value) {
-            if let Some((other, _)) = project.services.get_key_value(host)
-                && other != &s.name
-                && !deps.contains(other)
-            {
-                found.entry(other.as_str()).or_insert(key.as_str());
+            if host != s.name && project.services.contains_key(host) {
+                found.entry(host.to_string()).or_insert_with(|| key.clone());
             }
         }
     }
-    let name = s.name.as_str();
-    for (other, key) in found {
-        c.finding(
-            Level::Warning,
-            "undeclared-dependency",
-            Some(name),
-            format!("`{name}` reaches `{other}` (in `{key}`) without `depends_on`: it may start first and fail to connect"),
-            format!("add `depends_on: [{other}]` to `{name}`"),
-        );
-    }
+    found
 }
 
 #[cfg(test)]

@@ -197,13 +197,14 @@ pub(super) fn discover(
             } else {
                 Kind::Image
             };
-            c.add(
-                kind,
-                image.clone(),
-                name,
-                &t.platform,
-                compose_source.clone(),
-            );
+            // The file that set `image:`, not the last one that touched the service.
+            let set_by = if s.image_file.as_os_str().is_empty() {
+                &s.file
+            } else {
+                &s.image_file
+            };
+            let source = c.rel(set_by);
+            c.add(kind, image.clone(), name, &t.platform, source);
         }
         for r in &t.volume_images {
             let source = format!("{compose_source} (volume)");
@@ -256,10 +257,6 @@ fn build_images(
 ) -> Result<(), Error> {
     let Some(build) = &s.build else { return Ok(()) };
     let name = s.name.as_str();
-    c.notes.push(BuildNote::Built {
-        service: name.to_string(),
-    });
-
     // `additional_contexts` that name images: `docker-image://ref`; `service:name` is a local build.
     let mut contexts: BTreeMap<String, String> = BTreeMap::new();
     let mut context_used = BTreeSet::new();
@@ -308,6 +305,9 @@ fn build_images(
         }
     };
 
+    c.notes.push(BuildNote::Built {
+        service: name.to_string(),
+    });
     let dopts = dockerfile::Options {
         build_args: build
             .args

@@ -403,6 +403,12 @@ mod tests {
         assert_eq!(f.level, Level::Error);
         assert!(f.message.contains("airlock-no-such-dir"), "{}", f.message);
         assert!(codes(&p).contains(&"remote-build-context b".to_string()));
+        // Neither says "its base images are in this plan".
+        assert!(
+            !p.findings.iter().any(|f| f.code == "built-service"),
+            "{:?}",
+            codes(&p)
+        );
     }
 
     #[test]
@@ -663,5 +669,168 @@ mod tests {
             (Some("warning"), Some("stateful-no-volume"), Some("db"))
         );
         assert!(f["fix"].is_string() && f["message"].is_string());
+    }
+
+    fn started() -> DependsOn {
+        DependsOn {
+            condition: "service_started".into(),
+            required: true,
+            restart: false,
+        }
+    }
+
+    /// dify: services that name each other, and one that waits for the other: no advice makes
+    /// a `depends_on` cycle, even followed in full; a shell's `-c` is not a setting name.
+    #[test]
+    fn dependency_advice_never_makes_a_cycle() {
+        let mut api = service("api", Some("acme/api:1"));
+        api.environment
+            .insert("PLUGIN_URL".into(), Some("http://plugin:5002".into()));
+        let mut plugin = service("plugin", Some("acme/plugin:1"));
+        plugin
+            .environment
+            .insert("API_URL".into(), Some("http://api:5001".into()));
+        let mut worker = service("worker", Some("acme/api:1"));
+        worker
+            .environment
+            .insert("API_URL".into(), Some("http://api:5001".into()));
+        let mut db = service("db", Some("postgres:16"));
+        db.volumes.push(mount("volume", "/var/lib/postgresql/data"));
+        // db is waited for by api, and names api (a callback URL): advising db -> api is a cycle.
+        db.environment
+            .insert("CALLBACK".into(), Some("http://api:5001/hook".into()));
+        api.depends_on.insert("db".into(), started());
+        // worker's command reaches api through `sh -c`.
+        worker.command = vec!["sh".into(), "-c".into(), "wait-for api:5001 && run".into()];
+        let p = run(vec![api, plugin, worker, db]);
+        let advice: Vec<(String, String)> = p
+            .findings
+            .iter()
+            .filter(|f| f.code == "undeclared-dependency")
+            .map(|f| (f.service.clone().unwrap(), f.fix.clone()))
+            .collect();
+        assert_eq!(
+            advice,
+            [
+                (
+                    "api".to_string(),
+                    "add `depends_on: [plugin]` to `api`".to_string()
+                ),
+                (
+                    "worker".to_string(),
+                    "add `depends_on: [api]` to `worker`".to_string()
+                ),
+            ]
+        );
+        let worker = p
+            .findings
+            .iter()
+            .find(|f| f.service.as_deref() == Some("worker"))
+            .unwrap();
+        assert!(
+            worker.message.contains("(in `API_URL`)") || worker.message.contains("(in `command`)"),
+            "{}",
+            worker.message
+        );
+    }
+
+    /// etcd `--data-dir /etcd` with /etcd bind-mounted: the data is on a volume.
+    #[test]
+    fn data_directory_set_by_a_flag() {
+        let mut etcd = service("etcd", Some("quay.io/coreos/etcd:v3.5.9"));
+        etcd.command = vec!["etcd".into(), "--data-dir".into(), "/etcd".into()];
+        etcd.volumes.push(mount("bind", "/etcd"));
+        let mut eq = service("etcd2", Some("quay.io/coreos/etcd:v3.5.9"));
+        eq.command = vec!["etcd".into(), "--data-dir=/etcd".into()];
+        eq.volumes.push(mount("volume", "/etcd"));
+        let mut bare = service("etcd3", Some("quay.io/coreos/etcd:v3.5.9"));
+        bare.command = vec!["etcd".into(), "--data-dir".into(), "/etcd".into()];
+        let p = run(vec![etcd, eq, bare]);
+        let found: Vec<String> = codes(&p)
+            .into_iter()
+            .filter(|c| c.starts_with("stateful"))
+            .collect();
+        assert_eq!(found, ["stateful-no-volume etcd3"]);
+        assert!(p.findings.iter().any(|f| f.message.contains("`/etcd`")));
+    }
+
+    /// `.:/app` is the project directory itself: named `.`, not an absolute path "outside".
+    #[test]
+    fn bind_mount_of_the_project_directory() {
+        let mut p = project(vec![service("app", Some("node:22"))]);
+        p.run_files.push(crate::compose::RunFile {
+            kind: "bind".into(),
+            path: p.directory.clone(),
+            services: vec!["app".into()],
+            required: true,
+        });
+        let plan = plan(&p, &PlanOptions::default()).unwrap();
+        let f = plan
+            .findings
+            .iter()
+            .find(|f| f.code.starts_with("run-file"))
+            .unwrap();
+        assert_eq!(f.code, "run-file-not-carried");
+        assert!(
+            f.message.starts_with("`.` (bind mount of app)"),
+            "{}",
+            f.message
+        );
+        assert!(
+            f.message.contains("project directory itself"),
+            "{}",
+            f.message
+        );
+        assert_eq!(plan.run_files[0].path, ".");
+    }
+
+    /// Every service behind a profile: say so, with the flag to use.
+    #[test]
+    fn every_service_behind_a_profile() {
+        let mut p = project(vec![]);
+        p.disabled_services = vec!["web".into(), "worker".into()];
+        let plan = plan(&p, &PlanOptions::default()).unwrap();
+        assert!(plan.images.is_empty());
+        let f = &plan.findings[0];
+        assert_eq!(f.code, "all-services-disabled");
+        assert!(f.fix.contains("--profile"), "{}", f.fix);
+    }
+
+    /// A service that mounts docker.sock and names images in its environment pulls them at run time.
+    #[test]
+    fn runtime_images_of_a_docker_socket_service() {
+        let mut ex = service("executor", Some("openruntimes/executor:0.6"));
+        ex.volumes.push(Mount {
+            kind: "bind".into(),
+            source: Some("/var/run/docker.sock".into()),
+            target: "/var/run/docker.sock".into(),
+            read_only: false,
+        });
+        ex.environment.insert(
+            "OPR_EXECUTOR_IMAGES".into(),
+            Some("openruntimes/node:v4-18.0,openruntimes/php:v4-8.1".into()),
+        );
+        ex.environment
+            .insert("OPR_EXECUTOR_IMAGE_PULL".into(), Some("enabled".into()));
+        ex.environment.insert(
+            "DOCKER_HUB_URL".into(),
+            Some("https://hub.docker.com".into()),
+        );
+        let mut plain = service("web", Some("nginx:1"));
+        plain
+            .environment
+            .insert("IMAGE".into(), Some("acme/x:1".into()));
+        let p = run(vec![ex, plain]);
+        let f: Vec<&Finding> = p
+            .findings
+            .iter()
+            .filter(|f| f.code == "runtime-image")
+            .collect();
+        assert_eq!(f.len(), 1, "{:?}", codes(&p));
+        assert_eq!(f[0].service.as_deref(), Some("executor"));
+        assert_eq!(
+            f[0].fix,
+            "add them to the bundle: `airlock pack --image openruntimes/node:v4-18.0 --image openruntimes/php:v4-8.1`"
+        );
     }
 }

@@ -965,3 +965,35 @@ fn run_files_lists_env_files_bind_sources_configs_and_secrets() {
         ]
     );
 }
+
+/// `sources` names the file that set a service's image, not the last file that touched it.
+#[test]
+fn sources_name_the_file_that_set_the_image() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("compose.yaml"),
+        "services:\n  web: {image: nginx:1.27}\n  db: {image: postgres:16}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("compose.override.yaml"),
+        "services:\n  web: {environment: {A: \"1\"}}\n  db: {image: postgres:17}\n",
+    )
+    .unwrap();
+    let p = compose::load(&LoadOptions {
+        working_dir: Some(dir.path().to_path_buf()),
+        environment: env(&[]),
+        ..LoadOptions::default()
+    })
+    .unwrap();
+    assert_eq!(p.services["web"].file, dir.path().join("compose.override.yaml"));
+    assert_eq!(p.services["web"].image_file, dir.path().join("compose.yaml"));
+    let plan = airlock::plan::plan(&p, &airlock::plan::PlanOptions::default()).unwrap();
+    let sources: BTreeMap<String, Vec<String>> = plan
+        .images
+        .iter()
+        .map(|i| (i.reference.to_string(), i.sources.clone()))
+        .collect();
+    assert_eq!(sources["nginx:1.27"], ["compose.yaml"]);
+    assert_eq!(sources["postgres:17"], ["compose.override.yaml"]);
+}
