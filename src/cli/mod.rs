@@ -18,6 +18,7 @@ pub mod serve;
 pub mod push;
 pub mod diff;
 pub mod key;
+pub mod doctor;
 
 use crate::error::{Class, Classified, Classify};
 use clap::{Args, Parser, Subcommand};
@@ -120,6 +121,8 @@ pub enum Command {
     Diff(diff::DiffArgs),
     /// Manage minisign keys for signed bundles (`key generate`).
     Key(key::KeyArgs),
+    /// What this host's engine can take: engine and API version, image store, free space, Compose CLIs, capabilities.
+    Doctor(doctor::DoctorArgs),
 }
 
 /// Entry point of both binaries (`airlock` and the Docker CLI plugin `docker-airlock`).
@@ -164,6 +167,7 @@ fn run(cli: Cli, out: &output::Output) -> anyhow::Result<ExitCode> {
         Command::Push(args) => push::run(args, out),
         Command::Diff(args) => diff::run(args, out),
         Command::Key(args) => key::run(args, out),
+        Command::Doctor(args) => doctor::run(args, out),
     }
 }
 
