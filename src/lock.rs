@@ -33,7 +33,7 @@ pub enum LockError {
     },
     #[error("Lock file `{}` is not valid: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
-    #[error("Lock file `{}` is stale: {reason}\n\nhint: run `airlock lock` again to update it", path.display())]
+    #[error("Lock file `{}` is stale: {reason}", path.display())]
     Stale {
         path: PathBuf,
         reference: String,
@@ -46,6 +46,12 @@ impl Classify for LockError {
         match self {
             LockError::Write { .. } => Class::Environment,
             _ => Class::Input,
+        }
+    }
+    fn hint(&self) -> Option<String> {
+        match self {
+            LockError::Stale { .. } => Some("run `airlock lock` again to update it".into()),
+            _ => None,
         }
     }
 }

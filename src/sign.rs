@@ -89,6 +89,12 @@ impl Classify for SignError {
             _ => Class::Input,
         }
     }
+    fn hint(&self) -> Option<String> {
+        match self {
+            SignError::Read(e) => e.hint(),
+            _ => None,
+        }
+    }
 }
 
 fn crypto(e: minisign::PError) -> SignError {

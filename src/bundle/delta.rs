@@ -30,7 +30,7 @@ pub enum DeltaError {
     #[error(transparent)]
     Bundle(#[from] super::read::ReadError),
     #[error(
-        "Base lock `{}`: manifest `{manifest}` of `{reference}` is not in the cache, so its layers are unknown\n\nhint: give the base bundle or its bundle.json to `--since` instead",
+        "Base lock `{}`: manifest `{manifest}` of `{reference}` is not in the cache, so its layers are unknown",
         path.display()
     )]
     LockManifest {
@@ -38,14 +38,14 @@ pub enum DeltaError {
         reference: String,
         manifest: Digest,
     },
-    #[error("{}", missing_message(base, base_images, missing))]
+    #[error("{}", missing_message(base, missing))]
     EngineLacks {
         base: String,
         base_images: Vec<String>,
         missing: Vec<MissingLayer>,
     },
     #[error(
-        "This delta bundle (base `{base}`) cannot be loaded into a containerd-store engine, which imports whole OCI layouts\n\nhint: load the base and the delta with plain `docker load` after joining them, or pack a full bundle"
+        "This delta bundle (base `{base}`) cannot be loaded into a containerd-store engine, which imports whole OCI layouts"
     )]
     ContainerdStore { base: String },
 }
@@ -56,6 +56,25 @@ impl Classify for DeltaError {
             DeltaError::EngineLacks { .. } | DeltaError::ContainerdStore { .. } => Class::Failed,
             DeltaError::Bundle(e) => e.class(),
             _ => Class::Input,
+        }
+    }
+    fn hint(&self) -> Option<String> {
+        match self {
+            DeltaError::Bundle(e) => e.hint(),
+            DeltaError::LockManifest { .. } => {
+                Some("give the base bundle or its bundle.json to `--since` instead".into())
+            }
+            DeltaError::EngineLacks { base_images, .. } if base_images.is_empty() => {
+                Some("load the base bundle first".into())
+            }
+            DeltaError::EngineLacks { base_images, .. } => Some(format!(
+                "load the base bundle first (its images: {})",
+                base_images.join(", ")
+            )),
+            DeltaError::ContainerdStore { .. } => Some(
+                "load the base and the delta with plain `docker load` after joining them, or pack a full bundle".into(),
+            ),
+            DeltaError::Read { .. } | DeltaError::Unrecognised { .. } => None,
         }
     }
 }
@@ -71,7 +90,7 @@ pub struct MissingLayer {
     pub blob: Digest,
 }
 
-fn missing_message(base: &str, base_images: &[String], missing: &[MissingLayer]) -> String {
+fn missing_message(base: &str, missing: &[MissingLayer]) -> String {
     let mut by_image: BTreeMap<&str, Vec<&MissingLayer>> = BTreeMap::new();
     for m in missing {
         by_image.entry(&m.image).or_default().push(m);
@@ -89,14 +108,6 @@ fn missing_message(base: &str, base_images: &[String], missing: &[MissingLayer])
                 l.index, l.diff_id, l.blob
             ));
         }
-    }
-    if base_images.is_empty() {
-        s.push_str("\n\nhint: load the base bundle first");
-    } else {
-        s.push_str(&format!(
-            "\n\nhint: load the base bundle first (its images: {})",
-            base_images.join(", ")
-        ));
     }
     s
 }

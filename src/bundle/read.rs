@@ -118,6 +118,12 @@ impl Classify for ReadError {
             _ => Class::Input,
         }
     }
+    fn hint(&self) -> Option<String> {
+        match self {
+            ReadError::Parts(e) => e.hint(),
+            _ => None,
+        }
+    }
 }
 
 /// How the bundle file is compressed (the bundle itself is an uncompressed tar; users may

@@ -140,6 +140,13 @@ impl crate::error::Classify for VerifyError {
             VerifyError::Parts(e) => e.class(),
         }
     }
+    fn hint(&self) -> Option<String> {
+        match self {
+            VerifyError::Open(e) => e.hint(),
+            VerifyError::Thread(_) => None,
+            VerifyError::Parts(e) => e.hint(),
+        }
+    }
 }
 
 /// A hashing job for the pool.

@@ -77,6 +77,14 @@ impl Classify for WriteError {
             _ => Class::Environment,
         }
     }
+    fn hint(&self) -> Option<String> {
+        match self {
+            WriteError::Store(e) => e.hint(),
+            WriteError::Parts(e) => e.hint(),
+            WriteError::Sign(e) => e.hint(),
+            _ => None,
+        }
+    }
 }
 
 /// A file of the compose project to carry under `airlock/compose/`.

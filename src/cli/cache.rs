@@ -48,7 +48,7 @@ pub fn parse_age(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(n.saturating_mul(mult)))
 }
 
-pub fn run(args: CacheArgs, out: &Output) -> anyhow::Result<ExitCode> {
+pub fn run(args: CacheArgs, out: &Output) -> crate::error::Result<ExitCode> {
     let root = Store::default_root()?;
     let store = Store::open(&root)?;
     match args.command {

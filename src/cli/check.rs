@@ -6,7 +6,7 @@ use super::ProjectArgs;
 use super::output::Output;
 use crate::check::{CheckOptions, CheckReport, Status};
 use crate::compose::{self, LoadOptions, Project};
-use anyhow::Context;
+use crate::error::Context;
 use clap::Args;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -48,7 +48,7 @@ pub struct UpState {
 pub const UP_STATE: &str = ".airlock-up.json";
 
 /// Load the compose project and its plan findings; the project name and services come from it.
-pub fn load_project(opts: &LoadOptions) -> anyhow::Result<(Project, Vec<crate::plan::Finding>)> {
+pub fn load_project(opts: &LoadOptions) -> crate::error::Result<(Project, Vec<crate::plan::Finding>)> {
     let project = compose::load(opts).context("Failed to load the compose project")?;
     let findings = crate::plan::plan(&project, &crate::plan::PlanOptions::default())
         .map(|p| p.findings)
@@ -110,7 +110,7 @@ pub fn overrides_in_text(text: &str) -> BTreeMap<String, String> {
 }
 
 /// The load options `airlock up` used in `dir`.
-pub fn up_options(dir: &Path) -> anyhow::Result<(UpState, LoadOptions)> {
+pub fn up_options(dir: &Path) -> crate::error::Result<(UpState, LoadOptions)> {
     let path = dir.join(UP_STATE);
     let text = fs_err::read_to_string(&path).with_context(|| {
         format!(
@@ -131,7 +131,7 @@ pub fn up_options(dir: &Path) -> anyhow::Result<(UpState, LoadOptions)> {
     Ok((state, opts))
 }
 
-pub fn run(args: CheckArgs, out: &Output) -> anyhow::Result<ExitCode> {
+pub fn run(args: CheckArgs, out: &Output) -> crate::error::Result<ExitCode> {
     let (project, findings, overrides) = match &args.dir {
         Some(dir) => {
             let (state, opts) = up_options(dir)?;
@@ -156,7 +156,7 @@ pub fn run(args: CheckArgs, out: &Output) -> anyhow::Result<ExitCode> {
     let rt = super::load::runtime()?;
     let report = rt.block_on(async {
         let engine = crate::engine::connect().await?;
-        anyhow::Ok(crate::check::check(&engine, &opts).await?)
+        Ok::<_, crate::error::Error>(crate::check::check(&engine, &opts).await?)
     })?;
     print_report(&report, out)?;
     Ok(if report.ok {
@@ -175,7 +175,7 @@ fn mark(status: Status, out: &Output) -> String {
 }
 
 /// Table of services, probes, checklist rows; or the JSON document.
-pub fn print_report(report: &CheckReport, out: &Output) -> anyhow::Result<()> {
+pub fn print_report(report: &CheckReport, out: &Output) -> crate::error::Result<()> {
     if out.json {
         return out.json(report);
     }

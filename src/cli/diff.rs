@@ -5,7 +5,7 @@
 
 use super::output::Output;
 use crate::bundle::delta::{self, Diff};
-use anyhow::Context;
+use crate::error::Context;
 use clap::Args;
 use indicatif::HumanBytes;
 use std::path::PathBuf;
@@ -21,7 +21,7 @@ pub struct DiffArgs {
     pub b: PathBuf,
 }
 
-pub fn run(args: DiffArgs, out: &Output) -> anyhow::Result<ExitCode> {
+pub fn run(args: DiffArgs, out: &Output) -> crate::error::Result<ExitCode> {
     let store = crate::store::Store::open(crate::store::Store::default_root()?).ok();
     let a = delta::load_base(&args.a, store.as_ref())
         .with_context(|| format!("Cannot read `{}`", args.a.display()))?;

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 #[derive(Args, Debug)]
 pub struct DoctorArgs {}
 
-pub fn run(_args: DoctorArgs, out: &Output) -> anyhow::Result<ExitCode> {
+pub fn run(_args: DoctorArgs, out: &Output) -> crate::error::Result<ExitCode> {
     let rt = super::load::runtime()?;
     let report = rt.block_on(async {
         let engine = crate::engine::connect().await?;

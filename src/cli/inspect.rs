@@ -3,7 +3,7 @@
 
 use super::output::Output;
 use crate::bundle::read::Bundle;
-use anyhow::Context;
+use crate::error::Context;
 use clap::Args;
 use indicatif::HumanBytes;
 use std::path::PathBuf;
@@ -16,7 +16,7 @@ pub struct InspectArgs {
     pub bundle: PathBuf,
 }
 
-pub fn run(args: InspectArgs, out: &Output) -> anyhow::Result<ExitCode> {
+pub fn run(args: InspectArgs, out: &Output) -> crate::error::Result<ExitCode> {
     let bundle = Bundle::open(&args.bundle)?;
     let meta = bundle
         .open_meta()

@@ -2,7 +2,7 @@
 //! signed bundles (`pack --sign`, `verify/load/up/serve --key`). The work is in `crate::sign`.
 
 use super::output::Output;
-use anyhow::Context;
+use crate::error::Context;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,7 +34,7 @@ pub struct GenerateArgs {
     pub force: bool,
 }
 
-pub fn run(args: KeyArgs, out: &Output) -> anyhow::Result<ExitCode> {
+pub fn run(args: KeyArgs, out: &Output) -> crate::error::Result<ExitCode> {
     match args.command {
         KeyCommand::Generate(g) => {
             let generated = crate::sign::generate(&g.out, g.unencrypted, g.force)
@@ -69,7 +69,7 @@ pub fn check(
     bundle: &std::path::Path,
     key: Option<&std::path::Path>,
     out: &Output,
-) -> anyhow::Result<()> {
+) -> crate::error::Result<()> {
     let Some(key) = key else {
         return Ok(());
     };

@@ -6,7 +6,7 @@ use super::output::Output;
 use super::verify::TotalOnly;
 use crate::bundle::read::{Bundle, Meta};
 use crate::engine::load::{Action, LoadReport, PinnedTag};
-use anyhow::Context;
+use crate::error::Context;
 use clap::Args;
 use indicatif::HumanBytes;
 use std::path::PathBuf;
@@ -25,7 +25,7 @@ pub struct LoadArgs {
 }
 
 /// A runtime for the engine calls of one command.
-pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> crate::error::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -38,7 +38,7 @@ pub(crate) async fn load_bundle(
     engine: &crate::engine::Engine,
     meta: &Meta,
     out: &Output,
-) -> anyhow::Result<LoadReport> {
+) -> crate::error::Result<LoadReport> {
     if let Some(parts) = &meta.bundle.parts {
         // A split bundle: every part against the parts file first (one extra read), so a
         // corrupt part is named before anything reaches the engine.
@@ -48,7 +48,7 @@ pub(crate) async fn load_bundle(
             .await
             .context("The part checker stopped")??;
         if let Some(first) = bad.into_iter().next() {
-            return Err(anyhow::Error::new(first).context(format!(
+            return Err(crate::error::Error::new(first).context(format!(
                 "Cannot load `{}`; nothing was loaded",
                 meta.bundle.path.display()
             )));
@@ -111,7 +111,7 @@ pub fn print_report(report: &LoadReport, out: &Output) {
     }
 }
 
-pub fn run(args: LoadArgs, out: &Output) -> anyhow::Result<ExitCode> {
+pub fn run(args: LoadArgs, out: &Output) -> crate::error::Result<ExitCode> {
     super::key::check(&args.bundle, args.key.as_deref(), out)?;
     let bundle = Bundle::open(&args.bundle)?;
     let meta = bundle

@@ -24,7 +24,7 @@ pub struct LockArgs {
     pub registry: RegistryArgs,
 }
 
-pub fn run(args: LockArgs, out: &Output) -> anyhow::Result<ExitCode> {
+pub fn run(args: LockArgs, out: &Output) -> crate::error::Result<ExitCode> {
     // Build-tag images are skipped rather than refused: the lock covers registry images only.
     let selection = pack::select(&args.project, &args.registry, true)?;
     let platform = args.registry.platform.clone();

@@ -1,6 +1,7 @@
 //! Command line: owns argument parsing (clap), dispatch to one file per command, output
-//! conventions (`--json`, `--quiet`, `NO_COLOR`) and the mapping of errors to exit codes
-//! (0 ok, 1 checks failed, 2 bad input or usage, 3 engine or registry unreachable).
+//! conventions (`--json`, `--quiet`, `NO_COLOR`) and the rendering of errors (`crate::error`:
+//! each carries its exit code, 0 ok, 1 checks failed, 2 bad input or usage, 3 engine or
+//! registry unreachable, and its hint).
 //! Also answers the Docker CLI plugin protocol (`docker airlock ...`).
 
 pub mod output;
@@ -20,7 +21,6 @@ pub mod diff;
 pub mod key;
 pub mod doctor;
 
-use crate::error::{Class, Classified, Classify};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -147,12 +147,12 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             out.error(&err);
-            ExitCode::from(class_of(&err).exit_code())
+            ExitCode::from(err.exit_code())
         }
     }
 }
 
-fn run(cli: Cli, out: &output::Output) -> anyhow::Result<ExitCode> {
+fn run(cli: Cli, out: &output::Output) -> crate::error::Result<ExitCode> {
     match cli.command {
         Command::Plan(args) => plan::run(args, out),
         Command::Verify(args) => verify::run(args, out),
@@ -193,91 +193,6 @@ fn docker_plugin(args: &mut Vec<std::ffi::OsString>) -> Option<ExitCode> {
         .unwrap_or(false);
     if invoked_as_plugin && args.get(1).and_then(|a| a.to_str()) == Some("airlock") {
         args.remove(1);
-    }
-    None
-}
-
-/// The class of an error chain: the first error in the chain that has one decides.
-/// Every module error type is listed here.
-pub fn class_of(err: &anyhow::Error) -> Class {
-    for cause in err.chain() {
-        if let Some(e) = cause.downcast_ref::<Classified>() {
-            return e.class();
-        }
-        if cause.downcast_ref::<crate::reference::ReferenceError>().is_some()
-            || cause.downcast_ref::<crate::digest::DigestError>().is_some()
-            || cause.downcast_ref::<crate::platform::PlatformError>().is_some()
-        {
-            return Class::Input;
-        }
-        // module error types: add one line each
-        if let Some(e) = cause.downcast_ref::<crate::sign::SignError>() {
-            return e.class();
-        }
-        if let Some(e) = cause.downcast_ref::<crate::compose::Error>() {
-            return e.class();
-        }
-        if let Some(e) = cause.downcast_ref::<crate::serve::ServeError>() {
-            return e.class();
-        }
-        if let Some(e) = cause.downcast_ref::<crate::serve::CatalogError>() {
-            return e.class();
-        }
-        if let Some(e) = cause.downcast_ref::<crate::registry::push::PushError>() {
-            return e.class();
-        }
-        if let Some(e) = cause.downcast_ref::<crate::bundle::delta::DeltaError>() {
-            return e.class();
-        }
-        if let Some(e) = cause.downcast_ref::<crate::bundle::parts::PartsError>() {
-            return e.class();
-        }
-        if let Some(c) = classify_offline(cause) {
-            return c;
-        }
-        if let Some(e) = cause.downcast_ref::<crate::plan::Error>() {
-            return e.class();
-        }
-        if let Some(e) = cause.downcast_ref::<crate::dockerfile::Error>() {
-            return e.class();
-        }
-        if let Some(c) = classify_pack(cause) {
-            return c;
-        }
-    }
-    Class::Input
-}
-
-/// Error classes of the pack pipeline (registry, store, lock, bundle writer, engine export).
-fn classify_pack(cause: &(dyn std::error::Error + 'static)) -> Option<Class> {
-    if let Some(e) = cause.downcast_ref::<crate::registry::RegistryError>() {
-        return Some(e.class());
-    }
-    if let Some(e) = cause.downcast_ref::<crate::store::StoreError>() {
-        return Some(e.class());
-    }
-    if let Some(e) = cause.downcast_ref::<crate::lock::LockError>() {
-        return Some(e.class());
-    }
-    if let Some(e) = cause.downcast_ref::<crate::bundle::write::WriteError>() {
-        return Some(e.class());
-    }
-    if let Some(e) = cause.downcast_ref::<crate::engine::save::SaveError>() {
-        return Some(e.class());
-    }
-    None
-}
-
-/// Error classes of the offline side (bundle reader, verify, engine).
-fn classify_offline(cause: &(dyn std::error::Error + 'static)) -> Option<Class> {
-    if let Some(e) = cause.downcast_ref::<crate::bundle::read::ReadError>() {
-        return Some(e.class());
-    }
-    if let Some(e) = cause.downcast_ref::<crate::bundle::verify::VerifyError>() {
-        return Some(e.class());
-    }
-    if let Some(e) = cause.downcast_ref::<crate::engine::EngineError>() {
-        return Some(e.class());
     }
     None
 }

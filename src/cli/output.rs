@@ -20,7 +20,7 @@ impl Output {
     }
 
     /// Print a JSON document on stdout (pretty, one trailing newline).
-    pub fn json<T: serde::Serialize>(&self, value: &T) -> anyhow::Result<()> {
+    pub fn json<T: serde::Serialize>(&self, value: &T) -> crate::error::Result<()> {
         let mut stdout = std::io::stdout().lock();
         serde_json::to_writer_pretty(&mut stdout, value)?;
         writeln!(stdout)?;
@@ -47,7 +47,9 @@ impl Output {
         }
     }
 
-    pub fn error(&self, err: &anyhow::Error) {
+    /// `error: <message>`, a `caused by:` line per source not already in the message, then
+    /// the hint after a blank line.
+    pub fn error(&self, err: &crate::error::Error) {
         let mut chain = err.chain();
         let first = chain.next().map(|e| e.to_string()).unwrap_or_default();
         eprintln!("{} {first}", self.paint("error:", "31;1"));
@@ -56,6 +58,9 @@ impl Output {
             if !first.contains(&text) {
                 eprintln!("  caused by: {text}");
             }
+        }
+        if let Some(hint) = err.hint() {
+            eprintln!("\n{} {hint}", self.paint("hint:", "36"));
         }
     }
 

@@ -24,7 +24,7 @@ use crate::progress::Reporter;
 use crate::reference::Reference;
 use crate::registry::{self, Client, Options, PullStats};
 use crate::store::Store;
-use anyhow::Context as _;
+use crate::error::Context as _;
 use clap::Args;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use indicatif::HumanBytes;
@@ -173,7 +173,7 @@ pub fn select(
     project: &ProjectArgs,
     reg: &RegistryArgs,
     from_docker: bool,
-) -> anyhow::Result<Selection> {
+) -> crate::error::Result<Selection> {
     let loaded = match compose::load(&project.load_options()) {
         Ok(p) => Some(p),
         Err(compose::Error::NoComposeFile { .. })
@@ -181,7 +181,7 @@ pub fn select(
         {
             None
         }
-        Err(e) => return Err(anyhow::Error::new(e).context("Failed to load the compose project")),
+        Err(e) => return Err(crate::error::Error::new(e).context("Failed to load the compose project")),
     };
     let mut images: Vec<PackImage> = Vec::new();
     let mut add = |reference: Reference,
@@ -260,12 +260,11 @@ pub fn select(
                 .flat_map(|i| i.services.iter().cloned())
                 .collect();
             return Err(Classified::input(format!(
-                "Service `{}` builds its image `{}` locally; build it first and pack with --from-docker\n\n\
-                 hint: `docker-compose build {}` then `airlock pack --from-docker`",
+                "Service `{}` builds its image `{}` locally; build it first and pack with --from-docker",
                 first.services.join("`, `"),
                 first.reference,
-                services.join(" ")
             ))
+            .with_hint(format!("`docker-compose build {}` then `airlock pack --from-docker`", services.join(" ")))
             .into());
         }
     }
@@ -293,7 +292,7 @@ pub fn lock_path(reg: &RegistryArgs, project: Option<&Project>) -> PathBuf {
     }
 }
 
-pub fn client(reg: &RegistryArgs, reporter: Arc<dyn Reporter>) -> anyhow::Result<Client> {
+pub fn client(reg: &RegistryArgs, reporter: Arc<dyn Reporter>) -> crate::error::Result<Client> {
     let opts = Options {
         insecure: reg.insecure.clone(),
         ca_certs: reg.ca_certs.clone(),
@@ -303,7 +302,7 @@ pub fn client(reg: &RegistryArgs, reporter: Arc<dyn Reporter>) -> anyhow::Result
     Ok(Client::new(opts, reporter)?)
 }
 
-pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub fn runtime() -> crate::error::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -318,7 +317,7 @@ pub async fn resolve_all(
     refs: &[(Reference, Platform)],
     pins: &HashMap<String, Pin>,
     stats: &PullStats,
-) -> anyhow::Result<Vec<ResolvedImage>> {
+) -> crate::error::Result<Vec<ResolvedImage>> {
     let jobs = client.options().jobs.max(1);
     stream::iter(refs.iter().map(|(r, platform)| async move {
         client.reporter.step(&format!("resolving {r}"));
@@ -333,7 +332,7 @@ pub async fn resolve_all(
 
 /// Before any download: refuse when the output's file system cannot hold the blobs the bundle
 /// will carry (the writer checks the exact size again before writing).
-fn check_space_early(output: &Path, images: &[ResolvedImage]) -> anyhow::Result<()> {
+fn check_space_early(output: &Path, images: &[ResolvedImage]) -> crate::error::Result<()> {
     let mut seen = std::collections::HashSet::new();
     let needed: u64 = images
         .iter()
@@ -458,7 +457,7 @@ struct SummaryBlobs {
     cached_bytes: u64,
 }
 
-pub fn run(args: PackArgs, out: &Output) -> anyhow::Result<ExitCode> {
+pub fn run(args: PackArgs, out: &Output) -> crate::error::Result<ExitCode> {
     let started = Instant::now();
     let signer = args
         .sign
@@ -525,7 +524,7 @@ pub fn run(args: PackArgs, out: &Output) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     let stats = PullStats::default();
 
-    let resolved: anyhow::Result<Vec<ResolvedImage>> = rt.block_on(async {
+    let resolved: crate::error::Result<Vec<ResolvedImage>> = rt.block_on(async {
         let notify = Arc::new(tokio::sync::Notify::new());
         install_signals(cancel.clone(), notify.clone());
         let work = async {

@@ -6,7 +6,7 @@ use super::output::Output;
 use crate::compose::{self, Project};
 use crate::plan::{self, Level, Plan, PlanOptions};
 use crate::platform::Platform;
-use anyhow::Context;
+use crate::error::Context;
 use clap::Args;
 use std::process::ExitCode;
 
@@ -34,7 +34,7 @@ pub struct PlanArgs {
 
 /// Load the project, falling back to the built-in example when no compose file is found.
 /// The example is written to a temporary `frappe/` directory so the project is named `frappe`.
-fn load(args: &PlanArgs, out: &Output) -> anyhow::Result<Project> {
+fn load(args: &PlanArgs, out: &Output) -> crate::error::Result<Project> {
     match compose::load(&args.project.load_options()) {
         Ok(p) => Ok(p),
         Err(compose::Error::NoComposeFile { .. }) if args.project.files.is_empty() => {
@@ -52,7 +52,7 @@ fn load(args: &PlanArgs, out: &Output) -> anyhow::Result<Project> {
     }
 }
 
-pub fn run(args: PlanArgs, out: &Output) -> anyhow::Result<ExitCode> {
+pub fn run(args: PlanArgs, out: &Output) -> crate::error::Result<ExitCode> {
     let project = load(&args, out)?;
     let opts = PlanOptions { platform: args.platform.clone(), ..PlanOptions::default() };
     let plan = plan::plan(&project, &opts)?;

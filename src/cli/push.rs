@@ -14,7 +14,7 @@ use crate::registry::push::{self, BlobSource, PushImage, PushManifest, PushOptio
 use crate::registry::{Client, Options};
 use crate::serve::catalog::stream_range;
 use crate::serve::{self, Catalog, CatalogOptions};
-use anyhow::Context as _;
+use crate::error::Context as _;
 use clap::Args;
 use futures_util::StreamExt as _;
 use futures_util::stream::BoxStream;
@@ -155,7 +155,7 @@ fn push_images(catalog: &Catalog, target: &PushTarget) -> Vec<PushImage> {
     out
 }
 
-pub fn run(args: PushArgs, out: &Output) -> anyhow::Result<ExitCode> {
+pub fn run(args: PushArgs, out: &Output) -> crate::error::Result<ExitCode> {
     let target: PushTarget = args.to.parse()?;
     let catalog = Arc::new(
         Catalog::open(

@@ -9,7 +9,7 @@
 use super::output::Output;
 use crate::serve::handlers::{DEFAULT_CHUNK, State};
 use crate::serve::{self, Catalog, CatalogOptions, Server, ServerOptions};
-use anyhow::Context as _;
+use crate::error::Context as _;
 use clap::Args;
 use indicatif::HumanBytes;
 use std::io::Write as _;
@@ -56,7 +56,7 @@ pub struct ServeArgs {
     pub grace: u64,
 }
 
-pub fn run(args: ServeArgs, out: &Output) -> anyhow::Result<ExitCode> {
+pub fn run(args: ServeArgs, out: &Output) -> crate::error::Result<ExitCode> {
     for bundle in &args.bundles {
         super::key::check(bundle, args.key.as_deref(), out)?;
     }
@@ -143,7 +143,7 @@ fn startup(
     advertise: &str,
     tls: bool,
     out: &Output,
-) -> anyhow::Result<()> {
+) -> crate::error::Result<()> {
     let catalog = &server.state().catalog;
     let scheme = if tls { "https" } else { "http" };
     let daemon = serve::daemon_json(advertise, tls, args.mirror);

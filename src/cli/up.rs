@@ -14,7 +14,7 @@ use crate::engine::Engine;
 use crate::error::Classified;
 use crate::plan::{Kind, Plan, PlanOptions};
 use crate::reference::Reference;
-use anyhow::Context;
+use crate::error::Context;
 use clap::Args;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -207,7 +207,7 @@ fn safe_rel(rel: &str) -> bool {
 /// Write the bundle's compose files into `dir`: env files the user already has are kept,
 /// changed compose files are replaced (the old one kept as `<file>.before-airlock`).
 /// Returns the paths written.
-fn write_files(meta: &Meta, dir: &Path, out: &Output) -> anyhow::Result<Vec<String>> {
+fn write_files(meta: &Meta, dir: &Path, out: &Output) -> crate::error::Result<Vec<String>> {
     let env: BTreeSet<&String> = meta.meta.compose.env_files.iter().collect();
     let mut written = Vec::new();
     for (rel, bytes) in &meta.compose_files {
@@ -250,7 +250,7 @@ fn write_files(meta: &Meta, dir: &Path, out: &Output) -> anyhow::Result<Vec<Stri
 }
 
 /// Write `bytes` to `path` unless it already holds them.
-fn write_if_changed(path: &Path, bytes: &[u8]) -> anyhow::Result<bool> {
+fn write_if_changed(path: &Path, bytes: &[u8]) -> crate::error::Result<bool> {
     if fs_err::read(path).ok().as_deref() == Some(bytes) {
         return Ok(false);
     }
@@ -266,7 +266,7 @@ fn stage_and_plan(
     args: &UpArgs,
     files: &[String],
     profiles: &[String],
-) -> anyhow::Result<(Project, Plan)> {
+) -> crate::error::Result<(Project, Plan)> {
     let tmp = tempfile::tempdir().context("Cannot create a temporary directory")?;
     let stage = tmp.path().join(&meta.meta.project);
     for (rel, bytes) in &meta.compose_files {
@@ -312,7 +312,7 @@ fn stage_and_plan(
 }
 
 /// References the project needs that neither the bundle nor the engine has.
-async fn missing_images(plan: &Plan, meta: &Meta, engine: &Engine) -> anyhow::Result<Vec<String>> {
+async fn missing_images(plan: &Plan, meta: &Meta, engine: &Engine) -> crate::error::Result<Vec<String>> {
     let in_bundle = |r: &Reference| {
         meta.meta.images.iter().any(|i| {
             i.reference.normalized() == r.normalized() || i.reference.original() == r.original()
@@ -325,7 +325,7 @@ async fn missing_images(plan: &Plan, meta: &Meta, engine: &Engine) -> anyhow::Re
         let name = r.original().to_string();
         async move {
             if here {
-                return Ok::<_, anyhow::Error>(true);
+                return Ok::<_, crate::error::Error>(true);
             }
             Ok(!digest_ref && engine.image_id(&name).await?.is_some())
         }
@@ -366,7 +366,7 @@ async fn wait_settled(
     services: &[String],
     timeout: Duration,
     out: &Output,
-) -> anyhow::Result<bool> {
+) -> crate::error::Result<bool> {
     let start = Instant::now();
     let mut last: Option<(Vec<String>, Instant)> = None;
     let mut last_line = String::new();
@@ -448,7 +448,7 @@ fn fingerprint(dir: &Path, state: &UpState, bundle_env_files: &[String]) -> Stri
 }
 
 /// Every service has a container that is running (healthy or without healthcheck) or exited 0.
-async fn all_up(engine: &Engine, project: &str, services: &[String]) -> anyhow::Result<bool> {
+async fn all_up(engine: &Engine, project: &str, services: &[String]) -> crate::error::Result<bool> {
     let containers = engine.containers(project).await?;
     Ok(services.iter().all(|s| {
         let cs: Vec<_> = containers
@@ -463,7 +463,7 @@ async fn all_up(engine: &Engine, project: &str, services: &[String]) -> anyhow::
     }))
 }
 
-pub fn run(args: UpArgs, out: &Output) -> anyhow::Result<ExitCode> {
+pub fn run(args: UpArgs, out: &Output) -> crate::error::Result<ExitCode> {
     super::key::check(&args.bundle, args.key.as_deref(), out)?;
     let bundle = Bundle::open(&args.bundle)?;
     let meta = bundle

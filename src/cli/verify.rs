@@ -5,7 +5,7 @@
 use super::output::Output;
 use crate::bundle::verify::{self, Report, VerifyOptions};
 use crate::progress::Reporter;
-use anyhow::Context;
+use crate::error::Context;
 use clap::Args;
 use indicatif::HumanBytes;
 use std::path::PathBuf;
@@ -48,7 +48,7 @@ impl Reporter for TotalOnly {
     }
 }
 
-pub fn run(args: VerifyArgs, out: &Output) -> anyhow::Result<ExitCode> {
+pub fn run(args: VerifyArgs, out: &Output) -> crate::error::Result<ExitCode> {
     super::key::check(&args.bundle, args.key.as_deref(), out)?;
     let mut options = VerifyOptions::default();
     if let Some(j) = args.jobs {

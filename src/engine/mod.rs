@@ -104,6 +104,13 @@ impl Classify for EngineError {
             EngineError::Delta(e) => e.class(),
         }
     }
+    fn hint(&self) -> Option<String> {
+        match self {
+            EngineError::Bundle(e) => e.hint(),
+            EngineError::Delta(e) => e.hint(),
+            _ => None,
+        }
+    }
 }
 
 /// Whether a bollard error is an answer from the engine (a status, an error in a stream)

@@ -25,9 +25,7 @@ const JSON_LIMIT: u64 = 20 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SaveError {
-    #[error(
-        "The engine has no image `{reference}`\n\nhint: build it first (`docker compose build {service}`), then pack again"
-    )]
+    #[error("The engine has no image `{reference}`")]
     NotFound { reference: String, service: String },
     #[error("Failed to export `{reference}` from the engine")]
     Export {
@@ -51,6 +49,16 @@ impl Classify for SaveError {
             SaveError::Engine(e) => e.class(),
             SaveError::Store(e) => e.class(),
             SaveError::Export { .. } => Class::Environment,
+        }
+    }
+    fn hint(&self) -> Option<String> {
+        match self {
+            SaveError::NotFound { service, .. } => Some(format!(
+                "build it first (`docker compose build {service}`), then pack again"
+            )),
+            SaveError::Engine(e) => e.hint(),
+            SaveError::Store(e) => e.hint(),
+            SaveError::Export { .. } | SaveError::Format { .. } => None,
         }
     }
 }

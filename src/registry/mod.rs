@@ -29,9 +29,7 @@ pub enum RegistryError {
         #[source]
         source: reqwest::Error,
     },
-    #[error(
-        "TLS certificate of registry `{host}` is not trusted\n\nhint: pass `--ca-cert FILE` with the registry's CA certificate, or put it in `/etc/docker/certs.d/{host}/ca.crt`"
-    )]
+    #[error("TLS certificate of registry `{host}` is not trusted")]
     Tls {
         host: String,
         #[source]
@@ -50,7 +48,7 @@ pub enum RegistryError {
         reference: String,
         what: String,
     },
-    #[error("Registry `{host}` refused access to `{reference}` (401 Unauthorized{})\n\nhint: log in with `docker login {host}` or give credentials in `$DOCKER_CONFIG/config.json`", if *anonymous { ", no credentials found" } else { "" })]
+    #[error("Registry `{host}` refused access to `{reference}` (401 Unauthorized{})", if *anonymous { ", no credentials found" } else { "" })]
     Unauthorized {
         host: String,
         reference: String,
@@ -62,9 +60,7 @@ pub enum RegistryError {
         reference: String,
         message: String,
     },
-    #[error(
-        "`{host}` is not a loopback address; refusing plain HTTP\n\nhint: pass `--insecure-registry {host}` to allow it"
-    )]
+    #[error("`{host}` is not a loopback address; refusing plain HTTP")]
     PlainHttp { host: String },
     #[error(
         "`{reference}` is a schema 1 manifest (`{media_type}`), which Docker removed in 28.2; re-push the image with a current client"
@@ -196,6 +192,22 @@ impl Classify for RegistryError {
             Blob { source, .. } => source.class(),
             Store(e) => e.class(),
             _ => Class::Input,
+        }
+    }
+    fn hint(&self) -> Option<String> {
+        use RegistryError::*;
+        match self {
+            Tls { host, .. } => Some(format!(
+                "pass `--ca-cert FILE` with the registry's CA certificate, or put it in `/etc/docker/certs.d/{host}/ca.crt`"
+            )),
+            Unauthorized { host, .. } => Some(format!(
+                "log in with `docker login {host}` or give credentials in `$DOCKER_CONFIG/config.json`"
+            )),
+            PlainHttp { host } => Some(format!("pass `--insecure-registry {host}` to allow it")),
+            Download { source, .. } => source.hint(),
+            Blob { source, .. } => source.hint(),
+            Store(e) => e.hint(),
+            _ => None,
         }
     }
 }

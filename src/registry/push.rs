@@ -70,6 +70,12 @@ impl Classify for PushError {
             PushError::NoLocation { .. } | PushError::Source { .. } => Class::Environment,
         }
     }
+    fn hint(&self) -> Option<String> {
+        match self {
+            PushError::Registry(e) => e.hint(),
+            _ => None,
+        }
+    }
 }
 
 /// `HOST[:PORT][/PREFIX]`: the registry host and an optional repository prefix.

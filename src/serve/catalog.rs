@@ -26,8 +26,8 @@ pub enum CatalogError {
     #[error(transparent)]
     Read(#[from] ReadError),
     #[error(
-        "Bundle `{}` is {compression:?}-compressed; serving and pushing need random access to the blobs\n\nhint: decompress it first (`{tool} -d {}`)",
-        path.display(), path.display()
+        "Bundle `{}` is {compression:?}-compressed; serving and pushing need random access to the blobs",
+        path.display()
     )]
     Compressed {
         path: PathBuf,
@@ -79,6 +79,15 @@ impl Classify for CatalogError {
             }
             CatalogError::Io { .. } => Class::Environment,
             _ => Class::Input,
+        }
+    }
+    fn hint(&self) -> Option<String> {
+        match self {
+            CatalogError::Read(e) => e.hint(),
+            CatalogError::Compressed { path, tool, .. } => {
+                Some(format!("decompress it first (`{tool} -d {}`)", path.display()))
+            }
+            _ => None,
         }
     }
 }

@@ -52,6 +52,12 @@ impl Classify for ServeError {
             _ => Class::Input,
         }
     }
+    fn hint(&self) -> Option<String> {
+        match self {
+            ServeError::Catalog(e) => e.hint(),
+            _ => None,
+        }
+    }
 }
 
 /// A compose override that points every service of `images` at `host_prefix`
