@@ -46,6 +46,9 @@ pub enum ReadError {
     },
     #[error("Bundle `{}` is truncated: {detail}", path.display())]
     Truncated { path: PathBuf, detail: String },
+    /// The first tar header does not parse: the file is something else entirely.
+    #[error("`{}` is not a bundle (not a tar archive)", path.display())]
+    NotATar { path: PathBuf },
     #[error("Bundle `{}` has a corrupt tar header after member `{after}`: {reason}", path.display())]
     Corrupt {
         path: PathBuf,
@@ -317,9 +320,9 @@ impl Bundle {
         let mut members = 0u64;
         let entries = archive
             .entries_with_seek()
-            .map_err(|e| self.header_error(&last, e))?;
+            .map_err(|e| self.header_error(&last, true, e))?;
         for entry in entries {
-            let mut entry = entry.map_err(|e| self.header_error(&last, e))?;
+            let mut entry = entry.map_err(|e| self.header_error(&last, seen.is_empty(), e))?;
             let name = member_name(path, &entry)?;
             let kind = entry.header().entry_type();
             let size = entry.size();
@@ -391,20 +394,26 @@ impl Bundle {
         }))
     }
 
-    fn header_error(&self, after: &str, e: io::Error) -> ReadError {
+    /// The error for a tar header that cannot be read after member `after`; `first`: it is
+    /// the archive's first header, so a file that ends in it or fails to parse as one is
+    /// not a tar archive at all (rather than a truncated or corrupt bundle).
+    fn header_error(&self, after: &str, first: bool, e: io::Error) -> ReadError {
         let text = e.to_string();
-        if e.kind() == io::ErrorKind::UnexpectedEof
+        let ends = e.kind() == io::ErrorKind::UnexpectedEof
             || text.contains("EOF")
-            || text.contains("entire block")
-        {
+            || text.contains("entire block");
+        let corrupt =
+            text.contains("checksum") || text.contains("numeric field") || text.contains("invalid");
+        if first && (ends || corrupt) {
+            ReadError::NotATar {
+                path: self.path.clone(),
+            }
+        } else if ends {
             ReadError::Truncated {
                 path: self.path.clone(),
                 detail: format!("the file ends inside the tar header after member `{after}`"),
             }
-        } else if text.contains("checksum")
-            || text.contains("numeric field")
-            || text.contains("invalid")
-        {
+        } else if corrupt {
             ReadError::Corrupt {
                 path: self.path.clone(),
                 after: after.to_string(),

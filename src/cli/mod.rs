@@ -175,15 +175,15 @@ fn run(cli: Cli, out: &output::Output) -> crate::error::Result<ExitCode> {
 /// metadata; when invoked as `docker airlock ...` the CLI passes `airlock` as the first argument.
 fn docker_plugin(args: &mut Vec<std::ffi::OsString>) -> Option<ExitCode> {
     if args.get(1).and_then(|a| a.to_str()) == Some("docker-cli-plugin-metadata") {
-        println!(
-            "{}",
-            serde_json::json!({
+        output::stdout_line(
+            &serde_json::json!({
                 "SchemaVersion": "0.1.0",
                 "Vendor": "airlock",
                 "Version": env!("CARGO_PKG_VERSION"),
                 "ShortDescription": "Carry Compose deployments across an air gap",
                 "URL": "https://github.com/airlock/airlock"
             })
+            .to_string(),
         );
         return Some(ExitCode::SUCCESS);
     }

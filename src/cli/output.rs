@@ -1,8 +1,30 @@
 //! Output conventions for every command: JSON documents on stdout with `--json`,
 //! human text otherwise, `--quiet`, colour only on a terminal and without `NO_COLOR`.
+//! Everything on stdout goes through [`stdout_line`]: when the reader closes the pipe
+//! (`airlock inspect b.tar | head -3`) the process ends quietly with exit 0, as ripgrep
+//! does, instead of panicking. Lines on stderr never panic either.
 
 use super::Global;
-use std::io::{IsTerminal, Write};
+use std::io::{self, IsTerminal, Write};
+
+/// Write `text` and a newline on stdout. A closed pipe ends the process quietly with exit 0
+/// (the reader has what it wanted); another write error (a full disk behind `>`) is reported
+/// and exits 3.
+pub fn stdout_line(text: &str) {
+    let mut stdout = io::stdout().lock();
+    if let Err(e) = writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        stderr_line(&format!("error: cannot write to standard output: {e}"));
+        std::process::exit(crate::error::Class::Environment.exit_code().into());
+    }
+}
+
+/// Write `text` and a newline on stderr; a closed stderr is ignored.
+fn stderr_line(text: &str) {
+    let _ = writeln!(io::stderr().lock(), "{text}");
+}
 
 pub struct Output {
     pub json: bool,
@@ -21,29 +43,27 @@ impl Output {
 
     /// Print a JSON document on stdout (pretty, one trailing newline).
     pub fn json<T: serde::Serialize>(&self, value: &T) -> crate::error::Result<()> {
-        let mut stdout = std::io::stdout().lock();
-        serde_json::to_writer_pretty(&mut stdout, value)?;
-        writeln!(stdout)?;
+        stdout_line(&serde_json::to_string_pretty(value)?);
         Ok(())
     }
 
     /// Human output on stdout (suppressed by --quiet and --json).
     pub fn print(&self, text: &str) {
         if !self.quiet && !self.json {
-            println!("{text}");
+            stdout_line(text);
         }
     }
 
     /// A progress or status line on stderr (suppressed by --quiet).
     pub fn status(&self, text: &str) {
         if !self.quiet {
-            eprintln!("{text}");
+            stderr_line(text);
         }
     }
 
     pub fn warn(&self, text: &str) {
         if !self.quiet {
-            eprintln!("{} {text}", self.paint("warning:", "33"));
+            stderr_line(&format!("{} {text}", self.paint("warning:", "33")));
         }
     }
 
@@ -52,15 +72,15 @@ impl Output {
     pub fn error(&self, err: &crate::error::Error) {
         let mut chain = err.chain();
         let first = chain.next().map(|e| e.to_string()).unwrap_or_default();
-        eprintln!("{} {first}", self.paint("error:", "31;1"));
+        stderr_line(&format!("{} {first}", self.paint("error:", "31;1")));
         for cause in chain {
             let text = cause.to_string();
             if !first.contains(&text) {
-                eprintln!("  caused by: {text}");
+                stderr_line(&format!("  caused by: {text}"));
             }
         }
         if let Some(hint) = err.hint() {
-            eprintln!("\n{} {hint}", self.paint("hint:", "36"));
+            stderr_line(&format!("\n{} {hint}", self.paint("hint:", "36")));
         }
     }
 

@@ -190,9 +190,7 @@ fn startup(
             "warnings": catalog.warnings,
         });
         // One line: the server keeps running, so readers take the first line.
-        let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "{doc}")?;
-        stdout.flush()?;
+        super::output::stdout_line(&doc.to_string());
         return Ok(());
     }
     out.print(&format!(

@@ -1,5 +1,5 @@
 //! Integration tests, built into one binary. Each module is one area:
-#![allow(clippy::disallowed_methods, clippy::disallowed_types)] // tests may use std::fs; src/ uses fs-err (clippy.toml)
+#![allow(clippy::disallowed_methods, clippy::disallowed_types, clippy::disallowed_macros)] // tests may use std::fs and println!; src/ may not (clippy.toml)
 mod harness; // shared: engine check, loopback registry, test images
 mod compose; // compose::load on synthetic and real compose files
 mod plan; // airlock plan: fixture walk, bad input, Frappe example, JSON snapshot
@@ -17,3 +17,4 @@ mod faults; // kill -9 of pack/load/push at many points, disk full, engine cut o
 mod oracle; // Compose v2 (`docker compose config`) as the oracle for compose::load: every fixture, semantics
 mod docs; // docs/reliability.md names every test of the reliability modules, and no test that is gone
 mod doctor; // airlock doctor: engine, store, Compose CLIs and capabilities as the engine under test has them; exit 3 without one
+mod errors; // the error surface: a closed stdout pipe ends quietly, not-a-tar is named, hint after message, exit classes
