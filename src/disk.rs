@@ -19,9 +19,11 @@ pub fn free_bytes(path: &Path) -> Option<u64> {
     Some(st.f_bavail as u64 * st.f_frsize as u64)
 }
 
-/// Whether `e` says the disk (or the user's quota) is full.
+/// Whether `e` says the disk (or the user's quota) is full. By kind, which `fs_err` keeps
+/// when it wraps the OS error to name the file (the raw OS error is then hidden).
 pub fn is_full(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+        || matches!(e.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded)
 }
 
 #[cfg(test)]
@@ -39,5 +41,8 @@ mod tests {
         assert!(is_full(&io::Error::from_raw_os_error(libc::ENOSPC)));
         assert!(is_full(&io::Error::from_raw_os_error(libc::EDQUOT)));
         assert!(!is_full(&io::Error::from_raw_os_error(libc::EACCES)));
+        // fs_err wraps the OS error to name the file; still full.
+        let e = fs_err::write("/dev/full", b"x").unwrap_err();
+        assert!(e.raw_os_error().is_none() && is_full(&e), "{e:?}");
     }
 }
