@@ -28,3 +28,24 @@ impl Pin {
         reference.with_digest(self.top.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_the_name_to_the_top_level_digest() {
+        let pin = Pin {
+            top: Digest::of(b"index"),
+            manifest: Digest::of(b"manifest"),
+        };
+        let r: Reference = "redis:7".parse().unwrap();
+        let pinned = pin.reference(&r);
+        assert_eq!(pinned.digest(), Some(&pin.top));
+        assert_eq!(pinned.tag(), Some("7"));
+        assert_eq!(
+            pinned.to_string(),
+            format!("docker.io/library/redis:7@{}", pin.top)
+        );
+    }
+}

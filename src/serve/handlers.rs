@@ -285,15 +285,11 @@ fn referrers(state: &State, name: &str, digest: &Digest, head: bool) -> Response
         );
     }
     // The bundle carries no referrers: an empty index (OCI 1.1).
-    let body = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": crate::image::media::OCI_INDEX,
-        "manifests": [],
-    });
+    let body = crate::image::Index::oci_bytes(Vec::new());
     bytes_response(
         StatusCode::OK,
         crate::image::media::OCI_INDEX,
-        Bytes::from(body.to_string()),
+        Bytes::from(body),
         head,
     )
 }
