@@ -59,6 +59,23 @@ else
 fi
 echo
 
+# The same project through Compose v2 (`docker compose config`, which loads the files as airlock
+# does but reads no Dockerfile), when its binary is found.
+compose="${AIRLOCK_COMPOSE_V2:-}"
+for d in "${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins" /usr/local/lib/docker/cli-plugins /usr/libexec/docker/cli-plugins; do
+  if [ -z "$compose" ] && [ -x "$d/docker-compose" ]; then compose="$d/docker-compose"; fi
+done
+if [ -n "$compose" ]; then
+  cargs=("${args[@]:2}" config --format json)
+  (cd "$folder" && env -i PATH="$PATH" HOME="$HOME" "$compose" "${cargs[@]}" >/dev/null)
+  start=$(date +%s%N)
+  for _ in $(seq "$runs"); do (cd "$folder" && env -i PATH="$PATH" HOME="$HOME" "$compose" "${cargs[@]}" >/dev/null); done
+  end=$(date +%s%N)
+  compose_ms=$(awk -v ns=$((end - start)) -v n="$runs" 'BEGIN {printf "%.1f", ns / n / 1e6}')
+  printf '| command | runs | mean [ms] |\n|:---|---:|---:|\n| docker compose %s | %s | %s |\n' "${cargs[*]}" "$runs" "$compose_ms"
+  echo
+fi
+
 # Growth with project size.
 gen() {
   local dir=$1 n=$2

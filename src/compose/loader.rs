@@ -154,8 +154,9 @@ pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
     };
     env.insert("COMPOSE_PROJECT_NAME".into(), name.clone());
 
+    // `--profile` replaces COMPOSE_PROFILES (Compose reads the variable only without the flag).
     let mut profiles: Vec<String> = opts.profiles.clone();
-    if let Some(p) = env.get("COMPOSE_PROFILES") {
+    if let Some(p) = env.get("COMPOSE_PROFILES").filter(|_| profiles.is_empty()) {
         profiles.extend(
             p.split(',')
                 .map(str::trim)

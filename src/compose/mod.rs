@@ -56,7 +56,7 @@ pub struct LoadOptions {
     pub project_directory: Option<PathBuf>,
     /// `--env-file` (repeatable, later wins); empty = `COMPOSE_ENV_FILES` or `<dir>/.env`.
     pub env_files: Vec<PathBuf>,
-    /// `--profile` (repeatable, `*` = all); `COMPOSE_PROFILES` adds to these.
+    /// `--profile` (repeatable, `*` = all); empty = `COMPOSE_PROFILES`.
     pub profiles: Vec<String>,
     /// `-p`; default: `COMPOSE_PROJECT_NAME`, `name:`, then the directory name.
     pub project_name: Option<String>,

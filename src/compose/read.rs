@@ -79,6 +79,62 @@ pub(super) fn peek_name(files: &[PathBuf], env: &Env) -> Option<String> {
     name
 }
 
+/// Service keys Compose accepts empty (null); every other one must have a value.
+const NULLABLE: [&str; 3] = ["command", "entrypoint", "deploy"];
+
+/// Compose's schema refuses an empty (null) top-level section, service, or service key
+/// (`environment:` with nothing under it), unless marked `!reset`.
+fn refuse_nulls(doc: &Node, file: &Path) -> Result<(), Error> {
+    let null = |n: &Node| n.is_null() && n.mark == yaml::Mark::None;
+    let Some(top) = doc.as_map() else {
+        return Ok(());
+    };
+    for (key, value) in top {
+        let what = match key.as_str() {
+            "services" | "volumes" | "networks" | "configs" | "secrets" => "a mapping",
+            "name" | "version" => "a string",
+            _ => continue,
+        };
+        if null(value) {
+            return Err(invalid(
+                file,
+                value,
+                key,
+                None,
+                format!("must be {what}, not empty"),
+            ));
+        }
+    }
+    let Some(services) = doc.get("services").and_then(Node::as_map) else {
+        return Ok(());
+    };
+    for (name, svc) in services {
+        let path = format!("services.{name}");
+        if null(svc) {
+            return Err(invalid(
+                file,
+                svc,
+                &path,
+                Some(name),
+                "must be a mapping, not empty".into(),
+            ));
+        }
+        for (key, value) in svc.as_map().into_iter().flatten() {
+            if null(value) && !NULLABLE.contains(&key.as_str()) && !key.starts_with("x-") {
+                return Err(invalid(
+                    file,
+                    value,
+                    &format!("{path}.{key}"),
+                    Some(name),
+                    "has no value (Compose refuses an empty key; remove it or give it a value)"
+                        .into(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Files read so far and the warnings they raised.
 #[derive(Default)]
 pub(super) struct Reader {
@@ -152,6 +208,7 @@ impl Reader {
                     None,
                 );
             }
+            refuse_nulls(&doc, file)?;
             if let Some(services) = doc.get("services") {
                 match &services.value {
                     Value::Null => {}

@@ -211,7 +211,13 @@ pub(super) fn discover(
             c.add(Kind::Image, r.clone(), name, &t.platform, source);
         }
         if s.build.is_some() {
-            build_images(&mut c, s, &t.platform, opts, &built)?;
+            // A build makes the image for each of `build.platforms` (else the service's).
+            let platforms = if t.build_platforms.is_empty() {
+                std::slice::from_ref(&t.platform)
+            } else {
+                t.build_platforms.as_slice()
+            };
+            build_images(&mut c, s, platforms, opts, &built)?;
         }
     }
     Ok(Discovery {
@@ -251,7 +257,7 @@ fn read_dockerfile(path: &Path) -> std::io::Result<String> {
 fn build_images(
     c: &mut Collector<'_>,
     s: &Service,
-    platform: &Platform,
+    platforms: &[Platform],
     opts: &PlanOptions,
     built: &BTreeMap<String, String>,
 ) -> Result<(), Error> {
@@ -277,7 +283,7 @@ fn build_images(
                 service: name.to_string(),
                 context: build.context_raw.clone(),
             });
-            add_context_images(c, s, platform, &contexts, &context_used)?;
+            add_context_images(c, s, platforms, &contexts, &context_used)?;
             return Ok(());
         };
         let file = build.dockerfile.as_deref().unwrap_or("Dockerfile");
@@ -292,7 +298,7 @@ fn build_images(
                     service: name.to_string(),
                     path,
                 });
-                add_context_images(c, s, platform, &contexts, &context_used)?;
+                add_context_images(c, s, platforms, &contexts, &context_used)?;
                 return Ok(());
             }
             Err(source) => {
@@ -308,68 +314,69 @@ fn build_images(
     c.notes.push(BuildNote::Built {
         service: name.to_string(),
     });
-    let dopts = dockerfile::Options {
-        build_args: build
-            .args
-            .iter()
-            .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())))
-            .collect(),
-        target: build.target.clone(),
-        platform: platform.clone(),
-        build_platform: opts
-            .build_platform
-            .clone()
-            .unwrap_or_else(|| platform.clone()),
-    };
-    let analysis = dockerfile::analyze(&text, &dopts).map_err(|source| Error::Dockerfile {
-        service: name.to_string(),
-        file: dockerfile_path.clone(),
-        source: Box::new(source),
-    })?;
-
     let mut unused = Vec::new();
-    for u in &analysis.images {
-        let mut reference = u.reference.clone();
-        // A named context replaces the image of the same name (BuildKit matches the name as written).
-        if u.kind != Use::Syntax
-            && let Some(value) = contexts.get(&reference)
-        {
-            context_used.insert(reference.clone());
-            match value.strip_prefix("docker-image://") {
-                Some(image) => reference = image.to_string(),
-                None => continue, // a directory, URL or `service:` context: nothing to pull here
-            }
-        }
-        let r = Reference::parse(&reference).map_err(|source| Error::InvalidReference {
+    for platform in platforms {
+        let dopts = dockerfile::Options {
+            build_args: build
+                .args
+                .iter()
+                .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())))
+                .collect(),
+            target: build.target.clone(),
+            platform: platform.clone(),
+            build_platform: opts
+                .build_platform
+                .clone()
+                .unwrap_or_else(|| platform.clone()),
+        };
+        let analysis = dockerfile::analyze(&text, &dopts).map_err(|source| Error::Dockerfile {
             service: name.to_string(),
             file: dockerfile_path.clone(),
-            line: (u.line > 0).then_some(u.line),
-            reference: reference.clone(),
             source: Box::new(source),
         })?;
-        let kind = match u.kind {
-            _ if u.kind != Use::Syntax && built.contains_key(&r.normalized()) => {
-                Kind::BuildFromLocal
+        for u in &analysis.images {
+            let mut reference = u.reference.clone();
+            // A named context replaces the image of the same name (BuildKit matches the name as written).
+            if u.kind != Use::Syntax
+                && let Some(value) = contexts.get(&reference)
+            {
+                context_used.insert(reference.clone());
+                match value.strip_prefix("docker-image://") {
+                    Some(image) => reference = image.to_string(),
+                    None => continue, // a directory, URL or `service:` context: nothing to pull here
+                }
             }
-            Use::From => Kind::BuildFrom,
-            Use::CopyFrom => Kind::BuildCopyFrom,
-            Use::UnusedStage => Kind::BuildFromUnusedStage,
-            Use::Syntax => Kind::BuildSyntax,
-        };
-        if kind == Kind::BuildFromUnusedStage {
-            unused.push(r.original().to_string());
+            let r = Reference::parse(&reference).map_err(|source| Error::InvalidReference {
+                service: name.to_string(),
+                file: dockerfile_path.clone(),
+                line: (u.line > 0).then_some(u.line),
+                reference: reference.clone(),
+                source: Box::new(source),
+            })?;
+            let kind = match u.kind {
+                _ if u.kind != Use::Syntax && built.contains_key(&r.normalized()) => {
+                    Kind::BuildFromLocal
+                }
+                Use::From => Kind::BuildFrom,
+                Use::CopyFrom => Kind::BuildCopyFrom,
+                Use::UnusedStage => Kind::BuildFromUnusedStage,
+                Use::Syntax => Kind::BuildSyntax,
+            };
+            if kind == Kind::BuildFromUnusedStage {
+                unused.push(r.original().to_string());
+            }
+            let image_platform = u
+                .platform
+                .as_deref()
+                .and_then(|p| p.parse::<Platform>().ok())
+                .unwrap_or_else(|| platform.clone());
+            let source = if u.line > 0 {
+                format!("{shown}:{}", u.line)
+            } else {
+                format!("{shown} (BUILDKIT_SYNTAX)")
+            };
+            c.add(kind, r, name, &image_platform, source);
         }
-        let image_platform = u
-            .platform
-            .as_deref()
-            .and_then(|p| p.parse::<Platform>().ok())
-            .unwrap_or_else(|| platform.clone());
-        let source = if u.line > 0 {
-            format!("{shown}:{}", u.line)
-        } else {
-            format!("{shown} (BUILDKIT_SYNTAX)")
-        };
-        c.add(kind, r, name, &image_platform, source);
     }
     if !unused.is_empty() {
         unused.sort();
@@ -379,14 +386,14 @@ fn build_images(
             references: unused,
         });
     }
-    add_context_images(c, s, platform, &contexts, &context_used)
+    add_context_images(c, s, platforms, &contexts, &context_used)
 }
 
 /// `docker-image://` contexts not consumed by a FROM / `--from`: still listed (BuildKit may resolve them).
 fn add_context_images(
     c: &mut Collector<'_>,
     s: &Service,
-    platform: &Platform,
+    platforms: &[Platform],
     contexts: &BTreeMap<String, String>,
     used: &BTreeSet<String>,
 ) -> Result<(), Error> {
@@ -401,7 +408,15 @@ fn add_context_images(
                 c.rel(&s.file),
                 s.name
             );
-            c.add(Kind::BuildFrom, r, &s.name, platform, source);
+            for platform in platforms {
+                c.add(
+                    Kind::BuildFrom,
+                    r.clone(),
+                    &s.name,
+                    platform,
+                    source.clone(),
+                );
+            }
         }
     }
     Ok(())

@@ -118,6 +118,8 @@ struct Target<'a> {
     platform: Platform,
     /// Whether `platform` came from the service.
     declared_platform: bool,
+    /// `build.platforms`: a build makes the image for each, so it needs their bases.
+    build_platforms: Vec<Platform>,
 }
 
 impl<'a> Target<'a> {
@@ -139,8 +141,21 @@ impl<'a> Target<'a> {
             .iter()
             .map(|r| parse_ref(r, service, &service.file))
             .collect::<Result<_, _>>()?;
+        let build_platforms = service
+            .build
+            .iter()
+            .flat_map(|b| b.platforms.iter())
+            .map(|p| {
+                p.parse::<Platform>().map_err(|source| Error::Platform {
+                    service: service.name.clone(),
+                    file: service.file.clone(),
+                    source,
+                })
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Target {
             service,
+            build_platforms,
             image,
             volume_images,
             declared_platform: declared.is_some(),
@@ -832,5 +847,37 @@ mod tests {
             f[0].fix,
             "add them to the bundle: `airlock pack --image openruntimes/node:v4-18.0 --image openruntimes/php:v4-8.1`"
         );
+    }
+
+    /// `build.platforms`: the build makes the image for each platform, so the plan holds the
+    /// bases of each (a `TARGETARCH` base differs per platform).
+    #[test]
+    fn build_platforms_need_the_bases_of_each() {
+        let mut s = inline(
+            "app",
+            Some("acme/app:1"),
+            "ARG TARGETARCH\nFROM --platform=$BUILDPLATFORM golang:1.22 AS tools\nFROM base-${TARGETARCH}:1\nCOPY --from=tools /x /x\n",
+        );
+        s.build.as_mut().unwrap().platforms = vec!["linux/amd64".into(), "linux/arm64".into()];
+        let p = run(vec![s]);
+        let found: Vec<String> = p
+            .images
+            .iter()
+            .filter(|i| i.kind == Kind::BuildFrom && i.reference.original().starts_with("base-"))
+            .map(|i| {
+                let ps: Vec<String> = i.platforms.iter().map(|p| p.to_string()).collect();
+                format!("{} {}", i.reference, ps.join(","))
+            })
+            .collect();
+        assert_eq!(
+            found,
+            ["base-amd64:1 linux/amd64", "base-arm64:1 linux/arm64"]
+        );
+        let mut bad = inline("bad", None, "FROM busybox\n");
+        bad.build.as_mut().unwrap().platforms = vec!["linux".into()];
+        assert!(matches!(
+            plan(&project(vec![bad]), &PlanOptions::default()),
+            Err(Error::Platform { .. })
+        ));
     }
 }
