@@ -336,14 +336,23 @@ fn build_images(
         })?;
         for u in &analysis.images {
             let mut reference = u.reference.clone();
+            let mut local = false;
             // A named context replaces the image of the same name (BuildKit matches the name as written).
             if u.kind != Use::Syntax
                 && let Some(value) = contexts.get(&reference)
             {
                 context_used.insert(reference.clone());
-                match value.strip_prefix("docker-image://") {
-                    Some(image) => reference = image.to_string(),
-                    None => continue, // a directory, URL or `service:` context: nothing to pull here
+                if let Some(image) = value.strip_prefix("docker-image://") {
+                    reference = image.to_string();
+                } else if let Some(other) = value.strip_prefix("service:") {
+                    // The image another service of the project builds: built here, not pulled.
+                    reference = match c.project.services.get(other).and_then(|o| o.image.clone()) {
+                        Some(image) => image,
+                        None => format!("{}-{other}", c.project.name),
+                    };
+                    local = true;
+                } else {
+                    continue; // a directory or URL context: nothing to pull here
                 }
             }
             let r = Reference::parse(&reference).map_err(|source| Error::InvalidReference {
@@ -354,7 +363,7 @@ fn build_images(
                 source: Box::new(source),
             })?;
             let kind = match u.kind {
-                _ if u.kind != Use::Syntax && built.contains_key(&r.normalized()) => {
+                _ if local || (u.kind != Use::Syntax && built.contains_key(&r.normalized())) => {
                     Kind::BuildFromLocal
                 }
                 Use::From => Kind::BuildFrom,

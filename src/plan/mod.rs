@@ -880,4 +880,24 @@ mod tests {
             Err(Error::Platform { .. })
         ));
     }
+
+    /// `additional_contexts: {base: service:other}`: the base is the image `other` builds.
+    #[test]
+    fn service_context_is_a_local_build() {
+        let mut s = inline("app", Some("acme/app:1"), "FROM base\nRUN true\n");
+        s.build
+            .as_mut()
+            .unwrap()
+            .additional_contexts
+            .insert("base".into(), "service:builder".into());
+        let builder = inline("builder", None, "FROM debian:12\n");
+        let p = run(vec![s, builder]);
+        assert!(
+            kinds(&p).contains(&"build-from-local demo-builder app".to_string()),
+            "{:?}",
+            kinds(&p)
+        );
+        assert!(!kinds(&p).iter().any(|k| k.contains(" base ")), "{:?}", kinds(&p));
+    }
+
 }
