@@ -2,6 +2,7 @@
 //! `Service` fields (build in string or mapping form, args/environment in list or mapping
 //! form, depends_on, ports and volumes in short or long syntax). Called by `loader` last.
 
+use super::dotenv::parse_dotenv;
 use super::paths::{absolutize, clean_container_path, is_path_source, is_remote_context};
 use super::yaml::{Node, Value};
 use super::{
@@ -166,6 +167,50 @@ fn undeclared(doc: &Node, services: &BTreeMap<String, Service>, warnings: &mut V
             });
         }
     }
+}
+
+/// The variables of a service's `env_file`s that exist (later files win), interpolated with
+/// the project's variables. A missing file is left to `run_files` (a finding).
+fn env_file_vars(
+    node: &Node,
+    project_dir: &Path,
+    env: &Env,
+) -> Result<BTreeMap<String, String>, Error> {
+    let mut out = BTreeMap::new();
+    let Some(n) = node.get("env_file") else {
+        return Ok(out);
+    };
+    let items: Vec<&Node> = match &n.value {
+        Value::Seq(items) => items.iter().collect(),
+        _ => vec![n],
+    };
+    for i in items {
+        let path = match &i.value {
+            Value::Map(_) => i.get("path").and_then(Node::text),
+            _ => i.text(),
+        };
+        let Some(path) = path.filter(|p| !p.starts_with('~')) else {
+            continue;
+        };
+        let path = absolutize(project_dir, Path::new(&path));
+        let Ok(meta) = fs_err::metadata(&path) else {
+            continue;
+        };
+        if !meta.is_file() || meta.len() > super::MAX_FILE_BYTES {
+            continue;
+        }
+        let Ok(text) = fs_err::read_to_string(&path) else {
+            continue;
+        };
+        let lookup = |k: &str| env.get(k).cloned();
+        let vars = parse_dotenv(&text, &lookup).map_err(|e| Error::Dotenv {
+            path: path.clone(),
+            line: e.line(),
+            message: e.to_string(),
+        })?;
+        out.extend(vars);
+    }
+    Ok(out)
 }
 
 /// Names of every profile any service mentions (for `--profile '*'`).
@@ -443,6 +488,10 @@ pub fn service(
                 b.platforms.join(", ")
             ),
         ));
+    }
+    // Compose reads each `env_file` into the environment; `environment:` wins.
+    for (k, v) in env_file_vars(node, project_dir, env)? {
+        svc.environment.entry(k).or_insert(Some(v));
     }
     svc.depends_on = depends_on(&c, node.get("depends_on"))?;
     svc.ports = ports(&c, node.get("ports"))?;

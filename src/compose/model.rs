@@ -67,7 +67,8 @@ pub struct Service {
     pub platform: Option<String>,
     pub profiles: Vec<String>,
     pub depends_on: BTreeMap<String, DependsOn>,
-    /// `environment:` (map or list form); `None` value = `KEY` without `=`.
+    /// `environment:` (map or list form), then the variables of its `env_file`s that exist
+    /// (`environment:` wins); `None` value = `KEY` without `=`.
     pub environment: BTreeMap<String, Option<String>>,
     /// `command:` and `entrypoint:` as lists of words (a string is split on white space).
     pub command: Vec<String>,

@@ -2,7 +2,8 @@
 //! runs on every fixture case (`$AIRLOCK_FIXTURES`, `tests/data/compose`) and its result is
 //! compared with `compose::load`: the project name, and per service profiles, image, build
 //! (context, dockerfile, args, target, platforms, additional_contexts), platform, pull_policy,
-//! volumes, env_file, configs, secrets and depends_on; then the image set (`config --images`).
+//! environment (with the `env_file` contents Compose inlines), volumes, configs, secrets and
+//! depends_on; then the image set (`config --images`).
 //! Where Compose refuses a project, airlock must refuse it too, and the other way round.
 //! Deliberate differences are the table `DELIBERATE` (and docs/compose-differences.md).
 //! The binary: `$AIRLOCK_COMPOSE_V2`, else the Docker CLI plugin (`~/.docker/cli-plugins`...).
@@ -163,7 +164,13 @@ fn unescape(v: &mut Value) {
     match v {
         Value::String(s) => *s = s.replace("$$", "$"),
         Value::Array(a) => a.iter_mut().for_each(unescape),
-        Value::Object(o) => o.values_mut().for_each(unescape),
+        Value::Object(o) => {
+            let entries = std::mem::take(o);
+            for (k, mut v) in entries {
+                unescape(&mut v);
+                o.insert(k.replace("$$", "$"), v);
+            }
+        }
         _ => {}
     }
 }
@@ -178,6 +185,7 @@ fn view_compose(s: &Value) -> BTreeMap<&'static str, Value> {
     m.insert("image", s.get("image").cloned().unwrap_or(Value::Null));
     m.insert("platform", s.get("platform").cloned().unwrap_or(Value::Null));
     m.insert("pull_policy", s.get("pull_policy").cloned().unwrap_or(Value::Null));
+    m.insert("environment", s.get("environment").cloned().unwrap_or(json!({})));
     m.insert(
         "build",
         match s.get("build") {
@@ -261,6 +269,7 @@ fn view_airlock(p: &Project, s: &Service) -> BTreeMap<&'static str, Value> {
     m.insert("image", json!(s.image));
     m.insert("platform", json!(s.platform));
     m.insert("pull_policy", json!(s.pull_policy));
+    m.insert("environment", json!(s.environment));
     m.insert(
         "build",
         match &s.build {
