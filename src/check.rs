@@ -3,7 +3,7 @@
 //! scans their logs for known failure signatures, probes HTTP endpoints (given URLs, or the
 //! first published loopback port of a frontend-like service) and evaluates the guide's
 //! production checklist rows. Uses `engine` and the `plan` findings of `compose`
-//! projects; called by `cli::check` and `cli::up`.
+//! projects; called by `cli::check` and `up`.
 
 use crate::engine::{ContainerInfo, Engine, EngineError};
 use std::collections::BTreeMap;
@@ -31,6 +31,36 @@ pub struct CheckOptions {
     pub probe_timeout: Duration,
     /// Plan findings of the project (for the depends_on and volume rows), when known.
     pub findings: Vec<crate::plan::Finding>,
+}
+
+impl CheckOptions {
+    /// Check options for a loaded project: services, one-shot jobs, images as Compose resolves them.
+    pub fn for_project(
+        project: &crate::compose::Project,
+        findings: Vec<crate::plan::Finding>,
+        image_overrides: &BTreeMap<String, String>,
+    ) -> CheckOptions {
+        let mut images = BTreeMap::new();
+        let mut one_shot = Vec::new();
+        for (name, svc) in &project.services {
+            if let Some(img) = image_overrides.get(name).or(svc.image.as_ref()) {
+                images.insert(name.clone(), img.clone());
+            }
+            for (dep, d) in &svc.depends_on {
+                if d.condition == "service_completed_successfully" && !one_shot.contains(dep) {
+                    one_shot.push(dep.clone());
+                }
+            }
+        }
+        CheckOptions {
+            project: project.name.clone(),
+            services: Some(project.services.keys().cloned().collect()),
+            one_shot,
+            images,
+            findings,
+            ..CheckOptions::default()
+        }
+    }
 }
 
 impl Default for CheckOptions {

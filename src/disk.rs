@@ -1,5 +1,5 @@
 //! Disk space: owns asking how much room a file system has (statvfs) and recognising an I/O
-//! error that means it is full. Used by `bundle::write` (and `cli::pack` before downloading)
+//! error that means it is full. Used by `bundle::write` (and `pack` before downloading)
 //! and by `engine` (the engine's data root before a load).
 
 use std::io;

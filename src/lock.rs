@@ -2,8 +2,7 @@
 //! then rename) and the staleness check against a plan. Each reference (as the compose files
 //! write it) maps to its top-level digest, platform manifest digest and platform; `created`
 //! is reused by `pack --locked` so two packs from one lock give byte-identical bundles.
-//! Written by `cli::lock`, read by `cli::pack`; pins go to `registry::resolve`.
-//! Also owns the small UTC calendar helpers (RFC 3339 times) the crate needs.
+//! Written by `pack::lock`, read by `pack::pack`; pins go to `registry::resolve`.
 
 use crate::digest::Digest;
 use crate::error::{Class, Classify};
@@ -201,58 +200,9 @@ impl Lock {
     }
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let m = m as i64;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
-}
-
-/// RFC 3339 UTC (`2026-11-27T07:00:00Z`) of seconds since the epoch.
-pub fn rfc3339(secs: u64) -> String {
-    let days = (secs / 86400) as i64;
-    let rem = secs % 86400;
-    let z = days + 719468;
-    let era = if z >= 0 { z } else { z - 146096 } / 146097;
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Now, as RFC 3339 UTC (whole seconds).
-pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    rfc3339(secs)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn calendar() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(784111777), "1994-11-06T08:49:37Z");
-        assert_eq!(rfc3339(1709251199), "2024-02-29T23:59:59Z");
-        assert_eq!(days_from_civil(2024, 2, 29) * 86400 + 86399, 1709251199);
-    }
 
     #[test]
     fn stale_checks() {

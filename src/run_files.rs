@@ -4,7 +4,7 @@
 //! Carried: regular files, and directories of regular files, inside the project directory,
 //! within size limits (these are configuration, not data). Not carried, each with a reason:
 //! missing paths, paths outside the project directory, special files and symlinks, anything
-//! over the limits. Used by `plan` (the `run_files` list and its findings) and `cli::pack`
+//! over the limits. Used by `plan` (the `run_files` list and its findings) and `pack`
 //! (the files written under `airlock/compose/`, which `up` extracts beside the compose files).
 
 use crate::compose::{Project, RunFile};

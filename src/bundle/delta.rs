@@ -4,7 +4,7 @@
 //! always carried, being small and what makes the delta self-describing), the `base` record of
 //! bundle.json, the check that an engine holds every assumed layer before a load, the check
 //! that a delta and its base together are complete (`verify --base`), and `diff`.
-//! Used by `cli::pack`, `cli::verify`, `cli::diff` and `engine::load`.
+//! Used by `pack`, `cli::verify`, `cli::diff` and `engine::load`.
 
 use super::meta::{BaseMeta, BundleMeta};
 use super::read::Bundle;

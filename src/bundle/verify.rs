@@ -4,8 +4,8 @@
 //! feeds the pool through bounded channels of 1 MiB chunks, one blob per worker) and checks
 //! it against `airlock/SHA256SUMS` and the blob names, then checks the structure
 //! (`manifest.json`, `index.json`, configs, layer counts) and completeness (every image of
-//! `bundle.json` for the bundle's platform). Uses `bundle::read`; called by `cli::verify`
-//! and `cli::up`.
+//! `bundle.json` for the bundle's platform, and every image its compose project needs,
+//! opened by `stage`). Uses `bundle::read`; called by `cli::verify`.
 
 use super::meta::{SIGNATURE_PATH, SUMS_PATH};
 use super::read::{
@@ -530,104 +530,23 @@ pub fn verify(
 /// the compose and env files the bundle carries and the process environment) is in the
 /// bundle: service images, and the build bases of services whose built image is not carried.
 pub fn compose_completeness(meta: &Meta) -> Result<Vec<Problem>, String> {
-    use crate::plan::Kind;
-    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
-    // The project name comes from the bundle: only a plain name may become a directory
-    // (`/etc` or `../..` would stage the compose files outside the temporary directory).
-    let project = &meta.meta.project;
-    let plain = !project.is_empty()
-        && project != "."
-        && project != ".."
-        && !project.contains(['/', '\\', '\0']);
-    let stage = tmp
-        .path()
-        .join(if plain { project.as_str() } else { "project" });
-    for (rel, bytes) in &meta.compose_files {
-        if rel
-            .split('/')
-            .any(|p| p.is_empty() || p == "." || p == "..")
-        {
-            continue;
-        }
-        let path = stage.join(rel);
-        if let Some(parent) = path.parent() {
-            fs_err::create_dir_all(parent).map_err(|e| e.to_string())?;
-        }
-        fs_err::write(&path, bytes).map_err(|e| e.to_string())?;
-    }
-    let files = super::read::entry_files(&meta.meta.compose.files, &meta.compose_files);
-    let opts = crate::compose::LoadOptions {
-        files: files.iter().map(|f| stage.join(f)).collect(),
-        project_directory: Some(stage.clone()),
-        profiles: meta.meta.compose.profiles.clone(),
-        project_name: Some(meta.meta.project.clone()),
-        ..Default::default()
-    };
-    let mut project = crate::compose::load(&opts).map_err(|e| e.to_string())?;
-    // A bundle carries no build contexts, so a Dockerfile that exists is one the bundle's
-    // compose file points at elsewhere on this host (`context: /dev`, `dockerfile: zero`
-    // read without end). Only paths inside the staging directory are read; the others count
-    // as missing Dockerfiles, whose base images are then unknown.
-    for svc in project.services.values_mut() {
-        if let Some(build) = &mut svc.build
-            && let Some(context) = &build.context
-        {
-            let file = context.join(build.dockerfile.as_deref().unwrap_or("Dockerfile"));
-            let inside = file.strip_prefix(&stage).is_ok_and(|rest| {
-                rest.components()
-                    .all(|c| matches!(c, std::path::Component::Normal(_)))
-            });
-            if !inside {
-                build.context = Some(stage.join("_outside_the_bundle"));
-                build.dockerfile = None;
-            }
-        }
-    }
-    let platform = meta.meta.platform.clone();
-    let plan = crate::plan::plan(
-        &project,
-        &crate::plan::PlanOptions {
-            platform,
-            ..Default::default()
-        },
-    )
-    .map_err(|e| e.to_string())?;
-    let carried = |r: &Reference| {
-        meta.meta.images.iter().any(|i| {
-            i.reference.normalized() == r.normalized() || i.reference.original() == r.original()
+    let staged = crate::stage::open(meta, &crate::stage::StageOptions::default())
+        .map_err(|e| e.to_string())?;
+    Ok(crate::stage::missing(&staged.plan, |img| crate::stage::carried(meta, img))
+        .into_iter()
+        .map(|img| Problem {
+            kind: ProblemKind::MissingImage,
+            file: None,
+            blob: None,
+            image: Some(img.reference.to_string()),
+            message: format!(
+                "the compose project needs `{}` (services: {}) for {}, but the bundle does not carry it",
+                img.reference,
+                img.services.join(", "),
+                meta.meta.platform
+            ),
         })
-    };
-    let unbuilt: BTreeSet<&str> = plan
-        .images
-        .iter()
-        .filter(|i| i.kind == Kind::BuildTag && !carried(&i.reference))
-        .flat_map(|i| i.services.iter().map(String::as_str))
-        .collect();
-    let mut out = Vec::new();
-    for img in &plan.images {
-        let needed = match img.kind {
-            Kind::Image => true,
-            Kind::BuildFrom | Kind::BuildCopyFrom | Kind::BuildSyntax => {
-                img.services.iter().any(|s| unbuilt.contains(s.as_str()))
-            }
-            _ => false,
-        };
-        if needed && !carried(&img.reference) {
-            out.push(Problem {
-                kind: ProblemKind::MissingImage,
-                file: None,
-                blob: None,
-                image: Some(img.reference.to_string()),
-                message: format!(
-                    "the compose project needs `{}` (services: {}) for {}, but the bundle does not carry it",
-                    img.reference,
-                    img.services.join(", "),
-                    meta.meta.platform
-                ),
-            });
-        }
-    }
-    Ok(out)
+        .collect())
 }
 
 struct Checks<'a> {

@@ -8,7 +8,7 @@
 //! The tar is written to `.<name>.airlock-partial-<pid>` in the output directory and renamed
 //! when complete; an error or cancellation removes it, so nothing ever appears at the
 //! output path unless whole. Blobs are re-hashed while copied out of the store: a damaged
-//! cache entry is refused (and evicted), never bundled. Used by `cli::pack`.
+//! cache entry is refused (and evicted), never bundled. Used by `pack`.
 
 use super::meta::{BundleMeta, COMPOSE_DIR, META_PATH, SIGNATURE_PATH, SUMS_PATH};
 use crate::digest::{Digest, HashingReader};

@@ -25,28 +25,11 @@ pub enum CacheCommand {
         #[arg(long, conflicts_with = "older_than")]
         all: bool,
         /// Remove blobs no pack used for this long (`30d`, `12h`, `90m`, `2w`).
-        #[arg(long, value_name = "AGE", value_parser = parse_age)]
+        #[arg(long, value_name = "AGE", value_parser = crate::time::parse_duration)]
         older_than: Option<Duration>,
     },
 }
 
-/// `30d`, `12h`, `90m`, `45s`, `2w` (a bare number is seconds).
-pub fn parse_age(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not an age like 30d, 12h, 90m"))?;
-    let mult = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        "w" => 7 * 86400,
-        _ => return Err(format!("unknown unit in `{s}`: use s, m, h, d or w")),
-    };
-    Ok(Duration::from_secs(n.saturating_mul(mult)))
-}
 
 pub fn run(args: CacheArgs, out: &Output) -> crate::error::Result<ExitCode> {
     let root = Store::default_root()?;
@@ -75,7 +58,7 @@ pub fn run(args: CacheArgs, out: &Output) -> crate::error::Result<ExitCode> {
                             .as_ref()
                             .map(|l| HumanBytes(l.uncompressed_size).to_string())
                             .unwrap_or_default(),
-                        crate::lock::rfc3339(e.last_used),
+                        crate::time::rfc3339(e.last_used),
                     ]);
                 }
                 if !entries.is_empty() {
@@ -118,18 +101,4 @@ pub fn run(args: CacheArgs, out: &Output) -> crate::error::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ages() {
-        assert_eq!(parse_age("30d"), Ok(Duration::from_secs(30 * 86400)));
-        assert_eq!(parse_age("90m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_age("10"), Ok(Duration::from_secs(10)));
-        assert!(parse_age("3y").is_err());
-        assert!(parse_age("d").is_err());
-    }
 }

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 pub struct DoctorArgs {}
 
 pub fn run(_args: DoctorArgs, out: &Output) -> crate::error::Result<ExitCode> {
-    let rt = super::load::runtime()?;
+    let rt = crate::runtime::build(crate::runtime::Workers::Two)?;
     let report = rt.block_on(async {
         let engine = crate::engine::connect().await?;
         crate::doctor::examine(&engine).await

@@ -2,7 +2,7 @@
 //! signed bundles (`pack --sign`, `verify/load/up/serve --key`). The work is in `crate::sign`.
 
 use super::output::Output;
-use crate::error::Context;
+use crate::error::Context as _;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,24 +61,4 @@ pub fn run(args: KeyArgs, out: &Output) -> crate::error::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-/// `--key PUB` of `verify`, `load`, `up`, `serve`: check the bundle's signature before
-/// anything else; a missing or bad signature is an error of class Failed (exit 1).
-pub fn check(
-    bundle: &std::path::Path,
-    key: Option<&std::path::Path>,
-    out: &Output,
-) -> crate::error::Result<()> {
-    let Some(key) = key else {
-        return Ok(());
-    };
-    let checked = crate::sign::check_bundle(bundle, key)?;
-    out.status(&format!(
-        "signature ok: `{}` is signed by key {} ({})",
-        bundle.display(),
-        checked.key_id,
-        checked.trusted_comment
-    ));
-    Ok(())
 }

@@ -1,18 +1,11 @@
-//! `airlock lock`: compose::load -> plan::plan -> registry::resolve (manifests only, no
-//! layers) -> `airlock.lock` (each reference -> top digest, platform manifest digest,
-//! platform; plus the creation time `pack --locked` reuses). Images built locally
-//! (`build-tag`) are not locked: they come from the engine.
+//! `airlock lock`: the flags of `pack::lock` and the rendering of what it locked.
 
 use super::ProjectArgs;
 use super::output::Output;
-use super::pack::{self, RegistryArgs};
 use super::progress::Progress;
-use crate::lock::Lock;
+use super::shared::RegistryArgs;
 use crate::progress::Reporter;
-use crate::registry::PullStats;
-use crate::store::Store;
 use clap::Args;
-use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -25,28 +18,11 @@ pub struct LockArgs {
 }
 
 pub fn run(args: LockArgs, out: &Output) -> crate::error::Result<ExitCode> {
-    // Build-tag images are skipped rather than refused: the lock covers registry images only.
-    let selection = pack::select(&args.project, &args.registry, true)?;
-    let platform = args.registry.platform.clone();
-    let refs = selection.registry_refs(&platform);
-    let path = pack::lock_path(&args.registry, selection.project.as_ref());
-    let store = Store::open(Store::default_root()?)?;
     let progress = Arc::new(Progress::new(out));
     let reporter: Arc<dyn Reporter> = progress.clone();
-    let client = pack::client(&args.registry, reporter)?;
-    let rt = pack::runtime()?;
-    let stats = PullStats::default();
-    let resolved = rt.block_on(pack::resolve_all(
-        &client,
-        &store,
-        &refs,
-        &HashMap::new(),
-        &stats,
-    ));
+    let locked = crate::pack::lock(&args.registry.select_options(&args.project), reporter);
     progress.finish();
-    let resolved = resolved?;
-    let lock = Lock::from_images(&resolved, &platform, crate::lock::now_rfc3339());
-    lock.write(&path)?;
+    let crate::pack::Locked { path, lock } = locked?;
     if out.json {
         out.json(&serde_json::json!({ "path": path, "lock": lock }))?;
     } else {

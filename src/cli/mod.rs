@@ -20,6 +20,7 @@ pub mod push;
 pub mod diff;
 pub mod key;
 pub mod doctor;
+pub mod shared;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;

@@ -1,28 +1,16 @@
-//! `airlock push BUNDLE --to HOST[:PORT][/PREFIX]`: copy every image of a bundle into a
-//! registry the site already runs, digests unchanged.
-//!
-//! Pipeline: `bundle::read` -> `serve::Catalog` (blob offsets, manifests with their
-//! original bytes) -> `registry::push` (HEAD, mount, upload, manifests children first)
-//! -> a compose override pointing each service at the pushed name. Credentials and TLS
-//! as in `pack` (`$DOCKER_CONFIG`, `--ca-cert`, `/etc/docker/certs.d`, `--insecure-registry`).
+//! `airlock push BUNDLE --to HOST[:PORT][/PREFIX]`: the flags of `push::push` and the
+//! rendering of what it pushed (lines per image, totals, the compose override).
 
 use super::output::Output;
 use super::progress::Progress;
 use crate::digest::Digest;
 use crate::progress::Reporter;
-use crate::registry::push::{self, BlobSource, PushImage, PushManifest, PushOptions, PushTarget};
-use crate::registry::{Client, Options};
-use crate::serve::catalog::stream_range;
-use crate::serve::{self, Catalog, CatalogOptions};
-use crate::error::Context as _;
+use crate::registry::Options;
 use clap::Args;
-use futures_util::StreamExt as _;
-use futures_util::stream::BoxStream;
 use indicatif::HumanBytes;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
 
 #[derive(Args, Debug)]
 pub struct PushArgs {
@@ -47,26 +35,6 @@ pub struct PushArgs {
     /// Blobs larger than this many MiB are uploaded in chunks (PATCH) of this size.
     #[arg(long, default_value_t = 64, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub chunk_size: u64,
-}
-
-/// Blob bytes straight from the bundle file, by offset.
-struct CatalogSource(Arc<Catalog>);
-
-impl BlobSource for CatalogSource {
-    fn has(&self, digest: &Digest) -> bool {
-        self.0.blob(digest).is_some()
-    }
-
-    fn stream(
-        &self,
-        digest: &Digest,
-        offset: u64,
-        len: u64,
-    ) -> Option<BoxStream<'static, std::io::Result<bytes::Bytes>>> {
-        let (loc, file) = self.0.blob(digest)?;
-        let len = len.min(loc.size.saturating_sub(offset));
-        Some(stream_range(Arc::clone(file), loc.offset + offset, len, 1 << 20).boxed())
-    }
 }
 
 /// Progress lines that say "uploading" (bars are drawn by `Progress` as for pulls).
@@ -114,97 +82,32 @@ impl Reporter for PushProgress {
     }
 }
 
-/// The images of the catalog as push jobs, each (repository, tag, top) once.
-fn push_images(catalog: &Catalog, target: &PushTarget) -> Vec<PushImage> {
-    let mut out: Vec<PushImage> = Vec::new();
-    for img in &catalog.images {
-        let repository = target.repository(&img.repository);
-        if out.iter().any(|p| {
-            p.repository == repository
-                && p.tag == img.tag
-                && p.top().map(|m| &m.digest) == Some(&img.top.digest)
-        }) {
-            continue;
-        }
-        let manifests = img
-            .manifests
-            .iter()
-            .filter_map(|d| {
-                catalog.manifests.get(d).map(|m| PushManifest {
-                    digest: d.clone(),
-                    media_type: m.media_type.clone(),
-                    bytes: m.bytes.clone(),
-                })
-            })
-            .collect();
-        let blobs = img
-            .blobs
-            .iter()
-            .map(|d| (d.clone(), catalog.blobs.get(d).map(|l| l.size).unwrap_or(0)))
-            .collect();
-        out.push(PushImage {
-            source: img.reference.clone(),
-            repository,
-            tag: img.tag.clone(),
-            manifests,
-            blobs,
-            platform_manifest: (img.platform_manifest != img.top.digest)
-                .then(|| img.platform_manifest.clone()),
-        });
-    }
-    out
-}
-
 pub fn run(args: PushArgs, out: &Output) -> crate::error::Result<ExitCode> {
-    let target: PushTarget = args.to.parse()?;
-    let catalog = Arc::new(
-        Catalog::open(
-            std::slice::from_ref(&args.bundle),
-            &CatalogOptions::default(),
-        )
-        .with_context(|| format!("Cannot index `{}`", args.bundle.display()))?,
-    );
-    for w in &catalog.warnings {
-        out.warn(w);
-    }
-    let images = push_images(&catalog, &target);
     let progress = Arc::new(Progress::new(out));
     let reporter = Arc::new(PushProgress {
         inner: Arc::clone(&progress),
         lines: (!out.interactive || out.json) && !out.quiet,
     });
-    let client = Client::new(
-        Options {
+    let opts = crate::push::PushOptions {
+        bundle: args.bundle.clone(),
+        to: args.to.clone(),
+        registry: Options {
             insecure: args.insecure.clone(),
             ca_certs: args.ca_certs.clone(),
             jobs: args.jobs as usize,
             ..Default::default()
         },
-        reporter,
-    )?;
-    let opts = PushOptions {
         chunk_size: args.chunk_size << 20,
-        jobs: args.jobs as usize,
+        override_out: args.override_out.clone(),
     };
-    let started = Instant::now();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("Cannot start the async runtime")?;
-    let source = CatalogSource(Arc::clone(&catalog));
-    let report = runtime
-        .block_on(push::push(&client, &target, &images, &source, &opts))
-        .with_context(|| format!("Cannot push `{}` to `{}`", args.bundle.display(), args.to))?;
+    let pushed = crate::push::push(&opts, reporter);
     progress.finish();
-    let elapsed = started.elapsed();
-    let base = target.base_name();
-    let comment = format!(
-        "airlock push: every service's image from {base}\nuse: docker-compose -f <your compose file> -f <this file> up -d"
-    );
-    let override_yaml = serve::compose_override(&catalog.images, &base, &comment);
-    if let Some(path) = &args.override_out {
-        fs_err::write(path, &override_yaml)?;
-    }
+    let crate::push::Pushed {
+        report,
+        target: base,
+        override_yaml,
+        elapsed,
+    } = pushed?;
     if out.json {
         out.json(&serde_json::json!({
             "bundle": args.bundle,

@@ -58,7 +58,7 @@ pub struct ServeArgs {
 
 pub fn run(args: ServeArgs, out: &Output) -> crate::error::Result<ExitCode> {
     for bundle in &args.bundles {
-        super::key::check(bundle, args.key.as_deref(), out)?;
+        super::shared::check_signature(bundle, args.key.as_deref(), out)?;
     }
     let catalog = Catalog::open(
         &args.bundles,
@@ -77,10 +77,7 @@ pub fn run(args: ServeArgs, out: &Output) -> crate::error::Result<ExitCode> {
         tls: tls.clone(),
         grace: Duration::from_secs(args.grace),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("Cannot start the async runtime")?;
+    let runtime = crate::runtime::build(crate::runtime::Workers::PerCpu)?;
     runtime.block_on(async move {
         let state = State {
             catalog,
@@ -101,7 +98,7 @@ pub fn run(args: ServeArgs, out: &Output) -> crate::error::Result<ExitCode> {
                 let _ = writeln!(err, "{line}");
             })
         };
-        server.run(shutdown_signal(), log).await;
+        server.run(crate::runtime::shutdown_signal(), log).await;
         out.status("airlock serve: stopped");
         Ok(ExitCode::SUCCESS)
     })
@@ -118,21 +115,6 @@ fn advertised(local: SocketAddr) -> String {
         format!("{host}:{}", local.port())
     } else {
         local.to_string()
-    }
-}
-
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
     }
 }
 

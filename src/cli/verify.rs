@@ -3,9 +3,9 @@
 //! problem.
 
 use super::output::Output;
+use super::shared::TotalOnly;
 use crate::bundle::verify::{self, Report, VerifyOptions};
-use crate::progress::Reporter;
-use crate::error::Context;
+use crate::error::Context as _;
 use clap::Args;
 use indicatif::HumanBytes;
 use std::path::PathBuf;
@@ -30,26 +30,8 @@ pub struct VerifyArgs {
     pub base: Option<PathBuf>,
 }
 
-/// Reports only the byte total of the whole job (verify and load have no per-blob story).
-pub(crate) struct TotalOnly(pub Arc<super::progress::Progress>);
-
-impl Reporter for TotalOnly {
-    fn blob_progress(&self, digest: &crate::digest::Digest, bytes: u64) {
-        self.0.blob_progress(digest, bytes);
-    }
-    fn total(&self, bytes: u64) {
-        self.0.total(bytes);
-    }
-    fn step(&self, message: &str) {
-        self.0.step(message);
-    }
-    fn warn(&self, message: &str) {
-        self.0.warn(message);
-    }
-}
-
 pub fn run(args: VerifyArgs, out: &Output) -> crate::error::Result<ExitCode> {
-    super::key::check(&args.bundle, args.key.as_deref(), out)?;
+    super::shared::check_signature(&args.bundle, args.key.as_deref(), out)?;
     let mut options = VerifyOptions::default();
     if let Some(j) = args.jobs {
         options.jobs = j.max(1);

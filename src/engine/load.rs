@@ -6,7 +6,7 @@
 //! section 8). A containerd-store engine gets the whole tar (it names images from
 //! index.json). Every blob is hashed while it is copied. Afterwards the references the
 //! compose files use are tagged; digest-pinned references get a local tag (`pinned_tag`).
-//! Reads with `bundle::read`; used by `cli::load` and `cli::up`.
+//! Reads with `bundle::read`; used by `up::load_bundle` (for `cli::load` and `up`).
 
 use super::{Engine, EngineError, EngineState};
 use crate::image::{ArchiveEntry, chain_ids};

@@ -5,7 +5,7 @@
 //! layer, hashed for its DiffID while it is gzip-compressed (deterministic, fastest level)
 //! into the store (already-gzip layers from newer engines are stored as they are). A Docker
 //! schema 2 manifest is then written for the image. Works with the legacy (<= 24) and the
-//! OCI-style (25+) `docker save` layouts. Used by `cli::pack`.
+//! OCI-style (25+) `docker save` layouts. Used by `pack`.
 
 use super::{Engine, EngineError, is_not_found};
 use crate::digest::{Digest, HashingReader};

@@ -985,7 +985,7 @@ fn httpdate_parse(s: &str) -> Option<std::time::SystemTime> {
     let [h, m, sec] = t.as_slice() else {
         return None;
     };
-    let days = crate::lock::days_from_civil(year, month, day);
+    let days = crate::time::days_from_civil(year, month, day);
     let secs = u64::try_from(days).ok()? * 86400 + h * 3600 + m * 60 + sec;
     Some(std::time::UNIX_EPOCH + Duration::from_secs(secs))
 }

@@ -3,7 +3,7 @@
 //! TLS/plain-HTTP rules), `auth` reads credentials, `resolve` turns a `Reference` into a
 //! `ResolvedImage` (index -> platform manifest -> config -> layers, original bytes kept) and
 //! `pull` fetches its blobs into the `store` (verified, resumed, `--jobs` at a time).
-//! Used by `cli::pack` and `cli::lock`.
+//! Used by `pack` (and its `lock`).
 
 pub mod auth;
 pub mod client;

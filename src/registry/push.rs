@@ -6,7 +6,7 @@
 //! first, then the top by tag) so every digest stays the same; the registry's
 //! `Docker-Content-Digest` is checked. Authorization and TLS come from `client` (the
 //! `pull,push` scope through `Client::authorization`); content comes from a `BlobSource`
-//! (the bundle, via `serve::catalog`). Used by `cli::push`.
+//! (the bundle, via `serve::catalog`). Used by `push`.
 
 use super::RegistryError;
 use super::client::{Client, Host};

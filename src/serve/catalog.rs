@@ -2,7 +2,7 @@
 //! (from the tar headers, without reading any layer), the manifests (small, read once and
 //! checked against their digests), and which repository serves which tags, manifests and
 //! blobs. Built from `bundle::read` (walk + `MetaCollector`); read by `serve` (HTTP) and by
-//! `cli::push` (the images to copy into a registry).
+//! `push` (the images to copy into a registry).
 //!
 //! Naming: each image is served under its repository path without the registry host
 //! (`docker.io/library/redis:6.2` -> `library/redis:6.2`, `ghcr.io/acme/api:2` -> `acme/api:2`);

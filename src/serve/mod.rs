@@ -3,7 +3,7 @@
 //! (`handlers`), Basic auth (`auth`) and the listener with TLS, access log and graceful
 //! shutdown (`server`). Nothing is extracted: blobs are streamed from their offsets.
 //! Built on `bundle::read`; driven by `cli::serve`. `catalog` and `compose_override` are
-//! also used by `cli::push`.
+//! also used by `push`.
 
 pub mod auth;
 pub mod catalog;
@@ -15,7 +15,6 @@ pub use catalog::{Catalog, CatalogError, CatalogImage, CatalogOptions};
 pub use server::{Server, ServerOptions};
 
 use crate::error::{Class, Classify};
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
@@ -64,39 +63,15 @@ impl Classify for ServeError {
 /// (`127.0.0.1:5000`, `registry.lan/mirror`): `services: {svc: {image: host_prefix/repo:tag}}`.
 /// Services are sorted; a service named by two images keeps the first.
 pub fn compose_override(images: &[CatalogImage], host_prefix: &str, comment: &str) -> String {
-    let mut services: BTreeMap<&str, String> = BTreeMap::new();
+    let mut file = crate::compose_override::ComposeOverride::new(comment);
     for img in images {
         for s in &img.services {
-            services
-                .entry(s.as_str())
-                .or_insert_with(|| img.name_at(host_prefix));
+            file.service(s)
+                .image
+                .get_or_insert_with(|| img.name_at(host_prefix));
         }
     }
-    let mut out = String::new();
-    for line in comment.lines() {
-        out.push_str(&format!("# {line}\n"));
-    }
-    if services.is_empty() {
-        out.push_str("services: {}\n");
-        return out;
-    }
-    out.push_str("services:\n");
-    for (s, image) in services {
-        out.push_str(&format!("  {}:\n    image: \"{image}\"\n", yaml_key(s)));
-    }
-    out
-}
-
-/// Service names are `[a-zA-Z0-9._-]+`; quote anything else.
-fn yaml_key(s: &str) -> String {
-    if !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    {
-        s.to_string()
-    } else {
-        serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
-    }
+    file.to_yaml()
 }
 
 /// The `/etc/docker/daemon.json` keys that make engines use this server: the address as

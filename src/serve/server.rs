@@ -169,7 +169,7 @@ async fn answer(
         .unwrap_or("/");
     log(format!(
         "{} {peer} {user} \"{} {} {:?}\" {} {len} {:.1}ms \"{}\"",
-        crate::lock::now_rfc3339(),
+        crate::time::now_rfc3339(),
         parts.method,
         sanitize(target),
         parts.version,
