@@ -1,9 +1,26 @@
+<<<<<<< HEAD
 //! Disk space: owns asking how much room a file system has (statvfs) and recognising an I/O
 //! error that means it is full. Used by `bundle::write` (and `pack` before downloading)
 //! and by `engine` (the engine's data root before a load).
+=======
+//! Disk space: owns asking how much room a file system has (statvfs), recognising an I/O
+//! error that means it is full, and the directory a file being written goes in
+//! (`output_dir`). Used by `bundle::write` and `bundle::parts` (and `cli::pack` before
+//! downloading) and by `engine` (the engine's data root before a load).
+>>>>>>> ac5000b (Break the bundle import cycles: sign.rs checks a signature and knows no bundle (bundle::signature finds the members), engine::load owns the delta-vs-engine check (bundle::delta no longer imports engine), disk::output_dir serves write and parts)
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// The directory a file at `output` is written in (its temporary files, and the parts of a
+/// split bundle, go there too): the parent, or `.` for a bare file name.
+pub fn output_dir(output: &Path) -> PathBuf {
+    output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf()
+}
 
 /// Free bytes (for unprivileged users) of the file system holding `path`; `None` when it
 /// cannot be asked (no such path).

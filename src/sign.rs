@@ -1,15 +1,13 @@
 //! Signed bundles: owns minisign key pairs (`airlock key generate`), reading a secret key
 //! (password from `AIRLOCK_KEY_PASSWORD`, a prompt only on a terminal), signing
 //! `airlock/SHA256SUMS` for `bundle::write` (stored as `airlock/SHA256SUMS.minisig`), and
-//! checking a bundle's signature before anything else happens (`cli::verify`, `load`, `up`,
-//! `serve` with `--key`). The signature covers SHA256SUMS, and SHA256SUMS covers every other
-//! file (checked by `bundle::verify`), so a good signature plus a clean verify authenticates
-//! the whole bundle. Works with `bundle::read` (walks the metadata members) and
-//! `bundle::meta` (member names). Files are in minisign's own format: the standard
+//! checking such a signature (`check`; `bundle::signature` finds the two members in a bundle
+//! for `cli::verify`, `load`, `up` and `serve` with `--key`). The signature covers
+//! SHA256SUMS, and SHA256SUMS covers every other file (checked by `bundle::verify`), so a good
+//! signature plus a clean verify authenticates the whole bundle. Knows nothing of bundles:
+//! `bundle` calls it, never the reverse. Files are in minisign's own format: the standard
 //! `minisign -V -p KEY.pub -x SHA256SUMS.minisig -m SHA256SUMS` checks them too.
 
-use crate::bundle::meta::{SIGNATURE_PATH, SUMS_PATH};
-use crate::bundle::read::{BLOBS_DIR, Bundle, Flow, ReadError, read_small};
 use crate::error::{Class, Classify};
 use minisign::{PublicKey, PublicKeyBox, SecretKey, SecretKeyBox, SignatureBox};
 use std::io::{Cursor, IsTerminal, Read, Write};
@@ -56,12 +54,6 @@ pub enum SignError {
     #[error("Cannot generate or use a key: {reason}")]
     Crypto { reason: String },
     #[error(
-        "Bundle `{}` is not signed (no `{SIGNATURE_PATH}`), but --key asks for a signature; refusing it", bundle.display()
-    )]
-    Unsigned { bundle: PathBuf },
-    #[error("Bundle `{}` has `{SIGNATURE_PATH}` but no `{SUMS_PATH}` before the blobs", bundle.display())]
-    NoSums { bundle: PathBuf },
-    #[error(
         "Bundle `{}` is signed by key {signed_by}, not by key {expected} of `{}`; refusing it", bundle.display(), key.display()
     )]
     WrongKey {
@@ -70,22 +62,21 @@ pub enum SignError {
         signed_by: String,
         expected: String,
     },
-    #[error("Bundle `{}` has a BAD signature (`{SIGNATURE_PATH}`): {reason}; refusing it", bundle.display())]
-    BadSignature { bundle: PathBuf, reason: String },
-    #[error(transparent)]
-    Read(#[from] ReadError),
+    #[error("Bundle `{}` has a BAD signature (`{member}`): {reason}; refusing it", bundle.display())]
+    BadSignature {
+        bundle: PathBuf,
+        member: String,
+        reason: String,
+    },
 }
 
 impl Classify for SignError {
     fn class(&self) -> Class {
         match self {
             // A bundle failing its signature check is a failed check, like a digest mismatch.
-            SignError::Unsigned { .. }
-            | SignError::NoSums { .. }
-            | SignError::WrongKey { .. }
+            SignError::WrongKey { .. }
             | SignError::BadSignature { .. } => Class::Failed,
             SignError::Write { .. } | SignError::Crypto { .. } => Class::Environment,
-            SignError::Read(e) => e.class(),
             _ => Class::Input,
         }
     }
@@ -310,48 +301,21 @@ pub struct Checked {
     pub trusted_comment: String,
 }
 
-/// Check `bundle`'s signature of `airlock/SHA256SUMS` against the public key at `key`, reading
-/// only the metadata members at the start of the tar. An unsigned bundle, a signature by
-/// another key, or a bad signature is refused.
-pub fn check_bundle(bundle_path: &Path, key: &Path) -> Result<Checked, SignError> {
-    let pk = load_public_key(key)?;
-    let bundle = Bundle::open(bundle_path)?;
-    let mut sums: Option<Vec<u8>> = None;
-    let mut sig: Option<Vec<u8>> = None;
-    bundle.walk(|info, r| {
-        if info.name.starts_with(BLOBS_DIR) {
-            return Ok(Flow::Stop);
-        }
-        match info.name.as_str() {
-            SUMS_PATH => sums = Some(read_small(&bundle, info, r)?),
-            SIGNATURE_PATH => {
-                if info.size > SMALL_LIMIT {
-                    return Err(ReadError::TooLarge {
-                        path: bundle.path.clone(),
-                        member: info.name.clone(),
-                        size: info.size,
-                        limit: SMALL_LIMIT,
-                    });
-                }
-                sig = Some(read_small(&bundle, info, r)?);
-            }
-            _ => {}
-        }
-        Ok::<_, ReadError>(Flow::Continue)
-    })?;
-    let bundle_path = bundle_path.to_path_buf();
-    let Some(sig) = sig else {
-        return Err(SignError::Unsigned {
-            bundle: bundle_path,
-        });
-    };
-    let Some(sums) = sums else {
-        return Err(SignError::NoSums {
-            bundle: bundle_path,
-        });
-    };
+/// Check a minisign signature `sig` (the text of a `.minisig` file) of `signed` (the bytes
+/// of `SHA256SUMS`) against `pk`, the public key read from `key` (`load_public_key`).
+/// `bundle` and `member` (where the signature is stored) only name the culprit in errors. A
+/// signature by another key, or a bad signature, is refused.
+pub fn check(
+    pk: &PublicKey,
+    key: &Path,
+    bundle: &Path,
+    member: &str,
+    signed: &[u8],
+    sig: Vec<u8>,
+) -> Result<Checked, SignError> {
     let bad = |reason: String| SignError::BadSignature {
-        bundle: bundle_path.clone(),
+        bundle: bundle.to_path_buf(),
+        member: member.to_string(),
         reason,
     };
     let text = String::from_utf8(sig).map_err(|_| bad("not UTF-8 text".into()))?;
@@ -360,13 +324,13 @@ pub fn check_bundle(bundle_path: &Path, key: &Path) -> Result<Checked, SignError
     let expected = key_id(pk.keynum());
     if signed_by != expected {
         return Err(SignError::WrongKey {
-            bundle: bundle_path,
+            bundle: bundle.to_path_buf(),
             key: key.to_path_buf(),
             signed_by,
             expected,
         });
     }
-    minisign::verify(&pk, &sig_box, Cursor::new(&sums), true, false, false)
+    minisign::verify(pk, &sig_box, Cursor::new(signed), true, false, false)
         .map_err(|e| bad(e.to_string()))?;
     Ok(Checked {
         key_id: expected,

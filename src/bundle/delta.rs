@@ -2,17 +2,18 @@
 //! or the `airlock.lock` it was packed from, whose manifests are then read from the `store`),
 //! choosing the blobs a delta leaves out (layers the base holds; manifests and configs are
 //! always carried, being small and what makes the delta self-describing), the `base` record of
-//! bundle.json, the check that an engine holds every assumed layer before a load, the check
-//! that a delta and its base together are complete (`verify --base`), and `diff`.
-//! Used by `pack`, `cli::verify`, `cli::diff` and `engine::load`.
+//! bundle.json, the errors of a delta an engine cannot take (`EngineLacks`, raised by
+//! `engine::load`, which owns that check), the check that a delta and its base together are
+//! complete (`verify --base`), and `diff`. Knows nothing of engines: data flows from
+//! `bundle` to `engine`, never back. Used by `pack`, `cli::verify`, `cli::diff` and
+//! `engine::load`.
 
 use super::meta::{BaseMeta, BundleMeta};
 use super::read::Bundle;
 use super::verify::{Problem, ProblemKind};
 use crate::digest::Digest;
-use crate::engine::EngineState;
 use crate::error::{Class, Classify};
-use crate::image::{Descriptor, Manifest, ResolvedImage, chain_ids};
+use crate::image::{Descriptor, Manifest, ResolvedImage};
 use crate::reference::Reference;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -306,50 +307,6 @@ pub fn base_meta(base: &Base, omitted: &BTreeSet<Digest>) -> BaseMeta {
         assumed: omitted.iter().cloned().collect(),
         images: base.images.iter().map(|i| i.reference.clone()).collect(),
     }
-}
-
-/// Before a load: the engine must hold every layer the delta assumes, at the same place in
-/// the layer stack (the classic store reuses a layer by ChainID; formats.md section 8), for
-/// every image it does not already have. Names every image and layer missing otherwise.
-pub fn check_engine(meta: &BundleMeta, state: &EngineState) -> Result<(), DeltaError> {
-    let Some(base) = &meta.base else {
-        return Ok(());
-    };
-    if base.assumed.is_empty() {
-        return Ok(());
-    }
-    let assumed: BTreeSet<&Digest> = base.assumed.iter().collect();
-    let mut missing = Vec::new();
-    for img in &meta.images {
-        if state.images.contains_key(&img.config.digest) {
-            continue;
-        }
-        let diff_ids: Vec<Digest> = img.layers.iter().map(|l| l.diff_id.clone()).collect();
-        let chains = chain_ids(&diff_ids);
-        for (i, l) in img.layers.iter().enumerate() {
-            if assumed.contains(&l.blob.digest) && !state.chains.contains(&chains[i]) {
-                missing.push(MissingLayer {
-                    image: img.reference.to_string(),
-                    index: i,
-                    diff_id: l.diff_id.clone(),
-                    blob: l.blob.digest.clone(),
-                });
-            }
-        }
-    }
-    if !missing.is_empty() {
-        return Err(DeltaError::EngineLacks {
-            base: base.id.clone(),
-            base_images: base.images.iter().map(Reference::to_string).collect(),
-            missing,
-        });
-    }
-    if state.containerd_store {
-        return Err(DeltaError::ContainerdStore {
-            base: base.id.clone(),
-        });
-    }
-    Ok(())
 }
 
 /// `verify DELTA --base BASE`: the base is the one the delta names, and together they hold

@@ -5,5 +5,6 @@ pub mod delta;
 pub mod meta;
 pub mod parts;
 pub mod read;
+pub mod signature;
 pub mod verify;
 pub mod write;

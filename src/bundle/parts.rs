@@ -241,7 +241,7 @@ pub struct SplitWriter {
 impl SplitWriter {
     /// Parts of `output` (`NAME.tar`): `NAME.tar.000`, ... next to it.
     pub fn create(output: &Path, part_size: u64) -> Result<SplitWriter, PartsError> {
-        let dir = super::write::output_dir(output);
+        let dir = crate::disk::output_dir(output);
         let bundle_name = output
             .file_name()
             .map(|f| f.to_string_lossy().to_string())

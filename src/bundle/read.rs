@@ -110,14 +110,28 @@ pub enum ReadError {
     },
     #[error(transparent)]
     Parts(#[from] super::parts::PartsError),
+    #[error(
+        "Bundle `{}` is not signed (no `{SIGNATURE_PATH}`), but --key asks for a signature; refusing it", path.display()
+    )]
+    Unsigned { path: PathBuf },
+    #[error("Bundle `{}` has `{SIGNATURE_PATH}` but no `{SUMS_PATH}` before the blobs", path.display())]
+    NoSums { path: PathBuf },
+    /// The key, or the signature (`bundle::signature`).
+    #[error(transparent)]
+    Sign(#[from] crate::sign::SignError),
 }
 
 impl Classify for ReadError {
     fn class(&self) -> Class {
         match self {
             // The file is damaged: an integrity failure, like a digest mismatch.
-            ReadError::Truncated { .. } | ReadError::Corrupt { .. } => Class::Failed,
+            // So is a bundle failing its signature check.
+            ReadError::Truncated { .. }
+            | ReadError::Corrupt { .. }
+            | ReadError::Unsigned { .. }
+            | ReadError::NoSums { .. } => Class::Failed,
             ReadError::Parts(e) => e.class(),
+            ReadError::Sign(e) => e.class(),
             _ => Class::Input,
         }
     }

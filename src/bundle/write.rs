@@ -146,20 +146,10 @@ fn human(n: u64) -> String {
     }
 }
 
-/// Whether an I/O error means the filesystem (or the user's quota) is full.
-/// The directory a bundle at `output` is written in (its temporary files and parts too).
-pub fn output_dir(output: &Path) -> PathBuf {
-    output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_path_buf()
-}
-
 /// Refuse (`NoSpace`, nothing written) when the file system that will hold `output` has
 /// fewer than `needed` free bytes; else the free bytes, when they can be known.
 pub fn check_space(output: &Path, needed: u64) -> Result<Option<u64>, WriteError> {
-    let dir = output_dir(output);
+    let dir = crate::disk::output_dir(output);
     let available = crate::disk::free_bytes(&dir);
     match available {
         Some(free) if free < needed => Err(WriteError::NoSpace {
@@ -403,7 +393,7 @@ pub fn write_with(
     };
 
     // The file.
-    let dir = output_dir(output);
+    let dir = crate::disk::output_dir(output);
     let file_name = output
         .file_name()
         .map(|f| f.to_string_lossy().to_string())

@@ -9,8 +9,9 @@
 //! Reads with `bundle::read`; used by `up::load_bundle` (for `cli::load` and `up`).
 
 use super::{Engine, EngineError, EngineState};
+use crate::bundle::delta::{DeltaError, MissingLayer};
+use crate::bundle::meta::{BundleMeta, ImageMeta};
 use crate::image::{ArchiveEntry, chain_ids};
-use crate::bundle::meta::ImageMeta;
 use crate::bundle::read::{
     BLOBS_DIR, Bundle, Flow, MANIFEST_PATH, MemberInfo, Meta, ReadError,
 };
@@ -419,6 +420,50 @@ fn write_stream(
     Ok(sent)
 }
 
+/// Before a load: the engine must hold every layer the delta assumes, at the same place in
+/// the layer stack (the classic store reuses a layer by ChainID; formats.md section 8), for
+/// every image it does not already have. Names every image and layer missing otherwise.
+pub fn check_delta(meta: &BundleMeta, state: &EngineState) -> Result<(), DeltaError> {
+    let Some(base) = &meta.base else {
+        return Ok(());
+    };
+    if base.assumed.is_empty() {
+        return Ok(());
+    }
+    let assumed: BTreeSet<&Digest> = base.assumed.iter().collect();
+    let mut missing = Vec::new();
+    for img in &meta.images {
+        if state.images.contains_key(&img.config.digest) {
+            continue;
+        }
+        let diff_ids: Vec<Digest> = img.layers.iter().map(|l| l.diff_id.clone()).collect();
+        let chains = chain_ids(&diff_ids);
+        for (i, l) in img.layers.iter().enumerate() {
+            if assumed.contains(&l.blob.digest) && !state.chains.contains(&chains[i]) {
+                missing.push(MissingLayer {
+                    image: img.reference.to_string(),
+                    index: i,
+                    diff_id: l.diff_id.clone(),
+                    blob: l.blob.digest.clone(),
+                });
+            }
+        }
+    }
+    if !missing.is_empty() {
+        return Err(DeltaError::EngineLacks {
+            base: base.id.clone(),
+            base_images: base.images.iter().map(Reference::to_string).collect(),
+            missing,
+        });
+    }
+    if state.containerd_store {
+        return Err(DeltaError::ContainerdStore {
+            base: base.id.clone(),
+        });
+    }
+    Ok(())
+}
+
 /// Layer member the plan left out (the engine had it) that the engine's refusal names.
 fn skipped_layer_gone(plan: &LoadPlan, message: &str) -> Option<String> {
     plan.entries
@@ -514,7 +559,7 @@ pub async fn load(
     let (state, plan, mut report) = loop {
         let state = engine.state().await?;
         // A delta: the engine must hold every layer it assumes; checked before anything is sent.
-        crate::bundle::delta::check_engine(&meta.meta, &state)?;
+        check_delta(&meta.meta, &state)?;
         let plan = plan(meta, &state);
         present_before.get_or_insert_with(|| plan.present.clone());
         let mut report = LoadReport {
