@@ -1,13 +1,7 @@
-<<<<<<< HEAD
-//! Disk space: owns asking how much room a file system has (statvfs) and recognising an I/O
-//! error that means it is full. Used by `bundle::write` (and `pack` before downloading)
-//! and by `engine` (the engine's data root before a load).
-=======
 //! Disk space: owns asking how much room a file system has (statvfs), recognising an I/O
 //! error that means it is full, and the directory a file being written goes in
-//! (`output_dir`). Used by `bundle::write` and `bundle::parts` (and `cli::pack` before
+//! (`output_dir`). Used by `bundle::write` and `bundle::parts` (and `pack` before
 //! downloading) and by `engine` (the engine's data root before a load).
->>>>>>> ac5000b (Break the bundle import cycles: sign.rs checks a signature and knows no bundle (bundle::signature finds the members), engine::load owns the delta-vs-engine check (bundle::delta no longer imports engine), disk::output_dir serves write and parts)
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -40,7 +34,10 @@ pub fn free_bytes(path: &Path) -> Option<u64> {
 /// when it wraps the OS error to name the file (the raw OS error is then hidden).
 pub fn is_full(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
-        || matches!(e.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded)
+        || matches!(
+            e.kind(),
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+        )
 }
 
 #[cfg(test)]

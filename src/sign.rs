@@ -74,16 +74,9 @@ impl Classify for SignError {
     fn class(&self) -> Class {
         match self {
             // A bundle failing its signature check is a failed check, like a digest mismatch.
-            SignError::WrongKey { .. }
-            | SignError::BadSignature { .. } => Class::Failed,
+            SignError::WrongKey { .. } | SignError::BadSignature { .. } => Class::Failed,
             SignError::Write { .. } | SignError::Crypto { .. } => Class::Environment,
             _ => Class::Input,
-        }
-    }
-    fn hint(&self) -> Option<String> {
-        match self {
-            SignError::Read(e) => e.hint(),
-            _ => None,
         }
     }
 }
@@ -281,7 +274,9 @@ pub fn load_public_key(path: &Path) -> Result<PublicKey, SignError> {
     // A bare key (`RW...`, 56 base64 characters, which may include `/`) when no such file exists.
     let bare_key = raw.len() == 56
         && raw.starts_with("RW")
-        && raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
     if bare_key && !path.exists() {
         return PublicKey::from_base64(&raw).map_err(|e| format_err(e.to_string()));
     }

@@ -138,6 +138,7 @@ impl Classify for ReadError {
     fn hint(&self) -> Option<String> {
         match self {
             ReadError::Parts(e) => e.hint(),
+            ReadError::Sign(e) => e.hint(),
             _ => None,
         }
     }

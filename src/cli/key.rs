@@ -62,26 +62,3 @@ pub fn run(args: KeyArgs, out: &Output) -> crate::error::Result<ExitCode> {
         }
     }
 }
-<<<<<<< HEAD
-=======
-
-/// `--key PUB` of `verify`, `load`, `up`, `serve`: check the bundle's signature before
-/// anything else; a missing or bad signature is an error of class Failed (exit 1).
-pub fn check(
-    bundle: &std::path::Path,
-    key: Option<&std::path::Path>,
-    out: &Output,
-) -> anyhow::Result<()> {
-    let Some(key) = key else {
-        return Ok(());
-    };
-    let checked = crate::bundle::signature::check(bundle, key)?;
-    out.status(&format!(
-        "signature ok: `{}` is signed by key {} ({})",
-        bundle.display(),
-        checked.key_id,
-        checked.trusted_comment
-    ));
-    Ok(())
-}
->>>>>>> ac5000b (Break the bundle import cycles: sign.rs checks a signature and knows no bundle (bundle::signature finds the members), engine::load owns the delta-vs-engine check (bundle::delta no longer imports engine), disk::output_dir serves write and parts)

@@ -67,7 +67,7 @@ pub fn check_signature(
     let Some(key) = key else {
         return Ok(());
     };
-    let checked = crate::sign::check_bundle(bundle, key)?;
+    let checked = crate::bundle::signature::check(bundle, key)?;
     out.status(&format!(
         "signature ok: `{}` is signed by key {} ({})",
         bundle.display(),
