@@ -57,12 +57,17 @@ pub fn chosen() -> Result<Option<ComposeCli>, String> {
         None | Some("") => Ok(found.iter().find(|c| c.v2).or(found.first()).cloned()),
         Some(want @ ("v1" | "v2")) => {
             let v2 = want == "v2";
-            found.iter().find(|c| c.v2 == v2).cloned().map(Some).ok_or_else(|| {
-                format!(
-                    "{CHOICE_VAR}={want}, but no Compose {want} runs here (found: {})",
-                    describe(&found)
-                )
-            })
+            found
+                .iter()
+                .find(|c| c.v2 == v2)
+                .cloned()
+                .map(Some)
+                .ok_or_else(|| {
+                    format!(
+                        "{CHOICE_VAR}={want}, but no Compose {want} runs here (found: {})",
+                        describe(&found)
+                    )
+                })
         }
         Some(other) => Err(format!(
             "{CHOICE_VAR}={other}: expected v1 (docker-compose 1.x) or v2 (Compose v2)"

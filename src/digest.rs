@@ -26,7 +26,9 @@ impl Digest {
     /// Digest from 64 lower-case hex digits (the part after `sha256:`).
     pub fn from_hex(hex: &str) -> Result<Self, DigestError> {
         if hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            Ok(Digest { hex: hex.to_string() })
+            Ok(Digest {
+                hex: hex.to_string(),
+            })
         } else {
             Err(DigestError::Invalid(format!("sha256:{hex}")))
         }
@@ -34,7 +36,9 @@ impl Digest {
 
     /// The sha256 digest of `bytes`.
     pub fn of(bytes: &[u8]) -> Self {
-        Digest { hex: hex::encode(Sha256::digest(bytes)) }
+        Digest {
+            hex: hex::encode(Sha256::digest(bytes)),
+        }
     }
 
     pub fn hex(&self) -> &str {
@@ -55,7 +59,9 @@ impl FromStr for Digest {
     type Err = DigestError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.split_once(':') {
-            Some(("sha256", hex)) => Digest::from_hex(hex).map_err(|_| DigestError::Invalid(s.to_string())),
+            Some(("sha256", hex)) => {
+                Digest::from_hex(hex).map_err(|_| DigestError::Invalid(s.to_string()))
+            }
             Some((alg, _)) if !alg.is_empty() => Err(DigestError::Algorithm(s.to_string())),
             _ => Err(DigestError::Invalid(s.to_string())),
         }
@@ -109,7 +115,9 @@ impl Hasher {
         self.len == 0
     }
     pub fn finish(self) -> Digest {
-        Digest { hex: hex::encode(self.inner.finalize()) }
+        Digest {
+            hex: hex::encode(self.inner.finalize()),
+        }
     }
 }
 
@@ -121,7 +129,10 @@ pub struct HashingWriter<W> {
 
 impl<W: Write> HashingWriter<W> {
     pub fn new(inner: W) -> Self {
-        HashingWriter { inner, hasher: Hasher::new() }
+        HashingWriter {
+            inner,
+            hasher: Hasher::new(),
+        }
     }
     /// Resume hashing from a hasher that already saw the first bytes.
     pub fn with_hasher(inner: W, hasher: Hasher) -> Self {
@@ -161,7 +172,10 @@ pub struct HashingReader<R> {
 
 impl<R: Read> HashingReader<R> {
     pub fn new(inner: R) -> Self {
-        HashingReader { inner, hasher: Hasher::new() }
+        HashingReader {
+            inner,
+            hasher: Hasher::new(),
+        }
     }
     pub fn finish(self) -> (R, Digest, u64) {
         let len = self.hasher.len();
@@ -204,16 +218,30 @@ mod tests {
     #[test]
     fn parses_and_displays() {
         let d = Digest::of(b"");
-        assert_eq!(d.to_string(), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(
+            d.to_string(),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
         assert_eq!(d.to_string().parse::<Digest>().unwrap(), d);
     }
 
     #[test]
     fn rejects_bad_digests() {
         assert!("sha256:abc".parse::<Digest>().is_err());
-        assert!(matches!("sha512:abc".parse::<Digest>(), Err(DigestError::Algorithm(_))));
-        assert!("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".parse::<Digest>().is_err());
-        assert!("sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855".parse::<Digest>().is_err());
+        assert!(matches!(
+            "sha512:abc".parse::<Digest>(),
+            Err(DigestError::Algorithm(_))
+        ));
+        assert!(
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+                .parse::<Digest>()
+                .is_err()
+        );
+        assert!(
+            "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"
+                .parse::<Digest>()
+                .is_err()
+        );
     }
 
     #[test]

@@ -37,12 +37,18 @@ impl Default for Options {
 pub enum Error {
     #[error("line {line}: {message}")]
     Directive { line: usize, message: String },
-    #[error("line {line}: unterminated heredoc `{word}` (no line `{word}` before the end of the file)")]
+    #[error(
+        "line {line}: unterminated heredoc `{word}` (no line `{word}` before the end of the file)"
+    )]
     UnterminatedHeredoc { line: usize, word: String },
     #[error("line {line}: {message}")]
     Syntax { line: usize, message: String },
     #[error("line {line}: `{text}`: {message}")]
-    Substitution { line: usize, text: String, message: String },
+    Substitution {
+        line: usize,
+        text: String,
+        message: String,
+    },
     #[error(
         "line {line}: the base image `{raw}` is empty after substituting build args (pass it as a build arg or give the ARG a default)"
     )]
@@ -146,7 +152,9 @@ const KNOWN_DIRECTIVES: [&str; 3] = ["syntax", "escape", "check"];
 /// `# name = value`: BuildKit's directive regex `^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$`.
 fn directive(line: &str) -> Option<(String, String)> {
     let rest = line.strip_prefix('#')?.trim_start();
-    let name_len = rest.find(|c: char| !c.is_ascii_alphanumeric()).unwrap_or(rest.len());
+    let name_len = rest
+        .find(|c: char| !c.is_ascii_alphanumeric())
+        .unwrap_or(rest.len());
     let name = &rest[..name_len];
     if name.is_empty() || !name.as_bytes()[0].is_ascii_alphabetic() {
         return None;
@@ -205,7 +213,9 @@ pub fn split_words(s: &str, escape: char) -> Vec<String> {
 
 /// `<<EOF`, `<<-EOF`, `<<"EOF"`, `2<<'EOF'`: the terminator word and whether leading tabs are stripped.
 fn heredoc(word: &str) -> Option<(String, bool)> {
-    let rest = word.trim_start_matches(|c: char| c.is_ascii_digit()).strip_prefix("<<")?;
+    let rest = word
+        .trim_start_matches(|c: char| c.is_ascii_digit())
+        .strip_prefix("<<")?;
     let (chomp, rest) = match rest.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, rest),
@@ -214,14 +224,24 @@ fn heredoc(word: &str) -> Option<(String, bool)> {
         return None;
     }
     let name: String = rest.chars().filter(|c| *c != '"' && *c != '\'').collect();
-    if name.is_empty() { None } else { Some((name, chomp)) }
+    if name.is_empty() {
+        None
+    } else {
+        Some((name, chomp))
+    }
 }
 
 /// Split a Dockerfile into directives and instructions.
 pub fn parse(text: &str) -> Result<Parsed, Error> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let lines: Vec<&str> = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
-    let mut parsed = Parsed { escape: '\\', ..Parsed::default() };
+    let lines: Vec<&str> = text
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .collect();
+    let mut parsed = Parsed {
+        escape: '\\',
+        ..Parsed::default()
+    };
     let mut seen = BTreeSet::new();
     for (i, line) in lines.iter().enumerate() {
         let Some((name, value)) = directive(line) else {
@@ -246,7 +266,9 @@ pub fn parse(text: &str) -> Result<Parsed, Error> {
                     _ => {
                         return Err(Error::Directive {
                             line: i + 1,
-                            message: format!("invalid escape token `{value}` (use `\\` or `` ` ``)"),
+                            message: format!(
+                                "invalid escape token `{value}` (use `\\` or `` ` ``)"
+                            ),
                         });
                     }
                 }
@@ -292,7 +314,11 @@ pub fn parse(text: &str) -> Result<Parsed, Error> {
                 while i < lines.len() {
                     let content = lines[i];
                     i += 1;
-                    let candidate = if chomp { content.trim_start_matches('\t') } else { content };
+                    let candidate = if chomp {
+                        content.trim_start_matches('\t')
+                    } else {
+                        content
+                    };
                     if candidate == word {
                         terminated = true;
                         break;
@@ -303,7 +329,11 @@ pub fn parse(text: &str) -> Result<Parsed, Error> {
                 }
             }
         }
-        parsed.instructions.push(Instruction { keyword, args, line: start });
+        parsed.instructions.push(Instruction {
+            keyword,
+            args,
+            line: start,
+        });
     }
     Ok(parsed)
 }
@@ -315,7 +345,12 @@ type Env = BTreeMap<String, String>;
 /// `${v}`, `${v:-w}`, `${v-w}`, `${v:+w}`, `${v+w}`, `${v:?m}`, `${v?m}`; unset variables
 /// expand to nothing.
 pub fn expand(word: &str, env: &Env, escape: char) -> Result<String, String> {
-    let mut lx = Lexer { chars: word.chars().collect(), pos: 0, escape, env };
+    let mut lx = Lexer {
+        chars: word.chars().collect(),
+        pos: 0,
+        escape,
+        env,
+    };
     let out = lx.word(false)?;
     Ok(out)
 }
@@ -360,7 +395,9 @@ impl Lexer<'_> {
                             self.pos += 1;
                         }
                         None => {
-                            return Err("unexpected end of text while looking for a matching `'`".into());
+                            return Err(
+                                "unexpected end of text while looking for a matching `'`".into()
+                            );
                         }
                     }
                 }
@@ -390,7 +427,9 @@ impl Lexer<'_> {
                             self.pos += 1;
                         }
                         None => {
-                            return Err("unexpected end of text while looking for a matching `\"`".into());
+                            return Err(
+                                "unexpected end of text while looking for a matching `\"`".into()
+                            );
                         }
                     }
                 }
@@ -408,7 +447,10 @@ impl Lexer<'_> {
 
     fn name(&mut self) -> String {
         let start = self.pos;
-        while self.peek().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+        while self
+            .peek()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
             self.pos += 1;
         }
         self.chars[start..self.pos].iter().collect()
@@ -419,7 +461,10 @@ impl Lexer<'_> {
         match self.peek() {
             Some('{') => {
                 self.pos += 1;
-                if !self.peek().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') {
+                if !self
+                    .peek()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                {
                     return Err("bad substitution: expected a variable name after `${`".into());
                 }
                 let name = self.name();
@@ -482,10 +527,16 @@ impl Lexer<'_> {
                         }
                     }
                     ":?" if !non_empty => {
-                        return Err(format!("{name}: {}", if word.is_empty() { "is not set" } else { &word }));
+                        return Err(format!(
+                            "{name}: {}",
+                            if word.is_empty() { "is not set" } else { &word }
+                        ));
                     }
                     "?" if !set => {
-                        return Err(format!("{name}: {}", if word.is_empty() { "is not set" } else { &word }));
+                        return Err(format!(
+                            "{name}: {}",
+                            if word.is_empty() { "is not set" } else { &word }
+                        ));
                     }
                     _ => value.unwrap_or_default(),
                 })
@@ -506,7 +557,10 @@ fn platform_args(opts: &Options) -> Env {
         env.insert(format!("{prefix}PLATFORM"), p.to_string());
         env.insert(format!("{prefix}OS"), p.os.clone());
         env.insert(format!("{prefix}ARCH"), p.architecture.clone());
-        env.insert(format!("{prefix}VARIANT"), p.variant.clone().unwrap_or_default());
+        env.insert(
+            format!("{prefix}VARIANT"),
+            p.variant.clone().unwrap_or_default(),
+        );
     }
     env
 }
@@ -576,7 +630,11 @@ pub fn analyze(text: &str, opts: &Options) -> Result<Analysis, Error> {
     let escape = parsed.escape;
     let predefined = platform_args(opts);
     let subst = |raw: &str, env: &Env, line: usize| {
-        expand(raw, env, escape).map_err(|message| Error::Substitution { line, text: raw.to_string(), message })
+        expand(raw, env, escape).map_err(|message| Error::Substitution {
+            line,
+            text: raw.to_string(),
+            message,
+        })
     };
 
     // Global scope: the predefined platform args and the ARGs before the first FROM.
@@ -642,12 +700,18 @@ pub fn analyze(text: &str, opts: &Options) -> Result<Analysis, Error> {
                 };
                 let image = subst(raw, &meta, ins.line)?;
                 if image.is_empty() {
-                    return Err(Error::EmptyBase { line: ins.line, raw: raw.to_string() });
+                    return Err(Error::EmptyBase {
+                        line: ins.line,
+                        raw: raw.to_string(),
+                    });
                 }
                 let lower = image.to_ascii_lowercase();
                 let base = if lower == "scratch" {
                     Base::Scratch
-                } else if let Some(i) = stages.iter().position(|s| s.name.as_deref() == Some(lower.as_str())) {
+                } else if let Some(i) = stages
+                    .iter()
+                    .position(|s| s.name.as_deref() == Some(lower.as_str()))
+                {
                     Base::Stage(i)
                 } else {
                     Base::Image(image)
@@ -674,14 +738,22 @@ pub fn analyze(text: &str, opts: &Options) -> Result<Analysis, Error> {
                 for (name, value) in flags(&ins.args, escape) {
                     if ins.keyword == "COPY" && name == "from" {
                         let v = subst(&value, &stage_env, ins.line)?;
-                        stage.froms.push(FromRef { value: v, raw: value, line: ins.line });
+                        stage.froms.push(FromRef {
+                            value: v,
+                            raw: value,
+                            line: ins.line,
+                        });
                     } else if ins.keyword == "RUN" && name == "mount" {
                         for field in csv_fields(&value) {
                             if let Some((k, v)) = field.split_once('=')
                                 && k.trim().eq_ignore_ascii_case("from")
                             {
                                 let expanded = subst(v, &stage_env, ins.line)?;
-                                stage.froms.push(FromRef { value: expanded, raw: v.to_string(), line: ins.line });
+                                stage.froms.push(FromRef {
+                                    value: expanded,
+                                    raw: v.to_string(),
+                                    line: ins.line,
+                                });
                             }
                         }
                     }
@@ -691,7 +763,10 @@ pub fn analyze(text: &str, opts: &Options) -> Result<Analysis, Error> {
                 if stages.is_empty() && ins.keyword != "ARG" {
                     return Err(Error::Syntax {
                         line: ins.line,
-                        message: format!("{} before the first FROM (only ARG may come first)", ins.keyword),
+                        message: format!(
+                            "{} before the first FROM (only ARG may come first)",
+                            ins.keyword
+                        ),
                     });
                 }
             }
@@ -705,8 +780,10 @@ pub fn analyze(text: &str, opts: &Options) -> Result<Analysis, Error> {
         None => stages.len() - 1,
         Some(t) => {
             let t_lower = t.to_ascii_lowercase();
-            stages.iter().position(|s| s.name.as_deref() == Some(t_lower.as_str())).ok_or_else(|| {
-                Error::TargetNotFound {
+            stages
+                .iter()
+                .position(|s| s.name.as_deref() == Some(t_lower.as_str()))
+                .ok_or_else(|| Error::TargetNotFound {
                     target: t.clone(),
                     stages: stages
                         .iter()
@@ -714,8 +791,7 @@ pub fn analyze(text: &str, opts: &Options) -> Result<Analysis, Error> {
                         .map(|(i, s)| s.name.clone().unwrap_or_else(|| i.to_string()))
                         .collect::<Vec<_>>()
                         .join(", "),
-                }
-            })?
+                })?
         }
     };
 
@@ -733,10 +809,16 @@ pub fn analyze(text: &str, opts: &Options) -> Result<Analysis, Error> {
                 match f.value.parse::<usize>() {
                     Ok(i) if i < si => d.push((Dep::Stage(i), f.clone())),
                     _ => {
-                        return Err(Error::BadStageIndex { line: f.line, index: f.value.clone() });
+                        return Err(Error::BadStageIndex {
+                            line: f.line,
+                            index: f.value.clone(),
+                        });
                     }
                 }
-            } else if let Some(i) = stages.iter().position(|x| x.name.as_deref() == Some(lower.as_str())) {
+            } else if let Some(i) = stages
+                .iter()
+                .position(|x| x.name.as_deref() == Some(lower.as_str()))
+            {
                 d.push((Dep::Stage(i), f.clone()));
             } else if f.value.is_empty() {
                 return Err(Error::Syntax {
@@ -770,15 +852,29 @@ pub fn analyze(text: &str, opts: &Options) -> Result<Analysis, Error> {
     let mut images = Vec::new();
     let syntax = match opts.build_args.get("BUILDKIT_SYNTAX") {
         Some(v) if !v.is_empty() => Some((v.clone(), v.clone(), 0)),
-        _ => parsed.syntax.as_ref().map(|(v, line)| (v.clone(), v.clone(), *line)),
+        _ => parsed
+            .syntax
+            .as_ref()
+            .map(|(v, line)| (v.clone(), v.clone(), *line)),
     };
     if let Some((reference, raw, line)) = syntax {
-        images.push(ImageUse { kind: Use::Syntax, reference, raw, line, stage: None, platform: None });
+        images.push(ImageUse {
+            kind: Use::Syntax,
+            reference,
+            raw,
+            line,
+            stage: None,
+            platform: None,
+        });
     }
     for (i, s) in stages.iter().enumerate() {
         if let Base::Image(image) = &s.base {
             images.push(ImageUse {
-                kind: if needed[i] { Use::From } else { Use::UnusedStage },
+                kind: if needed[i] {
+                    Use::From
+                } else {
+                    Use::UnusedStage
+                },
                 reference: image.clone(),
                 raw: s.base_raw.clone(),
                 line: s.line,
@@ -789,7 +885,11 @@ pub fn analyze(text: &str, opts: &Options) -> Result<Analysis, Error> {
         for (dep, f) in &deps[i] {
             if let Dep::Image = dep {
                 images.push(ImageUse {
-                    kind: if needed[i] { Use::CopyFrom } else { Use::UnusedStage },
+                    kind: if needed[i] {
+                        Use::CopyFrom
+                    } else {
+                        Use::UnusedStage
+                    },
                     reference: f.value.clone(),
                     raw: f.raw.clone(),
                     line: f.line,
@@ -802,9 +902,18 @@ pub fn analyze(text: &str, opts: &Options) -> Result<Analysis, Error> {
     let stages = stages
         .into_iter()
         .enumerate()
-        .map(|(i, s)| Stage { name: s.name, base: s.base, line: s.line, needed: needed[i] })
+        .map(|(i, s)| Stage {
+            name: s.name,
+            base: s.base,
+            line: s.line,
+            needed: needed[i],
+        })
         .collect();
-    Ok(Analysis { stages, target, images })
+    Ok(Analysis {
+        stages,
+        target,
+        images,
+    })
 }
 
 #[cfg(test)]
@@ -835,7 +944,10 @@ mod tests {
 
     fn with(args: &[(&str, &str)], target: Option<&str>) -> Options {
         Options {
-            build_args: args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            build_args: args
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             target: target.map(str::to_string),
             ..Options::default()
         }
@@ -958,9 +1070,15 @@ mod tests {
         assert_eq!(a.target, 1);
         assert_eq!(a.stages[1].base, Base::Stage(0));
         assert_eq!(a.stages[2].base, Base::Scratch);
-        assert_eq!(a.stages.iter().map(|s| s.needed).collect::<Vec<_>>(), [true, true, false]);
+        assert_eq!(
+            a.stages.iter().map(|s| s.needed).collect::<Vec<_>>(),
+            [true, true, false]
+        );
         let from = a.images.iter().find(|u| u.kind == Use::From).unwrap();
-        assert_eq!((from.line, from.raw.as_str(), from.reference.as_str()), (3, "a:${V}", "a:1"));
+        assert_eq!(
+            (from.line, from.raw.as_str(), from.reference.as_str()),
+            (3, "a:${V}", "a:1")
+        );
         assert_eq!((a.images[0].kind, a.images[0].line), (Use::Syntax, 1));
     }
 
@@ -992,12 +1110,17 @@ mod tests {
     fn fixtures_expected_from() {
         let root = std::env::var_os("AIRLOCK_FIXTURES")
             .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/compose"));
+            .unwrap_or_else(|| {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/compose")
+            });
         let mut files = Vec::new();
         let mut dirs = vec![root.clone()];
         while let Some(dir) = dirs.pop() {
             let entries = fs_err::read_dir(&dir).unwrap_or_else(|e| {
-                panic!("fixtures folder `{}`: {e} (set AIRLOCK_FIXTURES)", dir.display())
+                panic!(
+                    "fixtures folder `{}`: {e} (set AIRLOCK_FIXTURES)",
+                    dir.display()
+                )
             });
             for entry in entries {
                 let path = entry.unwrap().path();
@@ -1008,7 +1131,11 @@ mod tests {
                 }
             }
         }
-        assert!(!files.is_empty(), "no *.expected-from.txt under {}", root.display());
+        assert!(
+            !files.is_empty(),
+            "no *.expected-from.txt under {}",
+            root.display()
+        );
         let kind = |k: &str| match k {
             "build-from" => "from",
             "build-copy-from" => "copy",
@@ -1019,11 +1146,17 @@ mod tests {
         let mut failures = Vec::new();
         for expected in &files {
             let text = fs_err::read_to_string(expected).unwrap();
-            let dockerfile =
-                std::path::PathBuf::from(expected.to_string_lossy().trim_end_matches(".expected-from.txt"));
+            let dockerfile = std::path::PathBuf::from(
+                expected
+                    .to_string_lossy()
+                    .trim_end_matches(".expected-from.txt"),
+            );
             let mut opts = Options::default();
             // `# build args: {"FROM": "docker.io/ubuntu:24.04"}; target: (last stage)`
-            for line in text.lines().filter_map(|l| l.strip_prefix("# build args: ")) {
+            for line in text
+                .lines()
+                .filter_map(|l| l.strip_prefix("# build args: "))
+            {
                 let (args, target) = line.split_once("; target: ").unwrap();
                 opts.build_args = serde_json::from_str(args).unwrap();
                 if !target.starts_with('(') {
@@ -1042,7 +1175,10 @@ mod tests {
             want.dedup();
             let got = uses(&fs_err::read_to_string(&dockerfile).unwrap(), &opts);
             if got != want {
-                failures.push(format!("{}: got {got:?}, want {want:?}", dockerfile.display()));
+                failures.push(format!(
+                    "{}: got {got:?}, want {want:?}",
+                    dockerfile.display()
+                ));
             }
         }
         assert!(

@@ -118,7 +118,11 @@ pub async fn examine(engine: &Engine) -> Result<Report, EngineError> {
         .and_then(|d| crate::disk::free_bytes(std::path::Path::new(d)));
     let facts = EngineFacts {
         host: engine.host.clone(),
-        product: if podman { "Podman Engine".into() } else { product },
+        product: if podman {
+            "Podman Engine".into()
+        } else {
+            product
+        },
         version: version.version.clone().unwrap_or_default(),
         api_version: version.api_version.clone().unwrap_or_default(),
         os: version.os.clone().unwrap_or_default(),

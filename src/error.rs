@@ -68,13 +68,25 @@ pub struct Classified {
 
 impl Classified {
     pub fn input(message: impl Into<String>) -> Self {
-        Classified { class: Class::Input, message: message.into(), hint: None }
+        Classified {
+            class: Class::Input,
+            message: message.into(),
+            hint: None,
+        }
     }
     pub fn failed(message: impl Into<String>) -> Self {
-        Classified { class: Class::Failed, message: message.into(), hint: None }
+        Classified {
+            class: Class::Failed,
+            message: message.into(),
+            hint: None,
+        }
     }
     pub fn environment(message: impl Into<String>) -> Self {
-        Classified { class: Class::Environment, message: message.into(), hint: None }
+        Classified {
+            class: Class::Environment,
+            message: message.into(),
+            hint: None,
+        }
     }
     /// The same error with a hint.
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -129,7 +141,11 @@ impl Error {
     {
         let class = error.class();
         let hint = error.hint();
-        Error { inner: anyhow::Error::new(error), class, hint }
+        Error {
+            inner: anyhow::Error::new(error),
+            class,
+            hint,
+        }
     }
 
     /// Bad input or usage (exit 2).
@@ -158,7 +174,11 @@ impl Error {
     where
         C: fmt::Display + Send + Sync + 'static,
     {
-        Error { inner: self.inner.context(context), class: self.class, hint: self.hint }
+        Error {
+            inner: self.inner.context(context),
+            class: self.class,
+            hint: self.hint,
+        }
     }
 
     pub fn class(&self) -> Class {

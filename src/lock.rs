@@ -6,10 +6,10 @@
 
 use crate::digest::Digest;
 use crate::error::{Class, Classify};
+use crate::image::Pin;
 use crate::image::{Descriptor, ResolvedImage};
 use crate::platform::Platform;
 use crate::reference::Reference;
-use crate::image::Pin;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

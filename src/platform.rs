@@ -14,13 +14,19 @@ pub struct Platform {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid platform `{0}`: expected `os/arch[/variant]`, for example `linux/amd64` or `linux/arm64/v8`")]
+#[error(
+    "invalid platform `{0}`: expected `os/arch[/variant]`, for example `linux/amd64` or `linux/arm64/v8`"
+)]
 pub struct PlatformError(pub String);
 
 impl Platform {
     pub fn new(os: &str, architecture: &str, variant: Option<&str>) -> Self {
-        Platform { os: os.to_string(), architecture: architecture.to_string(), variant: variant.map(str::to_string) }
-            .normalized()
+        Platform {
+            os: os.to_string(),
+            architecture: architecture.to_string(),
+            variant: variant.map(str::to_string),
+        }
+        .normalized()
     }
 
     pub fn linux_amd64() -> Self {
@@ -43,7 +49,11 @@ impl Platform {
     pub fn normalized(&self) -> Self {
         let os = self.os.to_ascii_lowercase();
         let arch = self.architecture.to_ascii_lowercase();
-        let variant = self.variant.as_deref().map(str::to_ascii_lowercase).filter(|v| !v.is_empty());
+        let variant = self
+            .variant
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .filter(|v| !v.is_empty());
         let (arch, variant) = match (arch.as_str(), variant.as_deref()) {
             ("i386", _) => ("386".to_string(), None),
             ("x86_64" | "x86-64" | "amd64", Some("v1") | None) => ("amd64".to_string(), None),
@@ -53,10 +63,17 @@ impl Platform {
             ("armhf", _) => ("arm".to_string(), Some("v7".to_string())),
             ("armel", _) => ("arm".to_string(), Some("v6".to_string())),
             ("arm", None | Some("7")) => ("arm".to_string(), Some("v7".to_string())),
-            ("arm", Some("5" | "6" | "8")) => ("arm".to_string(), Some(format!("v{}", variant.as_deref().unwrap_or("")))),
+            ("arm", Some("5" | "6" | "8")) => (
+                "arm".to_string(),
+                Some(format!("v{}", variant.as_deref().unwrap_or(""))),
+            ),
             (a, v) => (a.to_string(), v.map(str::to_string)),
         };
-        Platform { os, architecture: arch, variant }
+        Platform {
+            os,
+            architecture: arch,
+            variant,
+        }
     }
 
     /// Whether an index entry for `candidate` can run where `self` is wanted.
@@ -71,7 +88,10 @@ impl Platform {
             return true;
         }
         if want.architecture == "arm" {
-            let level = |v: &Option<String>| v.as_deref().and_then(|v| v.trim_start_matches('v').parse::<u32>().ok());
+            let level = |v: &Option<String>| {
+                v.as_deref()
+                    .and_then(|v| v.trim_start_matches('v').parse::<u32>().ok())
+            };
             if let (Some(w), Some(h)) = (level(&want.variant), level(&have.variant)) {
                 return h <= w;
             }
@@ -86,7 +106,11 @@ impl Platform {
         if want.variant == have.variant {
             return 0;
         }
-        let level = |v: &Option<String>| v.as_deref().and_then(|v| v.trim_start_matches('v').parse::<u32>().ok()).unwrap_or(0);
+        let level = |v: &Option<String>| {
+            v.as_deref()
+                .and_then(|v| v.trim_start_matches('v').parse::<u32>().ok())
+                .unwrap_or(0)
+        };
         1 + level(&want.variant).saturating_sub(level(&have.variant))
     }
 }
@@ -95,10 +119,16 @@ impl FromStr for Platform {
     type Err = PlatformError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let parts: Vec<&str> = s.split('/').collect();
-        let ok = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
+        let ok = |p: &str| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+        };
         match parts.as_slice() {
             [os, arch] if ok(os) && ok(arch) => Ok(Platform::new(os, arch, None)),
-            [os, arch, variant] if ok(os) && ok(arch) && ok(variant) => Ok(Platform::new(os, arch, Some(variant))),
+            [os, arch, variant] if ok(os) && ok(arch) && ok(variant) => {
+                Ok(Platform::new(os, arch, Some(variant)))
+            }
             _ => Err(PlatformError(s.to_string())),
         }
     }
@@ -173,9 +203,17 @@ mod tests {
         }
         let m: Meta = serde_json::from_str(r#"{"platform":"linux/arm/v7"}"#).unwrap();
         assert_eq!(m.platform, p("linux/arm/v7"));
-        assert_eq!(serde_json::to_string(&m).unwrap(), r#"{"platform":"linux/arm/v7"}"#);
-        let bad = serde_json::from_str::<Meta>(r#"{"platform":"linux"}"#).err().unwrap();
-        assert!(bad.to_string().contains("invalid platform `linux`"), "{bad}");
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            r#"{"platform":"linux/arm/v7"}"#
+        );
+        let bad = serde_json::from_str::<Meta>(r#"{"platform":"linux"}"#)
+            .err()
+            .unwrap();
+        assert!(
+            bad.to_string().contains("invalid platform `linux`"),
+            "{bad}"
+        );
     }
 
     #[test]

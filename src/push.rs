@@ -1,23 +1,19 @@
 //! The push pipeline (`airlock push BUNDLE --to HOST[:PORT][/PREFIX]`): copy every image of
 //! a bundle into a registry the site already runs, digests unchanged.
 //!
-//! `bundle::read` -> `serve::Catalog` (blob offsets, manifests with their original bytes)
-//! -> `registry::push` (HEAD, mount, upload, manifests children first) -> a
+//! `bundle::read` -> `serve::Catalog` (blob offsets, manifests with their original bytes; a
+//! `source::Source`) -> `registry::push` (HEAD, mount, upload, manifests children first) -> a
 //! `compose_override` pointing each service at the pushed name. Credentials and TLS as in
 //! `pack` (`$DOCKER_CONFIG`, `--ca-cert`, `/etc/docker/certs.d`, `--insecure-registry`).
 //! Driven by `cli::push`, which renders the outcome.
 
-use crate::digest::Digest;
+use crate::error::Context as _;
 use crate::progress::Reporter;
 use crate::registry::push::{
-    self as registry_push, BlobSource, PushImage, PushManifest, PushReport, PushTarget,
+    self as registry_push, PushImage, PushManifest, PushReport, PushTarget,
 };
 use crate::registry::{self, Client};
-use crate::serve::catalog::stream_range;
 use crate::serve::{self, Catalog, CatalogOptions};
-use crate::error::Context as _;
-use futures_util::StreamExt as _;
-use futures_util::stream::BoxStream;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -83,10 +79,9 @@ pub fn push(opts: &PushOptions, reporter: Arc<dyn Reporter>) -> crate::error::Re
     };
     let started = Instant::now();
     let runtime = crate::runtime::build(crate::runtime::Workers::PerCpu)?;
-    let source = CatalogSource(Arc::clone(&catalog));
     let report = runtime
         .block_on(registry_push::push(
-            &client, &target, &images, &source, &push_opts,
+            &client, &target, &images, &*catalog, &push_opts,
         ))
         .with_context(|| format!("Cannot push `{}` to `{}`", opts.bundle.display(), opts.to))?;
     let elapsed = started.elapsed();
@@ -104,26 +99,6 @@ pub fn push(opts: &PushOptions, reporter: Arc<dyn Reporter>) -> crate::error::Re
         override_yaml,
         elapsed,
     })
-}
-
-/// Blob bytes straight from the bundle file, by offset.
-struct CatalogSource(Arc<Catalog>);
-
-impl BlobSource for CatalogSource {
-    fn has(&self, digest: &Digest) -> bool {
-        self.0.blob(digest).is_some()
-    }
-
-    fn stream(
-        &self,
-        digest: &Digest,
-        offset: u64,
-        len: u64,
-    ) -> Option<BoxStream<'static, std::io::Result<bytes::Bytes>>> {
-        let (loc, file) = self.0.blob(digest)?;
-        let len = len.min(loc.size.saturating_sub(offset));
-        Some(stream_range(Arc::clone(file), loc.offset + offset, len, 1 << 20).boxed())
-    }
 }
 
 /// The images of the catalog as push jobs, each (repository, tag, top) once.

@@ -45,16 +45,23 @@ pub enum Pinned {
 
 impl Reference {
     pub fn parse(input: &str) -> Result<Self, ReferenceError> {
-        let invalid = |reason: &str| ReferenceError::Invalid { input: input.to_string(), reason: reason.to_string() };
+        let invalid = |reason: &str| ReferenceError::Invalid {
+            input: input.to_string(),
+            reason: reason.to_string(),
+        };
         if input.is_empty() {
-            return Err(ReferenceError::Empty { input: input.to_string() });
+            return Err(ReferenceError::Empty {
+                input: input.to_string(),
+            });
         }
         if input.trim() != input || input.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(invalid("it contains white space or control characters"));
         }
         let (rest, digest) = match input.split_once('@') {
             Some((rest, d)) => {
-                let digest = d.parse::<Digest>().map_err(|e| invalid(&format!("bad digest: {e}")))?;
+                let digest = d
+                    .parse::<Digest>()
+                    .map_err(|e| invalid(&format!("bad digest: {e}")))?;
                 (rest, Some(digest))
             }
             None => (input, None),
@@ -65,7 +72,9 @@ impl Reference {
         // The tag is after the last ':' that follows the last '/'.
         let last_slash = rest.rfind('/');
         let (name, tag) = match rest.rfind(':') {
-            Some(colon) if last_slash.is_none_or(|s| colon > s) => (&rest[..colon], Some(&rest[colon + 1..])),
+            Some(colon) if last_slash.is_none_or(|s| colon > s) => {
+                (&rest[..colon], Some(&rest[colon + 1..]))
+            }
             _ => (rest, None),
         };
         if let Some(tag) = tag
@@ -90,11 +99,19 @@ impl Reference {
             }
             _ => (DOCKER_HUB.to_string(), name.to_string()),
         };
-        let registry = if registry == "index.docker.io" { DOCKER_HUB.to_string() } else { registry };
+        let registry = if registry == "index.docker.io" {
+            DOCKER_HUB.to_string()
+        } else {
+            registry
+        };
         if path.is_empty() {
             return Err(invalid("the repository path is empty"));
         }
-        if path.len() == 64 && path.bytes().all(|b| b.is_ascii_hexdigit()) && registry == DOCKER_HUB && !name.contains('/') {
+        if path.len() == 64
+            && path.bytes().all(|b| b.is_ascii_hexdigit())
+            && registry == DOCKER_HUB
+            && !name.contains('/')
+        {
             return Err(invalid("a 64-digit hex string is an image ID, not a name"));
         }
         for component in path.split('/') {
@@ -107,11 +124,17 @@ impl Reference {
                 )));
             }
         }
-        let repository = if registry == DOCKER_HUB && !path.contains('/') { format!("library/{path}") } else { path };
+        let repository = if registry == DOCKER_HUB && !path.contains('/') {
+            format!("library/{path}")
+        } else {
+            path
+        };
         // As Docker: the limit is on the normalised name (`docker.io/library/...`), so the
         // normalised form always parses back.
         if registry.len() + 1 + repository.len() > 255 {
-            return Err(invalid("the name is longer than 255 characters (as docker.io/library/... when normalised)"));
+            return Err(invalid(
+                "the name is longer than 255 characters (as docker.io/library/... when normalised)",
+            ));
         }
         Ok(Reference {
             original: input.to_string(),
@@ -132,7 +155,11 @@ impl Reference {
     }
     /// Host to speak the registry API to (`registry-1.docker.io` for Docker Hub).
     pub fn api_host(&self) -> &str {
-        if self.registry == DOCKER_HUB { DOCKER_HUB_API } else { &self.registry }
+        if self.registry == DOCKER_HUB {
+            DOCKER_HUB_API
+        } else {
+            &self.registry
+        }
     }
     /// Repository path on the registry (`library/redis`).
     pub fn repository(&self) -> &str {
@@ -197,11 +224,13 @@ impl Reference {
     /// Familiar form with tag (`redis:6.2-alpine`), the form `RepoTags` use.
     /// `None` for digest-only references, which cannot be a tag.
     pub fn familiar_tagged(&self) -> Option<String> {
-        self.tag_or_default().map(|t| format!("{}:{}", self.familiar_name(), t))
+        self.tag_or_default()
+            .map(|t| format!("{}:{}", self.familiar_name(), t))
     }
     /// Normalised name with tag (`docker.io/library/redis:6.2-alpine`), no digest.
     pub fn normalized_tagged(&self) -> Option<String> {
-        self.tag_or_default().map(|t| format!("{}:{}", self.name(), t))
+        self.tag_or_default()
+            .map(|t| format!("{}:{}", self.name(), t))
     }
     pub fn pinned(&self) -> Pinned {
         if self.digest.is_some() {
@@ -231,17 +260,23 @@ pub fn valid_tag(tag: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
 fn looks_like_host(first: &str) -> bool {
-    first.contains('.') || first.contains(':') || first == "localhost" || first.chars().any(|c| c.is_ascii_uppercase())
+    first.contains('.')
+        || first.contains(':')
+        || first == "localhost"
+        || first.chars().any(|c| c.is_ascii_uppercase())
 }
 
 fn valid_host(host: &str) -> bool {
     let (name, port) = if let Some(rest) = host.strip_prefix('[') {
         // [ipv6]:port
-        let Some((addr, after)) = rest.split_once(']') else { return false };
+        let Some((addr, after)) = rest.split_once(']') else {
+            return false;
+        };
         if addr.is_empty() || !addr.chars().all(|c| c.is_ascii_hexdigit() || c == ':') {
             return false;
         }
@@ -361,11 +396,27 @@ mod tests {
         ] {
             let r = Reference::parse(input).unwrap();
             let f = r.familiar_tagged().unwrap();
-            assert_eq!(Reference::parse(&f).unwrap().normalized(), r.normalized(), "{input} -> {f}");
-            assert_eq!(Reference::parse(&r.normalized()).unwrap().normalized(), r.normalized());
+            assert_eq!(
+                Reference::parse(&f).unwrap().normalized(),
+                r.normalized(),
+                "{input} -> {f}"
+            );
+            assert_eq!(
+                Reference::parse(&r.normalized()).unwrap().normalized(),
+                r.normalized()
+            );
         }
-        assert_eq!(Reference::parse("redis:7").unwrap().familiar_tagged().as_deref(), Some("redis:7"));
-        assert!(Reference::parse(&"a".repeat(240)).is_err(), "docker.io/library/ + 240 > 255");
+        assert_eq!(
+            Reference::parse("redis:7")
+                .unwrap()
+                .familiar_tagged()
+                .as_deref(),
+            Some("redis:7")
+        );
+        assert!(
+            Reference::parse(&"a".repeat(240)).is_err(),
+            "docker.io/library/ + 240 > 255"
+        );
         let r = Reference::parse(&"a".repeat(237)).unwrap();
         assert_eq!(r.name().len(), 255);
         assert!(Reference::parse(&r.normalized()).is_ok());
@@ -385,7 +436,11 @@ mod tests {
         ($name:ident, $input:expr) => {
             #[test]
             fn $name() {
-                assert!(Reference::parse($input).is_err(), "{} should be rejected", $input);
+                assert!(
+                    Reference::parse($input).is_err(),
+                    "{} should be rejected",
+                    $input
+                );
             }
         };
     }
@@ -393,16 +448,48 @@ mod tests {
     norm!(bare, "nginx", &"docker.io/library/nginx:latest");
     norm!(tagged, "nginx:1.25", &"docker.io/library/nginx:1.25");
     norm!(org, "bitnami/redis", &"docker.io/bitnami/redis:latest");
-    norm!(legacy_index, "index.docker.io/nginx", &"docker.io/library/nginx:latest");
-    norm!(explicit_hub, "docker.io/library/redis:6.2-alpine", &"docker.io/library/redis:6.2-alpine");
+    norm!(
+        legacy_index,
+        "index.docker.io/nginx",
+        &"docker.io/library/nginx:latest"
+    );
+    norm!(
+        explicit_hub,
+        "docker.io/library/redis:6.2-alpine",
+        &"docker.io/library/redis:6.2-alpine"
+    );
     norm!(localhost, "localhost/app", &"localhost/app:latest");
-    norm!(localhost_port, "localhost:5000/app", &"localhost:5000/app:latest");
-    norm!(other_registry, "registry.lan:5000/team/app:1", &"registry.lan:5000/team/app:1");
+    norm!(
+        localhost_port,
+        "localhost:5000/app",
+        &"localhost:5000/app:latest"
+    );
+    norm!(
+        other_registry,
+        "registry.lan:5000/team/app:1",
+        &"registry.lan:5000/team/app:1"
+    );
     norm!(ghcr, "ghcr.io/acme/api:2.3", &"ghcr.io/acme/api:2.3");
-    norm!(ip_port, "127.0.0.1:5000/demo/web:1", &"127.0.0.1:5000/demo/web:1");
-    norm!(digest_only, &format!("nginx@{D}"), &format!("docker.io/library/nginx@{D}"));
-    norm!(tag_and_digest, &format!("nginx:1.25@{D}"), &format!("docker.io/library/nginx:1.25@{D}"));
-    norm!(separators, "a__b/c-d.e_f---g:v1", &"docker.io/a__b/c-d.e_f---g:v1");
+    norm!(
+        ip_port,
+        "127.0.0.1:5000/demo/web:1",
+        &"127.0.0.1:5000/demo/web:1"
+    );
+    norm!(
+        digest_only,
+        &format!("nginx@{D}"),
+        &format!("docker.io/library/nginx@{D}")
+    );
+    norm!(
+        tag_and_digest,
+        &format!("nginx:1.25@{D}"),
+        &format!("docker.io/library/nginx:1.25@{D}")
+    );
+    norm!(
+        separators,
+        "a__b/c-d.e_f---g:v1",
+        &"docker.io/a__b/c-d.e_f---g:v1"
+    );
     norm!(ipv6, "[::1]:5000/app:1", &"[::1]:5000/app:1");
 
     bad!(empty, "");
@@ -414,7 +501,10 @@ mod tests {
     bad!(space, "ngi nx");
     bad!(trailing_sep, "nginx-");
     bad!(double_dot, "a..b");
-    bad!(id, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    bad!(
+        id,
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
     bad!(unresolved_var, "${IMAGE}");
     bad!(empty_name_tag, ":1.0");
     bad!(empty_host, "/nginx");
@@ -432,6 +522,9 @@ mod tests {
         assert_eq!(r.familiar_tagged(), None);
         assert_eq!(r.pinned(), Pinned::Digest);
         assert_eq!(r.wire_reference(), D);
-        assert_eq!(Reference::parse("nginx:1.25").unwrap().pinned(), Pinned::Tag);
+        assert_eq!(
+            Reference::parse("nginx:1.25").unwrap().pinned(),
+            Pinned::Tag
+        );
     }
 }

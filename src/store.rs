@@ -1,6 +1,7 @@
 //! Content-addressed blob store (the cache shared by every pack): owns `blobs/sha256/<hex>`,
 //! `ingest/<hex>.partial` (kept for resume), `meta/sha256/<hex>.json` (per-layer DiffID and
-//! uncompressed size). Filled by `registry` and `engine::save`; read by `bundle::write`.
+//! uncompressed size). Filled by `registry` and `engine::save`; read by `bundle::write`
+//! through `source::Source` (which it implements: blobs by digest; it names no images).
 //!
 //! Ordering rules: the only way in is `Store::writer` (or `writer_unknown`), write, then
 //! `Writer::commit`, which checks size and digest, fsyncs, renames into `blobs/` and fsyncs
@@ -581,6 +582,55 @@ impl Write for Writer {
     }
     fn flush(&mut self) -> io::Result<()> {
         self.file.flush()
+    }
+}
+
+/// The store as a source: every committed blob, by digest. It lists no images (it holds no
+/// names); the pack pipeline knows the images it resolved into it. A blob a sink finds
+/// damaged is removed, so the next pack fetches it again.
+impl crate::source::Source for Store {
+    fn describe(&self) -> String {
+        format!("the cache at `{}`", self.root.display())
+    }
+
+    fn images(&self) -> Result<Vec<crate::image::ResolvedImage>, crate::source::SourceError> {
+        Ok(Vec::new())
+    }
+
+    fn blob_size(&self, digest: &Digest) -> Option<u64> {
+        self.size(digest)
+    }
+
+    fn open(
+        &self,
+        digest: &Digest,
+        offset: u64,
+    ) -> Result<crate::source::BlobReader, crate::source::SourceError> {
+        use crate::source::SourceError;
+        let io_err = |source| SourceError::Io {
+            from: self.describe(),
+            digest: digest.clone(),
+            source,
+        };
+        let mut file = match self.open_blob(digest) {
+            Ok(f) => f,
+            Err(StoreError::Missing { .. }) => {
+                return Err(SourceError::Missing {
+                    from: self.describe(),
+                    digest: digest.clone(),
+                });
+            }
+            Err(StoreError::Io { source, .. }) => return Err(io_err(source)),
+            Err(other) => return Err(io_err(io::Error::other(other))),
+        };
+        if offset > 0 {
+            file.seek(SeekFrom::Start(offset)).map_err(io_err)?;
+        }
+        Ok(Box::new(file))
+    }
+
+    fn discard(&self, digest: &Digest) {
+        let _ = self.remove(digest);
     }
 }
 

@@ -240,11 +240,10 @@ fn from_json(
                     manifest: locked.manifest.clone(),
                 })?;
             let (config, layers) = manifest;
-            let reference =
-                Reference::parse(reference).map_err(|e| DeltaError::Unrecognised {
-                    path: path.to_path_buf(),
-                    reason: format!("not an airlock.lock: {e}"),
-                })?;
+            let reference = Reference::parse(reference).map_err(|e| DeltaError::Unrecognised {
+                path: path.to_path_buf(),
+                reason: format!("not an airlock.lock: {e}"),
+            })?;
             images.push(BaseImage {
                 reference,
                 top: locked.top.digest.clone(),
@@ -282,7 +281,10 @@ fn read_manifest(store: &crate::store::Store, digest: &Digest) -> Option<(Blob, 
     }
     let manifest = Manifest::parse(&bytes).ok()?;
     let blob = |d: &Descriptor| (d.digest.clone(), d.size);
-    Some((blob(&manifest.config), manifest.layers.iter().map(blob).collect()))
+    Some((
+        blob(&manifest.config),
+        manifest.layers.iter().map(blob).collect(),
+    ))
 }
 
 /// Blobs a delta of `images` over `base` leaves out: the layers the base holds.
@@ -401,7 +403,6 @@ pub struct LayerStats {
     pub delta_saves: u64,
 }
 
-
 /// Compare two image sets: the same normalised reference, or else (an upgrade that changes
 /// the tag) the same repository, is one image; its top-level digest says whether it changed.
 pub fn diff(a: &Base, b: &Base) -> Diff {
@@ -421,7 +422,10 @@ pub fn diff(a: &Base, b: &Base) -> Diff {
     let mut pairs: Vec<(Option<&BaseImage>, &BaseImage)> = Vec::new();
     let mut b_left = Vec::new();
     for bi in &b.images {
-        match a_left.iter().position(|ai| ai.reference.normalized() == bi.reference.normalized()) {
+        match a_left
+            .iter()
+            .position(|ai| ai.reference.normalized() == bi.reference.normalized())
+        {
             Some(i) => pairs.push((Some(a_left.remove(i)), bi)),
             None => b_left.push(bi),
         }
@@ -439,7 +443,9 @@ pub fn diff(a: &Base, b: &Base) -> Diff {
                 reference: bi.reference.to_string(),
                 digest: bi.top.clone(),
             }),
-            Some(ai) if ai.top == bi.top && ai.reference.normalized() == bi.reference.normalized() => {
+            Some(ai)
+                if ai.top == bi.top && ai.reference.normalized() == bi.reference.normalized() =>
+            {
                 out.unchanged.push(DiffImage {
                     reference: bi.reference.to_string(),
                     digest: bi.top.clone(),

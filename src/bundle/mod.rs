@@ -6,5 +6,6 @@ pub mod meta;
 pub mod parts;
 pub mod read;
 pub mod signature;
+pub mod source;
 pub mod verify;
 pub mod write;

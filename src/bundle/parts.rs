@@ -8,8 +8,8 @@
 
 use crate::digest::{Digest, Hasher};
 use crate::error::{Class, Classify};
-use std::io::{self, Read, Seek, SeekFrom, Write};
 use fs_err::os::unix::fs::FileExt;
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

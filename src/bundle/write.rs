@@ -1,5 +1,6 @@
 //! Bundle writer: owns producing a bundle file exactly as docs/bundle-format.md says, from
-//! resolved images whose blobs are in the `store`. Member order: `airlock/bundle.json`,
+//! resolved images whose blobs come from a `source::Source` (the `store` for `pack`; any
+//! other source works the same). Member order: `airlock/bundle.json`,
 //! `airlock/SHA256SUMS`, `airlock/compose/*`, `oci-layout`, `index.json`, `manifest.json`,
 //! then `blobs/sha256/*` (indexes and manifests, configs, layers smallest to largest), each
 //! blob once. Regular files only, mode 0644, owner 0/0, mtime 0; PAX records for names over
@@ -7,14 +8,14 @@
 //!
 //! The tar is written to `.<name>.airlock-partial-<pid>` in the output directory and renamed
 //! when complete; an error or cancellation removes it, so nothing ever appears at the
-//! output path unless whole. Blobs are re-hashed while copied out of the store: a damaged
-//! cache entry is refused (and evicted), never bundled. Used by `pack`.
+//! output path unless whole. Blobs are re-hashed while copied out of the source: a damaged
+//! blob is refused (and discarded from a cache), never bundled. Used by `pack`.
 
 use super::meta::{BundleMeta, COMPOSE_DIR, META_PATH, SIGNATURE_PATH, SUMS_PATH};
 use crate::digest::{Digest, HashingReader};
 use crate::error::{Class, Classify};
 use crate::image::{ArchiveEntry, Descriptor, Index, ResolvedImage, media};
-use crate::store::{Store, StoreError};
+use crate::source::{Source, SourceError};
 use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -59,7 +60,7 @@ pub enum WriteError {
         during_write: bool,
     },
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Source(#[from] SourceError),
     #[error(transparent)]
     Parts(#[from] super::parts::PartsError),
     #[error(transparent)]
@@ -71,7 +72,7 @@ impl Classify for WriteError {
         match self {
             WriteError::Damaged { .. } => Class::Failed,
             WriteError::ReadFile { .. } => Class::Input,
-            WriteError::Store(e) => e.class(),
+            WriteError::Source(e) => e.class(),
             WriteError::Parts(e) => e.class(),
             WriteError::Sign(e) => e.class(),
             _ => Class::Environment,
@@ -79,7 +80,7 @@ impl Classify for WriteError {
     }
     fn hint(&self) -> Option<String> {
         match self {
-            WriteError::Store(e) => e.hint(),
+            WriteError::Source(e) => e.hint(),
             WriteError::Parts(e) => e.hint(),
             WriteError::Sign(e) => e.hint(),
             _ => None,
@@ -293,17 +294,17 @@ pub struct WriteOptions {
 
 /// Write the bundle to `output`. `cancel` is polled between chunks (Ctrl-C).
 pub fn write(
-    store: &Store,
+    source: &dyn Source,
     input: Input<'_>,
     output: &Path,
     cancel: &AtomicBool,
 ) -> Result<Written, WriteError> {
-    write_with(store, input, output, cancel, &WriteOptions::default())
+    write_with(source, input, output, cancel, &WriteOptions::default())
 }
 
 /// `write`, leaving out `options.omit` and splitting at `options.split_size`.
 pub fn write_with(
-    store: &Store,
+    source: &dyn Source,
     mut input: Input<'_>,
     output: &Path,
     cancel: &AtomicBool,
@@ -314,10 +315,10 @@ pub fn write_with(
         .filter(|d| !options.omit.contains(&d.digest))
         .collect();
     for d in &blobs {
-        if store.size(&d.digest) != Some(d.size) {
-            return Err(StoreError::Missing {
+        if source.blob_size(&d.digest) != Some(d.size) {
+            return Err(SourceError::Missing {
+                from: source.describe(),
                 digest: d.digest.clone(),
-                root: store.root().to_path_buf(),
             }
             .into());
         }
@@ -485,7 +486,7 @@ pub fn write_with(
         if cancel.load(Ordering::Relaxed) {
             return Err(cancelled());
         }
-        let file = store.open_blob(&d.digest)?;
+        let file = source.open(&d.digest, 0)?;
         let mut reader = HashingReader::new(CancelReader {
             inner: file.take(d.size),
             cancel,
@@ -497,7 +498,7 @@ pub fn write_with(
         r.map_err(io_err)?;
         let (_, actual, n) = reader.finish();
         if actual != d.digest || n != d.size {
-            let _ = store.remove(&d.digest);
+            source.discard(&d.digest);
             return Err(WriteError::Damaged {
                 digest: d.digest.clone(),
                 reason: format!("{n} bytes hashing to `{actual}`, expected {} bytes", d.size),
@@ -718,6 +719,7 @@ fn pax_record(key: &str, value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
 
     #[test]
     fn pax_records_count_themselves() {

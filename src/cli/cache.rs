@@ -30,7 +30,6 @@ pub enum CacheCommand {
     },
 }
 
-
 pub fn run(args: CacheArgs, out: &Output) -> crate::error::Result<ExitCode> {
     let root = Store::default_root()?;
     let store = Store::open(&root)?;

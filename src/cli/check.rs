@@ -30,7 +30,9 @@ pub struct CheckArgs {
 }
 
 /// Load the compose project and its plan findings; the project name and services come from it.
-pub fn load_project(opts: &LoadOptions) -> crate::error::Result<(Project, Vec<crate::plan::Finding>)> {
+pub fn load_project(
+    opts: &LoadOptions,
+) -> crate::error::Result<(Project, Vec<crate::plan::Finding>)> {
     let project = compose::load(opts).context("Failed to load the compose project")?;
     let findings = crate::plan::plan(&project, &crate::plan::PlanOptions::default())
         .map(|p| p.findings)

@@ -37,8 +37,12 @@ fn print(r: &Report, out: &Output) {
     };
     out.print(&format!("store      {store}"));
     match (&e.data_root, e.free_bytes) {
-        (Some(root), Some(free)) => out.print(&format!("data root  {root}: {} free", HumanBytes(free))),
-        (Some(root), None) => out.print(&format!("data root  {root} (free space unknown: not on this machine)")),
+        (Some(root), Some(free)) => {
+            out.print(&format!("data root  {root}: {} free", HumanBytes(free)))
+        }
+        (Some(root), None) => out.print(&format!(
+            "data root  {root} (free space unknown: not on this machine)"
+        )),
         _ => out.print("data root  unknown"),
     }
     if r.compose.is_empty() {
@@ -50,7 +54,11 @@ fn print(r: &Report, out: &Output) {
             c.cli.program.join(" "),
             c.cli.version,
             if c.cli.v2 { "v2" } else { "v1" },
-            if c.used_by_up { ", used by `airlock up`" } else { "" }
+            if c.used_by_up {
+                ", used by `airlock up`"
+            } else {
+                ""
+            }
         ));
     }
     out.print("");

@@ -4,23 +4,23 @@
 //! registry unreachable, and its hint).
 //! Also answers the Docker CLI plugin protocol (`docker airlock ...`).
 
-pub mod output;
-pub mod plan;
+pub mod cache;
 pub mod check;
+pub mod diff;
+pub mod doctor;
 pub mod inspect;
+pub mod key;
 pub mod load;
+pub mod lock;
+pub mod output;
+pub mod pack;
+pub mod plan;
+pub mod progress;
+pub mod push;
+pub mod serve;
+pub mod shared;
 pub mod up;
 pub mod verify;
-pub mod pack;
-pub mod lock;
-pub mod cache;
-pub mod progress;
-pub mod serve;
-pub mod push;
-pub mod diff;
-pub mod key;
-pub mod doctor;
-pub mod shared;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -137,7 +137,9 @@ pub fn main() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             return match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
                 _ => ExitCode::from(2),
             };
         }
@@ -190,7 +192,12 @@ fn docker_plugin(args: &mut Vec<std::ffi::OsString>) -> Option<ExitCode> {
     }
     let invoked_as_plugin = args
         .first()
-        .and_then(|a| std::path::Path::new(a).file_name().and_then(|f| f.to_str()).map(|f| f.starts_with("docker-airlock")))
+        .and_then(|a| {
+            std::path::Path::new(a)
+                .file_name()
+                .and_then(|f| f.to_str())
+                .map(|f| f.starts_with("docker-airlock"))
+        })
         .unwrap_or(false);
     if invoked_as_plugin && args.get(1).and_then(|a| a.to_str()) == Some("airlock") {
         args.remove(1);

@@ -38,7 +38,12 @@ impl Output {
     pub fn new(g: &Global) -> Self {
         let no_color = g.no_color || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         let interactive = std::io::stderr().is_terminal();
-        Output { json: g.json, quiet: g.quiet, color: !no_color && interactive, interactive }
+        Output {
+            json: g.json,
+            quiet: g.quiet,
+            color: !no_color && interactive,
+            interactive,
+        }
     }
 
     /// Print a JSON document on stdout (pretty, one trailing newline).
@@ -86,6 +91,10 @@ impl Output {
 
     /// Wrap text in an ANSI colour when colour is on.
     pub fn paint(&self, text: &str, code: &str) -> String {
-        if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
     }
 }

@@ -4,9 +4,9 @@
 use super::ProjectArgs;
 use super::output::Output;
 use crate::compose::{self, Project};
+use crate::error::Context;
 use crate::plan::{self, Level, Plan, PlanOptions};
 use crate::platform::Platform;
-use crate::error::Context;
 use clap::Args;
 use std::process::ExitCode;
 
@@ -28,7 +28,12 @@ pub struct PlanArgs {
     #[command(flatten)]
     pub project: ProjectArgs,
     /// Platform of the offline host; a service's `platform:` overrides it for that service.
-    #[arg(long, value_name = "OS/ARCH[/VARIANT]", default_value = "linux/amd64", env = "DOCKER_DEFAULT_PLATFORM")]
+    #[arg(
+        long,
+        value_name = "OS/ARCH[/VARIANT]",
+        default_value = "linux/amd64",
+        env = "DOCKER_DEFAULT_PLATFORM"
+    )]
     pub platform: Platform,
 }
 
@@ -39,7 +44,8 @@ fn load(args: &PlanArgs, out: &Output) -> crate::error::Result<Project> {
         Ok(p) => Ok(p),
         Err(compose::Error::NoComposeFile { .. }) if args.project.files.is_empty() => {
             out.status("no compose file here; showing the built-in Frappe example");
-            let tmp = tempfile::tempdir().context("Failed to create a temporary directory for the built-in example")?;
+            let tmp = tempfile::tempdir()
+                .context("Failed to create a temporary directory for the built-in example")?;
             let dir = tmp.path().join("frappe");
             fs_err::create_dir(&dir)?;
             let file = dir.join("compose.yaml");
@@ -54,7 +60,10 @@ fn load(args: &PlanArgs, out: &Output) -> crate::error::Result<Project> {
 
 pub fn run(args: PlanArgs, out: &Output) -> crate::error::Result<ExitCode> {
     let project = load(&args, out)?;
-    let opts = PlanOptions { platform: args.platform.clone(), ..PlanOptions::default() };
+    let opts = PlanOptions {
+        platform: args.platform.clone(),
+        ..PlanOptions::default()
+    };
     let plan = plan::plan(&project, &opts)?;
     if out.json {
         out.json(&plan)?;
@@ -69,20 +78,30 @@ pub fn render(plan: &Plan, out: &Output) -> String {
     use comfy_table::{ContentArrangement, Table, presets};
     let mut text = String::new();
     let pulled = plan.pulled().len();
-    let built = plan.images.iter().filter(|i| i.kind == plan::Kind::BuildTag).count();
+    let built = plan
+        .images
+        .iter()
+        .filter(|i| i.kind == plan::Kind::BuildTag)
+        .count();
     text.push_str(&format!(
         "Project `{}` for {}: {} image{} to bundle{}\n",
         plan.project,
         plan.platform,
         pulled,
         if pulled == 1 { "" } else { "s" },
-        if built > 0 { format!(", {built} built here") } else { String::new() }
+        if built > 0 {
+            format!(", {built} built here")
+        } else {
+            String::new()
+        }
     ));
     if !plan.images.is_empty() {
         let mut rows: Vec<&plan::PlanImage> = plan.images.iter().collect();
         rows.sort_by_cached_key(|i| (i.normalized(), i.reference.original().to_string(), i.kind));
         let mut table = Table::new();
-        table.load_style(presets::UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+        table
+            .load_style(presets::UTF8_FULL_CONDENSED)
+            .set_content_arrangement(ContentArrangement::Dynamic);
         if !out.interactive {
             table.force_no_tty();
         }
@@ -97,7 +116,11 @@ pub fn render(plan: &Plan, out: &Output) -> String {
                 crate::reference::Pinned::Latest => "latest",
             };
             table.add_row(vec![
-                if same { String::new() } else { img.reference.to_string() },
+                if same {
+                    String::new()
+                } else {
+                    img.reference.to_string()
+                },
                 img.kind.as_str().to_string(),
                 img.services.join(", "),
                 pinned.to_string(),
@@ -112,13 +135,22 @@ pub fn render(plan: &Plan, out: &Output) -> String {
         .filter(|f| f.carried)
         .map(|f| match f.members.as_slice() {
             [(name, _)] if *name == f.path => f.path.clone(),
-            _ => format!("{}/ ({} file{})", f.path, f.files, if f.files == 1 { "" } else { "s" }),
+            _ => format!(
+                "{}/ ({} file{})",
+                f.path,
+                f.files,
+                if f.files == 1 { "" } else { "s" }
+            ),
         })
         .collect();
     if !carried.is_empty() {
-        text.push_str(&format!("
+        text.push_str(&format!(
+            "
 Run files the bundle carries ({}): {}
-", carried.len(), carried.join(", ")));
+",
+            carried.len(),
+            carried.join(", ")
+        ));
     }
     if plan.findings.is_empty() {
         text.push_str("\nNo findings.");
@@ -130,7 +162,11 @@ Run files the bundle carries ({}): {}
                 Level::Warning => ("warning", "33"),
                 Level::Info => ("info", "36"),
             };
-            let service = f.service.as_deref().map(|s| format!(" [{s}]")).unwrap_or_default();
+            let service = f
+                .service
+                .as_deref()
+                .map(|s| format!(" [{s}]"))
+                .unwrap_or_default();
             text.push_str(&format!(
                 "  {} {}{service}: {}\n",
                 out.paint(&format!("{label:>7}"), colour),

@@ -7,9 +7,9 @@
 //! (`--json`: one line, schema in docs/json.md).
 
 use super::output::Output;
+use crate::error::Context as _;
 use crate::serve::handlers::{DEFAULT_CHUNK, State};
 use crate::serve::{self, Catalog, CatalogOptions, Server, ServerOptions};
-use crate::error::Context as _;
 use clap::Args;
 use indicatif::HumanBytes;
 use std::io::Write as _;

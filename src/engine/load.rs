@@ -11,11 +11,9 @@
 use super::{Engine, EngineError, EngineState};
 use crate::bundle::delta::{DeltaError, MissingLayer};
 use crate::bundle::meta::{BundleMeta, ImageMeta};
-use crate::image::{ArchiveEntry, chain_ids};
-use crate::bundle::read::{
-    BLOBS_DIR, Bundle, Flow, MANIFEST_PATH, MemberInfo, Meta, ReadError,
-};
+use crate::bundle::read::{BLOBS_DIR, Bundle, Flow, MANIFEST_PATH, MemberInfo, Meta, ReadError};
 use crate::digest::{Digest, HashingReader};
+use crate::image::{ArchiveEntry, chain_ids};
 use crate::progress::Reporter;
 use crate::reference::Reference;
 use bytes::Bytes;
@@ -619,8 +617,7 @@ pub async fn load(
             });
         };
         let mut tags = Vec::new();
-        if let Some((repo, tag)) = local_tag(&img.reference)
-        {
+        if let Some((repo, tag)) = local_tag(&img.reference) {
             engine.tag(&id, &repo, &tag).await?;
             let full = format!("{repo}:{tag}");
             if img.reference.digest().is_some() && seen_tags.insert(full.clone()) {

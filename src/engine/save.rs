@@ -166,7 +166,9 @@ pub async fn save(
         .ok_or_else(|| format(format!("config `{}` missing", entry.config)))?;
     let config_digest = store.put(config_bytes)?;
     let config = Config::parse(config_bytes).map_err(|e| format(format!("config: {e}")))?;
-    let diff_ids = config.diff_ids().map_err(|e| format(format!("config: {e}")))?;
+    let diff_ids = config
+        .diff_ids()
+        .map_err(|e| format(format!("config: {e}")))?;
     if diff_ids.len() != entry.layers.len() {
         return Err(format(format!(
             "{} layers but the config has {} diff_ids",

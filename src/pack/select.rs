@@ -5,10 +5,10 @@
 
 use crate::compose::{self, Project};
 use crate::error::Classified;
+use crate::error::Context as _;
 use crate::plan::{self, Kind, PlanOptions};
 use crate::platform::Platform;
 use crate::reference::Reference;
-use crate::error::Context as _;
 
 use super::SelectOptions;
 
@@ -84,7 +84,9 @@ pub fn select(opts: &SelectOptions, from_docker: bool) -> crate::error::Result<S
         {
             None
         }
-        Err(e) => return Err(crate::error::Error::new(e).context("Failed to load the compose project")),
+        Err(e) => {
+            return Err(crate::error::Error::new(e).context("Failed to load the compose project"));
+        }
     };
     let mut images: Vec<Gathered> = Vec::new();
     let mut add = |reference: Reference,

@@ -897,7 +897,10 @@ mod tests {
             "{:?}",
             kinds(&p)
         );
-        assert!(!kinds(&p).iter().any(|k| k.contains(" base ")), "{:?}", kinds(&p));
+        assert!(
+            !kinds(&p).iter().any(|k| k.contains(" base ")),
+            "{:?}",
+            kinds(&p)
+        );
     }
-
 }

@@ -5,8 +5,9 @@
 //! empty `PUT`. Manifests and indexes go with their original bytes (children by digest
 //! first, then the top by tag) so every digest stays the same; the registry's
 //! `Docker-Content-Digest` is checked. Authorization and TLS come from `client` (the
-//! `pull,push` scope through `Client::authorization`); content comes from a `BlobSource`
-//! (the bundle, via `serve::catalog`). Used by `push`.
+//! `pull,push` scope through `Client::authorization`); content comes from any
+//! `source::Source` (`Source::stream`: the bundles of a `serve::Catalog` today). Used by
+//! `push`.
 
 use super::RegistryError;
 use super::client::{Client, Host};
@@ -14,8 +15,8 @@ use crate::digest::Digest;
 use crate::error::{Class, Classify};
 use crate::image::media;
 use crate::reference::Reference;
+use crate::source::Source;
 use bytes::Bytes;
-use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, Response, StatusCode, Url};
@@ -175,19 +176,6 @@ impl PushImage {
     }
 }
 
-/// Where blob bytes come from.
-pub trait BlobSource: Send + Sync {
-    /// Whether the source holds blob `digest`.
-    fn has(&self, digest: &Digest) -> bool;
-    /// `len` bytes of blob `digest` from `offset`, or `None` when the source lacks the blob.
-    fn stream(
-        &self,
-        digest: &Digest,
-        offset: u64,
-        len: u64,
-    ) -> Option<BoxStream<'static, std::io::Result<Bytes>>>;
-}
-
 /// Push settings.
 #[derive(Debug, Clone)]
 pub struct PushOptions {
@@ -253,7 +241,7 @@ enum BlobState {
 struct Pusher<'a> {
     client: &'a Client,
     host: Arc<Host>,
-    source: &'a dyn BlobSource,
+    source: &'a dyn Source,
     opts: &'a PushOptions,
     counters: Counters,
 }
@@ -263,7 +251,7 @@ pub async fn push(
     client: &Client,
     target: &PushTarget,
     images: &[PushImage],
-    source: &dyn BlobSource,
+    source: &dyn Source,
     opts: &PushOptions,
 ) -> Result<PushReport, PushError> {
     let Some(first) = images.first() else {
@@ -504,7 +492,7 @@ impl Pusher<'_> {
                 done_in.get_or_insert(repo);
                 continue;
             }
-            if !self.source.has(digest) {
+            if self.source.blob_size(digest).is_none() {
                 return Err(PushError::MissingBlob {
                     image: image.clone(),
                     repository: repo.clone(),

@@ -82,13 +82,12 @@ pub async fn resolve(
 
     // 2. The platform manifest.
     let (manifest, manifest_bytes, index_platform) = if media::is_index(&top_type) {
-        let index =
-            Index::parse(&top_bytes).map_err(|e| RegistryError::BadManifest {
-                reference: reference.clone(),
-                digest: top_digest.clone(),
-                what: "index".into(),
-                message: e.to_string(),
-            })?;
+        let index = Index::parse(&top_bytes).map_err(|e| RegistryError::BadManifest {
+            reference: reference.clone(),
+            digest: top_digest.clone(),
+            what: "index".into(),
+            message: e.to_string(),
+        })?;
         let chosen = match pin {
             Some(p) => index
                 .manifests
@@ -139,13 +138,12 @@ pub async fn resolve(
             media_type: top_type,
         });
     };
-    let m =
-        Manifest::parse(&manifest_bytes).map_err(|e| RegistryError::BadManifest {
-            reference: reference.clone(),
-            digest: manifest.digest.clone(),
-            what: "image manifest".into(),
-            message: e.to_string(),
-        })?;
+    let m = Manifest::parse(&manifest_bytes).map_err(|e| RegistryError::BadManifest {
+        reference: reference.clone(),
+        digest: manifest.digest.clone(),
+        what: "image manifest".into(),
+        message: e.to_string(),
+    })?;
 
     // 3. The config.
     let config_bytes = config_blob(client, store, r, &m.config, stats).await?;

@@ -1,15 +1,17 @@
 //! The catalog of one or more bundles: owns the index of every blob's offset in its bundle
 //! (from the tar headers, without reading any layer), the manifests (small, read once and
 //! checked against their digests), and which repository serves which tags, manifests and
-//! blobs. Built from `bundle::read` (walk + `MetaCollector`); read by `serve` (HTTP) and by
-//! `push` (the images to copy into a registry).
+//! blobs. Built from the bundle reader's index (`bundle::source::index`); read by `serve`
+//! (HTTP) and, as a `source::Source`, by `registry::push` (`push`: the images to copy
+//! into a registry).
 //!
 //! Naming: each image is served under its repository path without the registry host
 //! (`docker.io/library/redis:6.2` -> `library/redis:6.2`, `ghcr.io/acme/api:2` -> `acme/api:2`);
 //! Docker Hub's official images also answer to the short alias (`redis`).
 //! A blob is listed under a repository only when a manifest of that repository references it.
 
-use crate::bundle::read::{Bundle, Compression, Flow, MetaCollector, ReadError};
+use crate::bundle::read::{Bundle, Compression, ReadError};
+pub use crate::bundle::source::{BundleFile, RangeReader, stream_range};
 use crate::digest::Digest;
 use crate::error::{Class, Classify};
 use crate::image::{Descriptor, Links, media};
@@ -84,9 +86,10 @@ impl Classify for CatalogError {
     fn hint(&self) -> Option<String> {
         match self {
             CatalogError::Read(e) => e.hint(),
-            CatalogError::Compressed { path, tool, .. } => {
-                Some(format!("decompress it first (`{tool} -d {}`)", path.display()))
-            }
+            CatalogError::Compressed { path, tool, .. } => Some(format!(
+                "decompress it first (`{tool} -d {}`)",
+                path.display()
+            )),
             _ => None,
         }
     }
@@ -99,84 +102,6 @@ pub struct BlobLoc {
     pub file: usize,
     pub offset: u64,
     pub size: u64,
-}
-
-/// One opened bundle file, or the parts of a split bundle (`bundle::parts`). Reads use
-/// `pread` (`read_at`), so one handle serves every request.
-#[derive(Debug)]
-pub struct BundleFile {
-    pub path: PathBuf,
-    pub file: crate::bundle::parts::RandomAccess,
-}
-
-impl BundleFile {
-    /// Read exactly `buf.len()` bytes at `offset`.
-    pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-        self.file.read_exact_at(buf, offset)
-    }
-}
-
-/// Stream `len` bytes at `offset` of `file`, one `pread` of at most `chunk` bytes at a time
-/// on the blocking pool. The next chunk is read while the current one is being sent, so
-/// disk and socket overlap with at most two chunks in memory per stream and no thread held
-/// between chunks. Used for blob responses (`serve`) and upload bodies (`push`).
-pub fn stream_range(
-    file: Arc<BundleFile>,
-    offset: u64,
-    len: u64,
-    chunk: usize,
-) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
-    struct Reader {
-        file: Arc<BundleFile>,
-        pos: u64,
-        left: u64,
-        chunk: u64,
-        pending: Option<tokio::task::JoinHandle<std::io::Result<bytes::Bytes>>>,
-    }
-    impl Reader {
-        /// Start reading the next chunk, if any is left.
-        fn start(&mut self) {
-            if self.left == 0 {
-                return;
-            }
-            let n = self.left.min(self.chunk);
-            let (f, pos) = (Arc::clone(&self.file), self.pos);
-            self.pending = Some(tokio::task::spawn_blocking(move || {
-                let mut buf = vec![0u8; n as usize];
-                f.read_exact_at(&mut buf, pos)
-                    .map(|_| bytes::Bytes::from(buf))
-            }));
-            self.pos += n;
-            self.left -= n;
-        }
-    }
-    let reader = Reader {
-        file,
-        pos: offset,
-        left: len,
-        chunk: chunk.max(4096) as u64,
-        pending: None,
-    };
-    futures_util::stream::unfold(reader, |mut r| async move {
-        if r.pending.is_none() {
-            r.start();
-        }
-        let read = r.pending.take()?.await;
-        match read {
-            Ok(Ok(bytes)) => {
-                r.start();
-                Some((Ok(bytes), r))
-            }
-            Ok(Err(e)) => {
-                r.left = 0;
-                Some((Err(e), r))
-            }
-            Err(join) => {
-                r.left = 0;
-                Some((Err(std::io::Error::other(join)), r))
-            }
-        }
-    })
 }
 
 /// A manifest or index, kept in memory with the media type it is served as.
@@ -252,15 +177,11 @@ pub struct Catalog {
     pub images: Vec<CatalogImage>,
     /// Things the operator should know (tag conflicts, blobs missing from every bundle).
     pub warnings: Vec<String>,
+    /// The metadata of each bundle, in `files` order.
+    pub metas: Vec<crate::bundle::read::Meta>,
 }
 
-/// Blobs and manifests of one bundle, before they join the catalog.
-struct Scanned {
-    meta: crate::bundle::read::Meta,
-    blobs: Vec<(Digest, u64, u64)>,
-}
-
-fn scan(path: &Path) -> Result<Scanned, CatalogError> {
+fn scan(path: &Path) -> Result<crate::bundle::source::Index, CatalogError> {
     let bundle = Bundle::open(path)?;
     if bundle.compression != Compression::None {
         return Err(CatalogError::Compressed {
@@ -272,20 +193,9 @@ fn scan(path: &Path) -> Result<Scanned, CatalogError> {
             },
         });
     }
-    let mut collector = MetaCollector::default();
-    let mut blobs = Vec::new();
     // One pass over the headers: metadata members are read (a few KB), blob contents are
     // skipped by seeking.
-    bundle.walk(|info, r| {
-        if let Some(d) = info.blob_digest() {
-            blobs.push((d, info.offset, info.size));
-        } else {
-            collector.take(&bundle, info, r)?;
-        }
-        Ok::<_, ReadError>(Flow::Continue)
-    })?;
-    let meta = collector.finish(&bundle)?;
-    Ok(Scanned { meta, blobs })
+    Ok(crate::bundle::source::index(&bundle)?)
 }
 
 /// The repository path an image is served under: its path on its registry.
@@ -322,12 +232,11 @@ impl Catalog {
             for img in &scanned.meta.meta.images {
                 pending.push((idx, img.clone()));
             }
+            cat.metas.push(scanned.meta);
         }
         if opts.mirror {
             // Stable: Docker Hub images first, bundle order otherwise.
-            pending.sort_by_key(|(_, img)| {
-                img.reference.registry() != DOCKER_HUB
-            });
+            pending.sort_by_key(|(_, img)| img.reference.registry() != DOCKER_HUB);
         }
         for (idx, img) in pending {
             cat.add_image(idx, &img)?;
@@ -478,13 +387,12 @@ impl Catalog {
                 bytes
             }
         };
-        let parsed =
-            Links::parse(&bytes).map_err(|e| CatalogError::BadManifest {
-                path: path.clone(),
-                reference: reference.to_string(),
-                digest: digest.clone(),
-                message: e.to_string(),
-            })?;
+        let parsed = Links::parse(&bytes).map_err(|e| CatalogError::BadManifest {
+            path: path.clone(),
+            reference: reference.to_string(),
+            digest: digest.clone(),
+            message: e.to_string(),
+        })?;
         let is_index = parsed.is_index(media_type);
         if is_index {
             // Children of other platforms are not in the bundle: serve those present.
@@ -557,5 +465,68 @@ impl Catalog {
             }
         }
         (seen.len() as u64, bytes)
+    }
+}
+
+/// The catalog as a source: every blob of its bundles, read by `pread` at its offset (the
+/// blob-offset index), the images of every bundle. Used by `registry::push`.
+impl crate::source::Source for Catalog {
+    fn describe(&self) -> String {
+        let files: Vec<String> = self
+            .files
+            .iter()
+            .map(|f| format!("`{}`", f.path.display()))
+            .collect();
+        format!("bundle {}", files.join(", "))
+    }
+
+    fn images(&self) -> Result<Vec<crate::image::ResolvedImage>, crate::source::SourceError> {
+        let mut out = Vec::new();
+        for meta in &self.metas {
+            out.extend(crate::bundle::source::resolved_images(meta)?);
+        }
+        Ok(out)
+    }
+
+    fn blob_size(&self, digest: &Digest) -> Option<u64> {
+        self.blobs.get(digest).map(|l| l.size)
+    }
+
+    fn open(
+        &self,
+        digest: &Digest,
+        offset: u64,
+    ) -> Result<crate::source::BlobReader, crate::source::SourceError> {
+        let Some((loc, file)) = self.blob(digest) else {
+            return Err(crate::source::SourceError::Missing {
+                from: self.describe(),
+                digest: digest.clone(),
+            });
+        };
+        Ok(Box::new(RangeReader {
+            file: Arc::clone(file),
+            pos: loc.offset + offset.min(loc.size),
+            end: loc.offset + loc.size,
+        }))
+    }
+
+    fn stream(
+        &self,
+        digest: &Digest,
+        offset: u64,
+        len: u64,
+    ) -> Option<futures_util::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>> {
+        use futures_util::StreamExt;
+        let (loc, file) = self.blob(digest)?;
+        let len = len.min(loc.size.saturating_sub(offset));
+        Some(
+            stream_range(
+                Arc::clone(file),
+                loc.offset + offset,
+                len,
+                crate::source::CHUNK,
+            )
+            .boxed(),
+        )
     }
 }

@@ -5,8 +5,8 @@
 use crate::bundle::read::Meta;
 use crate::engine::Engine;
 use crate::engine::load::LoadReport;
-use crate::progress::Reporter;
 use crate::error::Context as _;
+use crate::progress::Reporter;
 use std::sync::Arc;
 
 /// Load `meta`'s bundle; steps and the byte total go to `reporter`.

@@ -76,7 +76,11 @@ pub async fn wait_settled(
 }
 
 /// Every service has a container that is running (healthy or without healthcheck) or exited 0.
-pub async fn all_up(engine: &Engine, project: &str, services: &[String]) -> crate::error::Result<bool> {
+pub async fn all_up(
+    engine: &Engine,
+    project: &str,
+    services: &[String],
+) -> crate::error::Result<bool> {
     let containers = engine.containers(project).await?;
     Ok(services.iter().all(|s| {
         let cs: Vec<_> = containers
