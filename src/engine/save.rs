@@ -5,7 +5,8 @@
 //! layer, hashed for its DiffID while it is gzip-compressed (deterministic, fastest level)
 //! into the store (already-gzip layers from newer engines are stored as they are). A Docker
 //! schema 2 manifest is then written for the image. Works with the legacy (<= 24) and the
-//! OCI-style (25+) `docker save` layouts. Used by `pack`.
+//! OCI-style (25+) `docker save` layouts. `EngineSource` is the engine as a `source::Source`
+//! (the images saved, their blobs from the store). Used by `pack`.
 
 use super::{Engine, EngineError, is_not_found};
 use crate::digest::{Digest, HashingReader};
@@ -354,6 +355,60 @@ fn ingest_layer(store: &Store, mut r: impl BufRead) -> Result<Ingested, IngestEr
             .map_err(IngestError::Store)?,
     };
     Ok(Ingested { blob, size, facts })
+}
+
+/// The engine as a `source::Source`: the images `save` exported, their blobs served from the
+/// store. The export stream (`docker save`) is read once, in order, and its layers are
+/// compressed on the way, so a blob can be served only once its image is saved; `save` is
+/// the step that makes an engine image a source like a pulled one.
+pub struct EngineSource {
+    store: Store,
+    images: Vec<ResolvedImage>,
+}
+
+impl EngineSource {
+    /// An engine source keeping its blobs in `store`; it holds no image yet.
+    pub fn new(store: Store) -> EngineSource {
+        EngineSource {
+            store,
+            images: Vec::new(),
+        }
+    }
+
+    /// Export `reference` from `engine` into the store (`save`) and add it to the source.
+    pub async fn save(
+        &mut self,
+        engine: &Engine,
+        reference: &Reference,
+        service: &str,
+        reporter: &dyn Reporter,
+    ) -> Result<&ResolvedImage, SaveError> {
+        let img = save(engine, &self.store, reference, service, reporter).await?;
+        self.images.push(img);
+        Ok(self.images.last().expect("pushed above"))
+    }
+}
+
+impl crate::source::Source for EngineSource {
+    fn describe(&self) -> String {
+        format!("the engine's images saved in {}", self.store.describe())
+    }
+    fn images(&self) -> Result<Vec<ResolvedImage>, crate::source::SourceError> {
+        Ok(self.images.clone())
+    }
+    fn blob_size(&self, digest: &Digest) -> Option<u64> {
+        self.store.blob_size(digest)
+    }
+    fn open(
+        &self,
+        digest: &Digest,
+        offset: u64,
+    ) -> Result<crate::source::BlobReader, crate::source::SourceError> {
+        self.store.open(digest, offset)
+    }
+    fn discard(&self, digest: &Digest) {
+        self.store.discard(digest)
+    }
 }
 
 #[cfg(test)]

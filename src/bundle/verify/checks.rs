@@ -5,7 +5,6 @@
 //! needs). They judge `Contents`, what the pipeline in `verify` gathered, and never read the
 //! bundle themselves: a new check is a method here, fed by the same single read.
 
-#![allow(unused_imports)]
 use super::{ImageCheck, Problem, ProblemKind, blob_of};
 use crate::bundle::meta::{SIGNATURE_PATH, SUMS_PATH};
 use crate::bundle::read::{BLOBS_DIR, INDEX_PATH, MANIFEST_PATH, Meta};

@@ -13,11 +13,12 @@ mod checks;
 pub use checks::compose_completeness;
 use checks::{Checks, Contents};
 
-#[allow(unused_imports)]
+use super::parts::RandomAccess;
 use super::read::{
     BLOBS_DIR, Bundle, Compression, Flow, INDEX_PATH, JSON_LIMIT, MANIFEST_PATH, MemberInfo,
     MetaCollector, ReadError, read_small,
 };
+use super::source::BundleFile;
 use crate::digest::{Digest, Hasher};
 use crate::progress::Reporter;
 use std::collections::BTreeSet;
@@ -177,6 +178,9 @@ struct Pool {
 
 impl Pool {
     fn start(bundle: &Bundle, n: usize, reporter: Arc<dyn Reporter>) -> Result<Pool, VerifyError> {
+        // Plain and split bundles: one `pread` handle, shared by every worker. Opened
+        // lazily (a compressed bundle has none) and once.
+        let file: Arc<std::sync::OnceLock<std::io::Result<BundleFile>>> = Arc::default();
         let (job_tx, job_rx) = sync_channel::<Job>(0);
         let job_rx = Arc::new(Mutex::new(job_rx));
         let (res_tx, res_rx) = std::sync::mpsc::channel::<Hashed>();
@@ -185,6 +189,7 @@ impl Pool {
             let job_rx = Arc::clone(&job_rx);
             let res_tx = res_tx.clone();
             let path = bundle.path.clone();
+            let file = Arc::clone(&file);
             let reporter = Arc::clone(&reporter);
             let t = std::thread::Builder::new()
                 .name(format!("verify-hash-{i}"))
@@ -197,7 +202,16 @@ impl Pool {
                         let Ok(job) = job else { return };
                         let (name, result) = match job {
                             Job::Range { name, offset, size } => {
-                                let r = hash_range(&path, offset, size, &*reporter);
+                                let opened = file.get_or_init(|| {
+                                    RandomAccess::open(&path).map(|file| BundleFile {
+                                        path: path.clone(),
+                                        file,
+                                    })
+                                });
+                                let r = match opened {
+                                    Ok(f) => hash_range(f, offset, size, &*reporter),
+                                    Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+                                };
                                 (name, r)
                             }
                             Job::Stream { name, chunks } => {
@@ -245,19 +259,17 @@ fn dummy_digest() -> Digest {
 }
 
 fn hash_range(
-    path: &std::path::Path,
+    file: &BundleFile,
     offset: u64,
     size: u64,
     reporter: &dyn Reporter,
 ) -> Result<(Digest, u64), std::io::Error> {
-    // A plain file, or the parts of a split bundle (`bundle::parts`).
-    let file = super::parts::RandomAccess::open(path)?;
     let mut h = Hasher::new();
     let mut buf = vec![0u8; CHUNK];
     let mut done = 0u64;
     while done < size {
         let want = ((size - done) as usize).min(CHUNK);
-        let n = file.read_at(&mut buf[..want], offset + done)?;
+        let n = file.file.read_at(&mut buf[..want], offset + done)?;
         if n == 0 {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
