@@ -46,13 +46,59 @@ pub enum SourceError {
     /// The source cannot list its images (a bundle.json reference that does not parse).
     #[error("{from} cannot list its images: {reason}")]
     Images { from: String, reason: String },
+    /// The medium failed in its own terms (a truncated bundle, a hostile member), with its
+    /// own message and class.
+    #[error(transparent)]
+    Medium(MediumError),
+}
+
+/// A medium's own error inside a `SourceError`: shown as itself, classed as itself.
+#[derive(Debug)]
+pub struct MediumError {
+    class: Class,
+    hint: Option<String>,
+    inner: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl MediumError {
+    pub fn new(e: impl std::error::Error + Classify + Send + Sync + 'static) -> MediumError {
+        MediumError {
+            class: e.class(),
+            hint: e.hint(),
+            inner: Box::new(e),
+        }
+    }
+
+    /// The medium's error, for callers that know the medium.
+    pub fn inner(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.inner
+    }
+}
+
+impl std::fmt::Display for MediumError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl std::error::Error for MediumError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner.source()
+    }
 }
 
 impl Classify for SourceError {
     fn class(&self) -> Class {
         match self {
             SourceError::Io { .. } => Class::Environment,
+            SourceError::Medium(e) => e.class,
             _ => Class::Input,
+        }
+    }
+    fn hint(&self) -> Option<String> {
+        match self {
+            SourceError::Medium(e) => e.hint.clone(),
+            _ => None,
         }
     }
 }
@@ -90,6 +136,29 @@ pub trait Source: Send + Sync {
         Some(read_stream(reader, len))
     }
 
+    /// Hand each blob of `wanted` (each once) to `f` with its size and a reader over its
+    /// bytes, in the source's own order: a bundle is read once from start to end (the only
+    /// way through a compressed one, and the way `docker load` streams are made). `f` reads
+    /// the blob (what it leaves unread is skipped) and returns `false` to stop. The default
+    /// opens each blob in `wanted`'s order.
+    fn visit(
+        &self,
+        wanted: &[Digest],
+        f: &mut dyn FnMut(&Digest, u64, &mut dyn Read) -> bool,
+    ) -> Result<(), SourceError> {
+        for d in wanted {
+            let size = self.blob_size(d).ok_or_else(|| SourceError::Missing {
+                from: self.describe(),
+                digest: d.clone(),
+            })?;
+            let mut r = self.open(d, 0)?;
+            if !f(d, size, &mut r) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// A sink found blob `digest` damaged (its bytes do not hash to it): a cache drops it so
     /// the next run fetches it again. Others have nothing to do.
     fn discard(&self, _digest: &Digest) {}
@@ -115,6 +184,13 @@ impl<S: Source + ?Sized> Source for Arc<S> {
         len: u64,
     ) -> Option<BoxStream<'static, io::Result<Bytes>>> {
         (**self).stream(digest, offset, len)
+    }
+    fn visit(
+        &self,
+        wanted: &[Digest],
+        f: &mut dyn FnMut(&Digest, u64, &mut dyn Read) -> bool,
+    ) -> Result<(), SourceError> {
+        (**self).visit(wanted, f)
     }
     fn discard(&self, digest: &Digest) {
         (**self).discard(digest)

@@ -593,8 +593,11 @@ pub struct Meta {
     pub index: Option<Index>,
     pub oci_layout: bool,
     pub signed: bool,
-    /// Every metadata member read, with its size.
+    /// Every metadata member read, with its size, in tar order.
     pub members: Vec<(String, u64)>,
+    /// The bytes of every metadata member read (`members`), at most `META_TOTAL_LIMIT`
+    /// together: what `engine::load` copies into a load stream besides blobs.
+    pub raw: BTreeMap<String, Vec<u8>>,
 }
 
 impl Meta {
@@ -737,6 +740,7 @@ impl MetaCollector {
             oci_layout: self.oci_layout,
             signed: self.signed,
             members: self.members,
+            raw: self.raw,
         })
     }
 

@@ -188,11 +188,15 @@ struct Located {
 impl BundleSource {
     /// Open the bundle at `path` and read its metadata.
     pub fn open(path: &std::path::Path) -> Result<BundleSource, ReadError> {
-        let meta = Bundle::open(path)?.open_meta()?;
-        Ok(BundleSource {
+        Ok(BundleSource::of(Bundle::open(path)?.open_meta()?))
+    }
+
+    /// The bundle whose metadata `open_meta` read.
+    pub fn of(meta: Meta) -> BundleSource {
+        BundleSource {
             meta,
             index: OnceLock::new(),
-        })
+        }
     }
 
     /// The bundle's metadata (bundle.json, SHA256SUMS, manifest.json, index.json, compose files).
@@ -287,6 +291,40 @@ impl Source for BundleSource {
                 len,
             )),
         }
+    }
+
+    fn visit(
+        &self,
+        wanted: &[Digest],
+        f: &mut dyn FnMut(&Digest, u64, &mut dyn Read) -> bool,
+    ) -> Result<(), SourceError> {
+        self.walk_blobs(wanted, f)
+            .map_err(|e| SourceError::Medium(crate::source::MediumError::new(e)))
+    }
+}
+
+impl BundleSource {
+    /// The bundle's `visit`: one walk in tar order (seeking over the blobs not wanted, when
+    /// plain), to the end of the archive, so a truncated bundle is noticed even after the
+    /// last blob wanted.
+    fn walk_blobs(
+        &self,
+        wanted: &[Digest],
+        f: &mut dyn FnMut(&Digest, u64, &mut dyn Read) -> bool,
+    ) -> Result<(), ReadError> {
+        let wanted: std::collections::HashSet<&Digest> = wanted.iter().collect();
+        self.meta.bundle.walk(|info, r| {
+            match info.blob_digest() {
+                Some(d) if wanted.contains(&d) => {
+                    if !f(&d, info.size, r) {
+                        return Ok(Flow::Stop);
+                    }
+                }
+                _ => {}
+            }
+            Ok::<_, ReadError>(Flow::Continue)
+        })?;
+        Ok(())
     }
 }
 

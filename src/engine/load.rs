@@ -11,11 +11,13 @@
 use super::{Engine, EngineError, EngineState};
 use crate::bundle::delta::{DeltaError, MissingLayer};
 use crate::bundle::meta::{BundleMeta, ImageMeta};
-use crate::bundle::read::{BLOBS_DIR, Bundle, Flow, MANIFEST_PATH, MemberInfo, Meta, ReadError};
+use crate::bundle::read::{BLOBS_DIR, MANIFEST_PATH, Meta, ReadError};
+use crate::bundle::source::BundleSource;
 use crate::digest::{Digest, HashingReader};
 use crate::image::{ArchiveEntry, chain_ids};
 use crate::progress::Reporter;
 use crate::reference::Reference;
+use crate::source::Source;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -290,125 +292,140 @@ fn stream_closed(e: &EngineError) -> bool {
 #[error("the engine stopped reading the load stream")]
 struct EngineStoppedReading;
 
-/// Write the filtered tar. Runs on a blocking thread.
+/// A tar header for a member of the load stream (regular file, 0644, owner 0, mtime 0).
+fn member_header(name: &str, size: u64) -> io::Result<tar::Header> {
+    let mut h = tar::Header::new_ustar();
+    h.set_path(name)?;
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_cksum();
+    Ok(h)
+}
+
+/// Write the filtered tar: the metadata members the plan sends (`manifest.json` rewritten
+/// to the images to load), then the blobs, read from `source` in its own order (a bundle:
+/// one pass, start to end), each hashed on the way. Runs on a blocking thread.
 fn write_stream(
-    bundle: &Bundle,
+    meta: &Meta,
+    source: &dyn Source,
     plan: &LoadPlan,
     tx: tokio::sync::mpsc::Sender<Result<Bytes, io::Error>>,
     reporter: &dyn Reporter,
 ) -> Result<u64, EngineError> {
+    let path = &meta.bundle.path;
     let err_tx = tx.clone();
     let mut builder = tar::Builder::new(ChannelWriter {
         tx,
         buf: Vec::with_capacity(PIECE),
     });
     let mut sent = 0u64;
-    let io_err = |info: &MemberInfo, source: io::Error| ReadError::Io {
-        path: bundle.path.clone(),
-        member: info.name.clone(),
+    let io_err = |member: &str, source: io::Error| ReadError::Io {
+        path: path.clone(),
+        member: member.to_string(),
         source,
     };
-    let result = bundle.walk(
-        |info: &MemberInfo, r: &mut dyn Read| -> Result<Flow, EngineError> {
-            if info.name == MANIFEST_PATH && !plan.whole {
-                let bytes = serde_json::to_vec(&plan.entries).unwrap_or_default();
-                let mut h = tar::Header::new_ustar();
-                h.set_size(bytes.len() as u64);
-                h.set_mode(0o644);
-                h.set_mtime(0);
-                builder
-                    .append_data(&mut h, MANIFEST_PATH, &bytes[..])
-                    .map_err(|e| io_err(info, e))?;
-                return Ok(Flow::Continue);
+    let append = |builder: &mut tar::Builder<ChannelWriter>,
+                  name: &str,
+                  size: u64,
+                  r: &mut dyn Read|
+     -> Result<(), ReadError> {
+        let h = member_header(name, size).map_err(|e| io_err(name, e))?;
+        builder.append(&h, r).map_err(|e| io_err(name, e))
+    };
+    let mut result: Result<(), EngineError> = Ok(());
+    for (name, _) in &meta.members {
+        let written = if name == MANIFEST_PATH && !plan.whole {
+            let bytes = ArchiveEntry::list_bytes(&plan.entries);
+            append(
+                &mut builder,
+                MANIFEST_PATH,
+                bytes.len() as u64,
+                &mut &bytes[..],
+            )
+        } else if plan.send.contains(name)
+            && let Some(bytes) = meta.raw.get(name)
+        {
+            append(&mut builder, name, bytes.len() as u64, &mut &bytes[..])
+        } else {
+            Ok(())
+        };
+        if let Err(e) = written {
+            result = Err(e.into());
+            break;
+        }
+    }
+    let wanted: Vec<Digest> = plan.send.iter().filter_map(|n| blob_of(n)).collect();
+    let mut failed: Option<EngineError> = None;
+    let mut blob = |digest: &Digest, stored: u64, r: &mut dyn Read| -> Result<(), EngineError> {
+        let name = format!("{BLOBS_DIR}{}", digest.hex());
+        reporter.blob_start(digest, stored, &name, 0);
+        let mut compressed = HashingReader::new(Progress {
+            inner: r,
+            digest: digest.clone(),
+            reporter,
+        });
+        if let Some((size, diff_id)) = plan.inflate.get(&name) {
+            let mut plain = HashingReader::new(flate2::read::GzDecoder::new(&mut compressed));
+            append(&mut builder, &name, *size, &mut plain)?;
+            let (_, actual_diff, len) = plain.finish();
+            // Whatever follows the gzip stream is part of the blob too.
+            std::io::copy(&mut compressed, &mut std::io::sink()).map_err(|e| io_err(&name, e))?;
+            let (_, actual, _) = compressed.finish();
+            if actual != *digest {
+                return Err(EngineError::CorruptBlob {
+                    bundle: path.clone(),
+                    digest: digest.clone(),
+                    actual,
+                });
             }
-            if !plan.send.contains(&info.name) {
-                return Ok(Flow::Continue);
+            if &actual_diff != diff_id || len != *size {
+                return Err(EngineError::CorruptLayer {
+                    bundle: path.clone(),
+                    digest: digest.clone(),
+                    diff_id: diff_id.clone(),
+                    actual: actual_diff,
+                });
             }
-            match info.blob_digest() {
-                Some(digest) if plan.inflate.contains_key(&info.name) => {
-                    let (size, diff_id) = &plan.inflate[&info.name];
-                    reporter.blob_start(&digest, info.size, &info.name, 0);
-                    let mut header = info.header.clone();
-                    header.set_size(*size);
-                    header.set_cksum();
-                    let mut compressed = HashingReader::new(Progress {
-                        inner: r,
-                        digest: digest.clone(),
-                        reporter,
-                    });
-                    let mut plain =
-                        HashingReader::new(flate2::read::GzDecoder::new(&mut compressed));
-                    builder
-                        .append(&header, &mut plain)
-                        .map_err(|e| io_err(info, e))?;
-                    let (_, actual_diff, len) = plain.finish();
-                    // Whatever follows the gzip stream is part of the blob too.
-                    std::io::copy(&mut compressed, &mut std::io::sink())
-                        .map_err(|e| io_err(info, e))?;
-                    let (_, actual, _) = compressed.finish();
-                    if actual != digest {
-                        return Err(EngineError::CorruptBlob {
-                            bundle: bundle.path.clone(),
-                            digest,
-                            actual,
-                        });
-                    }
-                    if &actual_diff != diff_id || len != *size {
-                        return Err(EngineError::CorruptLayer {
-                            bundle: bundle.path.clone(),
-                            digest,
-                            diff_id: diff_id.clone(),
-                            actual: actual_diff,
-                        });
-                    }
-                    reporter.blob_done(&digest);
-                    sent += 1;
-                }
-                Some(digest) => {
-                    reporter.blob_start(&digest, info.size, &info.name, 0);
-                    let mut hashing = HashingReader::new(Progress {
-                        inner: r,
-                        digest: digest.clone(),
-                        reporter,
-                    });
-                    builder
-                        .append(&info.header, &mut hashing)
-                        .map_err(|e| io_err(info, e))?;
-                    let (_, actual, _) = hashing.finish();
-                    if actual != digest {
-                        return Err(EngineError::CorruptBlob {
-                            bundle: bundle.path.clone(),
-                            digest,
-                            actual,
-                        });
-                    }
-                    reporter.blob_done(&digest);
-                    sent += 1;
-                }
-                None => {
-                    builder
-                        .append(&info.header, r)
-                        .map_err(|e| io_err(info, e))?;
-                }
+        } else {
+            append(&mut builder, &name, stored, &mut compressed)?;
+            let (_, actual, _) = compressed.finish();
+            if actual != *digest {
+                return Err(EngineError::CorruptBlob {
+                    bundle: path.clone(),
+                    digest: digest.clone(),
+                    actual,
+                });
             }
-            Ok(Flow::Continue)
-        },
-    );
+        }
+        reporter.blob_done(digest);
+        sent += 1;
+        Ok(())
+    };
+    if result.is_ok() {
+        let visited = source.visit(&wanted, &mut |d, size, r| match blob(d, size, r) {
+            Ok(()) => true,
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
+        });
+        // The source's own failure (a bundle ending inside a blob) explains a failed copy.
+        result = match (visited, failed.take()) {
+            (Err(e), _) => Err(e.into()),
+            (Ok(()), Some(e)) => Err(e),
+            (Ok(()), None) => Ok(()),
+        };
+    }
     let finished = result.and_then(|_| {
-        builder.finish().map_err(|e| {
-            EngineError::Bundle(ReadError::Io {
-                path: bundle.path.clone(),
-                member: "(end)".into(),
-                source: e,
-            })
-        })?;
-        builder.get_mut().flush().map_err(|e| {
-            EngineError::Bundle(ReadError::Io {
-                path: bundle.path.clone(),
-                member: "(end)".into(),
-                source: e,
-            })
-        })
+        builder
+            .finish()
+            .map_err(|e| EngineError::Bundle(io_err("(end)", e)))?;
+        builder
+            .get_mut()
+            .flush()
+            .map_err(|e| EngineError::Bundle(io_err("(end)", e)))
     });
     if let Err(e) = finished {
         // Make the request fail instead of letting the engine load a partial stream.
@@ -474,17 +491,18 @@ fn skipped_layer_gone(plan: &LoadPlan, message: &str) -> Option<String> {
 /// Stream `plan`'s tar into `POST /images/load`; the blobs sent and the engine's lines.
 async fn send(
     engine: &Engine,
-    meta: &Meta,
+    meta: &Arc<Meta>,
+    source: &Arc<dyn Source>,
     plan: &LoadPlan,
     reporter: Arc<dyn Reporter>,
 ) -> Result<(u64, Vec<String>), EngineError> {
     reporter.total(plan.bytes_to_send);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, io::Error>>(4);
-    let bundle = meta.bundle.clone();
+    let (writer_meta, source) = (Arc::clone(meta), Arc::clone(source));
     let plan_arc = Arc::new(plan.clone());
     let writer_reporter = Arc::clone(&reporter);
     let writer = tokio::task::spawn_blocking(move || {
-        write_stream(&bundle, &plan_arc, tx, &*writer_reporter)
+        write_stream(&writer_meta, &*source, &plan_arc, tx, &*writer_reporter)
     });
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
@@ -540,17 +558,32 @@ async fn send(
     }
 }
 
-/// Load `meta`'s bundle into the engine: plan, check disk space, stream, verify, tag.
-///
-/// The plan leaves out layers the engine holds; if one of them disappears before the engine
-/// reaches it (an image removed meanwhile, `docker image prune`), the engine refuses the
-/// stream naming that layer's file. Then the engine is read again and the load re-planned and
-/// re-sent, at most twice.
+/// Load `meta`'s bundle into the engine, its blobs read from the bundle itself
+/// (`bundle::source::BundleSource`). See `load_from`.
 pub async fn load(
     engine: &Engine,
     meta: &Meta,
     reporter: Arc<dyn Reporter>,
 ) -> Result<LoadReport, EngineError> {
+    let source: Arc<dyn Source> = Arc::new(BundleSource::of(meta.clone()));
+    load_from(engine, meta, source, reporter).await
+}
+
+/// The engine load sink: load the images `meta` describes, their blobs read from `source`
+/// (any `source::Source`: the bundle, or a delta layered over its base): plan, check disk
+/// space, stream, verify, tag.
+///
+/// The plan leaves out layers the engine holds; if one of them disappears before the engine
+/// reaches it (an image removed meanwhile, `docker image prune`), the engine refuses the
+/// stream naming that layer's file. Then the engine is read again and the load re-planned and
+/// re-sent, at most twice.
+pub async fn load_from(
+    engine: &Engine,
+    meta: &Meta,
+    source: Arc<dyn Source>,
+    reporter: Arc<dyn Reporter>,
+) -> Result<LoadReport, EngineError> {
+    let shared = Arc::new(meta.clone());
     let mut attempts = 0;
     // What the engine had before this command (a failed attempt may load some images).
     let mut present_before: Option<HashSet<Digest>> = None;
@@ -577,7 +610,7 @@ pub async fn load(
                 available,
             });
         }
-        match send(engine, meta, &plan, Arc::clone(&reporter)).await {
+        match send(engine, &shared, &source, &plan, Arc::clone(&reporter)).await {
             Ok((sent, messages)) => {
                 report.sent = true;
                 report.blobs_sent = sent;

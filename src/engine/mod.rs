@@ -81,6 +81,9 @@ pub enum EngineError {
     },
     #[error(transparent)]
     Bundle(#[from] crate::bundle::read::ReadError),
+    /// Reading blobs from the source of a load.
+    #[error(transparent)]
+    Source(#[from] crate::source::SourceError),
     #[error("Failed to run the bundle reader thread")]
     Join(#[source] tokio::task::JoinError),
     /// A delta bundle whose base is not (wholly) on the engine.
@@ -101,6 +104,7 @@ impl Classify for EngineError {
             | EngineError::CorruptBlob { .. }
             | EngineError::CorruptLayer { .. } => Class::Failed,
             EngineError::Bundle(e) => e.class(),
+            EngineError::Source(e) => e.class(),
             EngineError::Delta(e) => e.class(),
         }
     }
@@ -108,6 +112,7 @@ impl Classify for EngineError {
         match self {
             EngineError::Bundle(e) => e.hint(),
             EngineError::Delta(e) => e.hint(),
+            EngineError::Source(e) => e.hint(),
             _ => None,
         }
     }
