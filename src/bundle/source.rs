@@ -314,15 +314,10 @@ impl BundleSource {
     ) -> Result<(), ReadError> {
         let wanted: std::collections::HashSet<&Digest> = wanted.iter().collect();
         self.meta.bundle.walk(|info, r| {
-            match info.blob_digest() {
-                Some(d) if wanted.contains(&d) => {
-                    if !f(&d, info.size, r) {
-                        return Ok(Flow::Stop);
-                    }
-                }
-                _ => {}
-            }
-            Ok::<_, ReadError>(Flow::Continue)
+            let stop = info
+                .blob_digest()
+                .is_some_and(|d| wanted.contains(&d) && !f(&d, info.size, r));
+            Ok::<_, ReadError>(if stop { Flow::Stop } else { Flow::Continue })
         })?;
         Ok(())
     }
