@@ -1,5 +1,8 @@
-//! Bundles: owns the bundle file format (docs/bundle-format.md). `write` is the sink used by
-//! `pack`; `read` is the source used by `verify`, `inspect`, `load`, `up` and `serve`.
+//! Bundles: owns the bundle file format (docs/bundle-format.md). `write` is the sink `pack`
+//! uses (blobs from any `source::Source`); `read` walks a bundle in tar order and `source`
+//! adds the blob-offset index and makes a bundle a `source::Source`: together the one reader
+//! behind `verify`, `inspect`, `load`, `up`, `serve` and `push`. `signature` checks a signed
+//! bundle (with `crate::sign`), `delta` bundles over a base, `parts` split bundles.
 
 pub mod delta;
 pub mod meta;
