@@ -9,7 +9,7 @@ use crate::compose::{self, LoadOptions, Project};
 use crate::error::Context as _;
 use clap::Args;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Args, Debug)]
@@ -17,7 +17,8 @@ pub struct CheckArgs {
     #[command(flatten)]
     pub project: ProjectArgs,
     /// The directory `airlock up` extracted the bundle's compose files into (reads the
-    /// project name, files and override it used).
+    /// project name, files and override it used). Default, without -f/--project-directory/-p:
+    /// the current directory when it holds `.airlock-up.json`.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["files", "project_directory"])]
     pub dir: Option<PathBuf>,
     /// URL to probe, expecting 2xx or 3xx (repeatable; default: the first published
@@ -41,7 +42,24 @@ pub fn load_project(
 }
 
 pub fn run(args: CheckArgs, out: &Output) -> crate::error::Result<ExitCode> {
-    let (project, findings, overrides) = match &args.dir {
+    // Inside a directory `airlock up` wrote, with no project options: its state, as `--dir .`.
+    let here = Path::new(".");
+    let dir = args.dir.as_deref().or_else(|| {
+        let p = &args.project;
+        (p.files.is_empty()
+            && p.project_directory.is_none()
+            && p.project_name.is_none()
+            && std::env::var_os("COMPOSE_FILE").is_none()
+            && here.join(crate::up::UP_STATE).is_file())
+        .then_some(here)
+    });
+    if args.dir.is_none() && dir.is_some() {
+        out.status(&format!(
+            "using the state `airlock up` left here ({}), as `--dir .`",
+            crate::up::UP_STATE
+        ));
+    }
+    let (project, findings, overrides) = match dir {
         Some(dir) => {
             let (state, opts) = crate::up::state::read(dir)?;
             let (project, findings) = load_project(&opts)?;

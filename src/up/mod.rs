@@ -162,6 +162,26 @@ pub fn up(opts: &UpOptions, reporter: Arc<dyn Reporter>) -> crate::error::Result
         &staged.files,
         &staged.profiles,
     );
+    // docker-compose 1.x refuses files with keys only Compose v2 reads: say so before anything
+    // changes, rather than rewriting the operator's files into something else.
+    let texts: Vec<(&str, String)> = files
+        .iter()
+        .filter_map(|f| {
+            meta.compose_files
+                .get(f)
+                .map(|b| (f.as_str(), String::from_utf8_lossy(b).into_owned()))
+        })
+        .collect();
+    let texts: Vec<(&str, &str)> = texts.iter().map(|(f, t)| (*f, t.as_str())).collect();
+    if let Some((file, key)) = runner::unreadable_key(&tool, &texts) {
+        return Err(Classified::input(format!(
+            "`{file}` in bundle `{}` has a top-level `{key}:`, which docker-compose {} cannot read; nothing was changed. Compose v2 is needed: install the Compose v2 CLI plugin (`docker compose`), or unset {}=v1 where it is installed",
+            opts.bundle.display(),
+            tool.version,
+            crate::compose_cli::CHOICE_VAR
+        ))
+        .into());
+    }
     let rt = crate::runtime::build(crate::runtime::Workers::Two)?;
     rt.block_on(async {
         let engine = crate::engine::connect().await?;
@@ -266,12 +286,20 @@ pub fn up(opts: &UpOptions, reporter: Arc<dyn Reporter>) -> crate::error::Result
             true
         } else {
             reporter.step(&format!("$ {}", command.join(" ")));
-            let status = runner::run(&command, &dir)?;
-            if !status.success() {
-                reporter.warn(&format!("`{}` failed ({status}); checking what is running", command.join(" ")));
-            }
+            let ran = runner::run(&command, &dir)?;
             files::write_if_changed(&dir.join(UP_STATE), serde_json::to_string_pretty(&state)?.as_bytes())?;
-            status.success()
+            if !ran.status.success() {
+                // Compose has said why it stopped: stop here too, with its words, rather than
+                // wait out --timeout for services it never started.
+                return Err(Classified::failed(format!(
+                    "`{}` failed ({}); airlock stopped without waiting. Compose said:\n  {}",
+                    command.join(" "),
+                    ran.status,
+                    ran.last_lines.join("\n  ")
+                ))
+                .into());
+            }
+            true
         };
         let settled = wait::wait_settled(&engine, &project_name, &services, opts.timeout, reporter.as_ref()).await?;
         if !settled {

@@ -678,3 +678,184 @@ fn load_compressed_bundles_and_skip_what_is_present() {
     assert_eq!(again["sent"], false);
     assert_eq!(again["images"][0]["action"], "present");
 }
+
+/// `airlock check` run inside the directory `up` wrote (it holds `.airlock-up.json`), with no
+/// option, uses the state `up` left there as `--dir .` does: the project name and files come
+/// from it, not from the directory's name.
+#[test]
+fn check_inside_the_up_directory_uses_its_state() {
+    if !require_docker() {
+        return;
+    }
+    let (p, _) = web_stack("inside");
+    // A directory whose name is not the project's.
+    let dir = p.work.path().join("offline").join("site-a");
+    let up = p
+        .airlock()
+        .arg("up")
+        .arg(&p.bundle)
+        .arg("--dir")
+        .arg(&dir)
+        .args(["--timeout", "90s"])
+        .output()
+        .unwrap();
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    let check = p
+        .airlock()
+        .current_dir(&dir)
+        .args(["check", "--json"])
+        .output()
+        .unwrap();
+    let c = json_of(&check);
+    assert_eq!(check.status.code(), Some(0), "{c:#}\n{}", String::from_utf8_lossy(&check.stderr));
+    assert_eq!(c["project"], p.project.as_str(), "{c:#}");
+    assert!(
+        c["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["status"] != "fail"),
+        "{c:#}"
+    );
+}
+
+/// Compose refuses to start the stack (the published port is taken): `up` stops as soon as
+/// compose exits, exit 1, showing compose's own error lines; it never waits out --timeout.
+#[test]
+fn up_stops_at_once_when_compose_fails() {
+    if !require_docker() {
+        return;
+    }
+    let (p, _) = web_stack("compose-fails");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    // The user's edited .env wins over the bundle's: the web service publishes a taken port.
+    let dir = p.offline_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(".env"),
+        format!("REGISTRY={}\nWEB_PORT={port}\n", registry_of(&p)),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let up = p
+        .airlock()
+        .arg("up")
+        .arg(&p.bundle)
+        .arg("--dir")
+        .arg(&dir)
+        .args(["--timeout", "240s"])
+        .output()
+        .unwrap();
+    let elapsed = started.elapsed();
+    let stderr = String::from_utf8_lossy(&up.stderr);
+    assert_eq!(up.status.code(), Some(1), "{stderr}");
+    assert!(elapsed < Duration::from_secs(120), "up took {elapsed:?}: {stderr}");
+    assert!(
+        stderr.contains(&port.to_string())
+            && (stderr.contains("already in use") || stderr.contains("already allocated")),
+        "compose's error line is missing: {stderr}"
+    );
+    assert!(stderr.contains("compose"), "{stderr}");
+    assert!(!stderr.contains("waiting for"), "{stderr}");
+    drop(taken);
+}
+
+/// Under docker-compose 1.x (AIRLOCK_COMPOSE=v1), a compose file with a top-level key only
+/// Compose v2 reads (`name:`) is refused before anything changes: exit 2, naming the file,
+/// the key and Compose v2; no file written, no image loaded.
+#[test]
+fn up_under_v1_refuses_keys_only_compose_v2_reads() {
+    if !require_docker() {
+        return;
+    }
+    let compose = "name: airlock-it-v1name\nservices:\n  a:\n    image: ${REGISTRY}/airlock-it-v1name/base:1.0\n    command: [\"sleep\", \"300\"]\n";
+    let p = pack_stack("v1name", &[("base", &[], "")], compose, "", &[]);
+    let dir = p.offline_dir();
+    let up = p
+        .airlock()
+        .env("AIRLOCK_COMPOSE", "v1")
+        .arg("up")
+        .arg(&p.bundle)
+        .arg("--dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&up.stderr);
+    assert_eq!(up.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("compose.yaml") && stderr.contains("`name:`") && stderr.contains("Compose v2"),
+        "{stderr}"
+    );
+    assert!(!dir.exists(), "up wrote files before refusing");
+    assert!(!harness::image_exists(&format!(
+        "{}/airlock-it-v1name/base:1.0",
+        registry_of(&p)
+    )));
+}
+
+/// A service pinned by digest (`name@sha256:...`): `up` starts it offline on either store.
+/// The classic store records no repo digest on load, so `load` tags the image
+/// `name:airlock-<hex>` and the override points the service at that tag; the containerd store
+/// keeps the digest, so the pinned reference itself resolves on the engine.
+#[test]
+fn up_with_a_digest_pinned_reference() {
+    if !require_docker() {
+        return;
+    }
+    let registry = Registry::start();
+    let project = "airlock-it-pinned".to_string();
+    let work = tempfile::tempdir().unwrap();
+    let online = work.path().join("online").join(&project);
+    std::fs::create_dir_all(&online).unwrap();
+    let tag = format!("{}/{project}/base:1.0", registry.addr);
+    build_image(&tag, &[], "");
+    harness::docker(&["push", "-q", &tag]);
+    let pinned = harness::docker(&["image", "inspect", "--format", "{{index .RepoDigests 0}}", &tag]);
+    assert!(pinned.contains("@sha256:"), "{pinned}");
+    std::fs::write(
+        online.join("compose.yaml"),
+        format!("services:\n  a:\n    image: {pinned}\n    command: [\"sleep\", \"300\"]\n"),
+    )
+    .unwrap();
+    let cache = work.path().join("cache");
+    let bundle = work.path().join("pinned.tar");
+    harness::airlock(&cache)
+        .current_dir(&online)
+        .arg("pack")
+        .arg("-o")
+        .arg(&bundle)
+        .assert()
+        .success();
+    harness::docker(&["rmi", "-f", &tag]);
+    drop(registry);
+    let _cleanup = Cleanup {
+        project: project.clone(),
+        images: vec![tag.clone(), pinned.clone()],
+    };
+    let dir = work.path().join("offline").join(&project);
+    let up = harness::airlock(&cache)
+        .arg("up")
+        .arg(&bundle)
+        .arg("--dir")
+        .arg(&dir)
+        .args(["--timeout", "60s", "--json"])
+        .output()
+        .unwrap();
+    let u = json_of(&up);
+    assert!(up.status.success(), "{u:#}\n{}", String::from_utf8_lossy(&up.stderr));
+    assert_eq!(u["check"]["ok"], true, "{u:#}");
+    let pins = u["load"]["pinned"].as_array().cloned().unwrap_or_default();
+    if harness::engine().containerd() {
+        // The store keeps the digest: the reference as written resolves.
+        assert!(harness::image_exists(&pinned), "{pinned} does not resolve");
+    }
+    // Either way the service runs the pinned image, through the tag load reports (if any).
+    for p in &pins {
+        assert!(harness::image_exists(p["tag"].as_str().unwrap()), "{u:#}");
+    }
+    assert!(
+        !harness::engine().classic() || !pins.is_empty(),
+        "the classic store needs a local tag for a pinned reference: {u:#}"
+    );
+}
