@@ -1,7 +1,8 @@
 //! Terminal progress for transfers: owns the `Reporter` implementation `cli` commands use.
 //! On a terminal (stderr) it draws one bar per blob in flight plus a total bar (bytes, rate,
 //! ETA) with indicatif; otherwise it prints plain lines (one per blob started, resumed and
-//! done, and each step); with `--quiet` only nothing. Warnings always go to stderr.
+//! done, and each step; "uploading" for `push`); with `--quiet` only nothing. Warnings always
+//! go to stderr.
 
 use super::output::Output;
 use crate::digest::Digest;
@@ -24,6 +25,9 @@ pub struct Progress {
     mode: Mode,
     color: bool,
     quiet: bool,
+    /// Transfers are uploads (`push`): lines say "uploading", and blobs the target already
+    /// has are listed as "present" and count toward the total.
+    uploads: bool,
 }
 
 impl Progress {
@@ -53,6 +57,15 @@ impl Progress {
             mode,
             color: out.color,
             quiet: out.quiet,
+            uploads: false,
+        }
+    }
+
+    /// Progress of uploads (`push`).
+    pub fn uploads(out: &Output) -> Self {
+        Progress {
+            uploads: true,
+            ..Progress::new(out)
         }
     }
 
@@ -102,14 +115,15 @@ impl Reporter for Progress {
                     old.finish_and_clear();
                 }
             }
-            Mode::Lines if resumed_at > 0 => eprintln!(
+            Mode::Lines if resumed_at > 0 && !self.uploads => eprintln!(
                 "fetching {} ({label}, {}), resuming at {}",
                 digest.short(),
                 HumanBytes(size),
                 HumanBytes(resumed_at)
             ),
             Mode::Lines => eprintln!(
-                "fetching {} ({label}, {})",
+                "{} {} ({label}, {})",
+                if self.uploads { "uploading" } else { "fetching" },
                 digest.short(),
                 HumanBytes(size)
             ),
@@ -137,9 +151,20 @@ impl Reporter for Progress {
                     b.finish_and_clear();
                 }
             }
+            Mode::Lines if self.uploads => eprintln!("uploaded  {}", digest.short()),
             Mode::Lines => eprintln!("fetched  {}", digest.short()),
             Mode::Quiet => {}
         }
+    }
+
+    fn blob_skipped(&self, digest: &Digest, size: u64, label: &str) {
+        if !self.uploads {
+            return;
+        }
+        if let Mode::Lines = self.mode {
+            eprintln!("present   {} ({label})", digest.short());
+        }
+        self.blob_progress(digest, size);
     }
 
     fn total(&self, bytes: u64) {

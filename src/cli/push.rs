@@ -3,8 +3,6 @@
 
 use super::output::Output;
 use super::progress::Progress;
-use crate::digest::Digest;
-use crate::progress::Reporter;
 use crate::registry::Options;
 use clap::Args;
 use indicatif::HumanBytes;
@@ -37,57 +35,8 @@ pub struct PushArgs {
     pub chunk_size: u64,
 }
 
-/// Progress lines that say "uploading" (bars are drawn by `Progress` as for pulls).
-struct PushProgress {
-    inner: Arc<Progress>,
-    lines: bool,
-}
-
-impl Reporter for PushProgress {
-    fn blob_start(&self, digest: &Digest, size: u64, label: &str, resumed_at: u64) {
-        if self.lines {
-            eprintln!(
-                "uploading {} ({label}, {})",
-                digest.short(),
-                HumanBytes(size)
-            );
-        } else {
-            self.inner.blob_start(digest, size, label, resumed_at);
-        }
-    }
-    fn blob_progress(&self, digest: &Digest, bytes: u64) {
-        self.inner.blob_progress(digest, bytes);
-    }
-    fn blob_done(&self, digest: &Digest) {
-        if self.lines {
-            eprintln!("uploaded  {}", digest.short());
-        } else {
-            self.inner.blob_done(digest);
-        }
-    }
-    fn blob_skipped(&self, digest: &Digest, size: u64, label: &str) {
-        if self.lines {
-            eprintln!("present   {} ({label})", digest.short());
-        }
-        self.inner.blob_progress(digest, size);
-    }
-    fn total(&self, bytes: u64) {
-        self.inner.total(bytes);
-    }
-    fn step(&self, message: &str) {
-        self.inner.step(message);
-    }
-    fn warn(&self, message: &str) {
-        self.inner.warn(message);
-    }
-}
-
 pub fn run(args: PushArgs, out: &Output) -> crate::error::Result<ExitCode> {
-    let progress = Arc::new(Progress::new(out));
-    let reporter = Arc::new(PushProgress {
-        inner: Arc::clone(&progress),
-        lines: (!out.interactive || out.json) && !out.quiet,
-    });
+    let progress = Arc::new(Progress::uploads(out));
     let opts = crate::push::PushOptions {
         bundle: args.bundle.clone(),
         to: args.to.clone(),
@@ -100,7 +49,7 @@ pub fn run(args: PushArgs, out: &Output) -> crate::error::Result<ExitCode> {
         chunk_size: args.chunk_size << 20,
         override_out: args.override_out.clone(),
     };
-    let pushed = crate::push::push(&opts, reporter);
+    let pushed = crate::push::push(&opts, progress.clone());
     progress.finish();
     let crate::push::Pushed {
         report,
