@@ -188,10 +188,10 @@ pub fn capabilities(e: &EngineFacts) -> Vec<Capability> {
         Capability {
             code: "deltas",
             title: "delta bundles (pack --since)",
-            status: if e.store == Store::Classic { "yes" } else { "no" },
+            status: if e.store == Store::Podman { "no" } else { "yes" },
             detail: match e.store {
                 Store::Classic => "a delta loads on top of the base's images (airlock load/up, and plain `docker load -i`)".into(),
-                Store::Containerd => "refused by `airlock load` on the containerd store: carry a full bundle (plain `docker load -i` of a delta works while the base's images are on the engine)".into(),
+                Store::Containerd => "a delta loads while every base image is on the engine by ID, its digest (airlock load/up refuse otherwise, naming them; plain `docker load -i` too)".into(),
                 Store::Podman => "not tested on podman: carry a full bundle".into(),
             },
         },
@@ -217,7 +217,7 @@ pub fn capabilities(e: &EngineFacts) -> Vec<Capability> {
             status: if e.store == Store::Classic { "yes" } else { "partial" },
             detail: match e.store {
                 Store::Classic => "images and layers the engine holds are skipped".into(),
-                Store::Containerd => "images the engine holds are skipped; for the others the whole bundle is sent".into(),
+                Store::Containerd => "images the engine holds are skipped, and the blobs of bundle images whose digest is an image ID there; the rest of the bundle is sent".into(),
                 Store::Podman => "images the engine holds are skipped; layer skipping is not tested on podman".into(),
             },
         },
@@ -262,7 +262,7 @@ mod tests {
         assert_eq!(status(&c, "zstd-layers"), "yes");
         assert_eq!(status(&c, "digest-pins"), "yes");
         assert_eq!(status(&c, "platforms"), "yes");
-        assert_eq!(status(&c, "deltas"), "no");
+        assert_eq!(status(&c, "deltas"), "yes");
     }
 
     #[test]

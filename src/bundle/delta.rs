@@ -46,9 +46,16 @@ pub enum DeltaError {
         missing: Vec<MissingLayer>,
     },
     #[error(
-        "This delta bundle (base `{base}`) cannot be loaded into a containerd-store engine, which imports whole OCI layouts"
+        "This delta bundle (base `{base}`) leaves out layers a containerd-store engine must already hold in its content store, and the engine lacks the base image{} {}; nothing was loaded",
+        if missing.len() == 1 { "" } else { "s" },
+        missing.join(", ")
     )]
-    ContainerdStore { base: String },
+    ContainerdStore {
+        base: String,
+        /// The base's images (`ref (top digest)`) the engine lacks by image ID, or the base
+        /// itself when the delta records no base image digests.
+        missing: Vec<String>,
+    },
 }
 
 impl Classify for DeltaError {
@@ -73,7 +80,7 @@ impl Classify for DeltaError {
                 base_images.join(", ")
             )),
             DeltaError::ContainerdStore { .. } => Some(
-                "load the base and the delta with plain `docker load` after joining them, or pack a full bundle".into(),
+                "load the base bundle first (its images must be on the engine by digest), or pack a full bundle".into(),
             ),
             DeltaError::Read { .. } | DeltaError::Unrecognised { .. } => None,
         }
@@ -308,6 +315,7 @@ pub fn base_meta(base: &Base, omitted: &BTreeSet<Digest>) -> BaseMeta {
         id: base.id.clone(),
         assumed: omitted.iter().cloned().collect(),
         images: base.images.iter().map(|i| i.reference.clone()).collect(),
+        tops: base.images.iter().map(|i| i.top.clone()).collect(),
     }
 }
 

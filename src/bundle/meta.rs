@@ -84,6 +84,11 @@ pub struct BaseMeta {
     /// References of the base's images (to name what to load first).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<Reference>,
+    /// Top (manifest or index) digests of the base's images, in the order of `images`: on a
+    /// containerd-store engine, the image IDs that show the assumed blobs are in its content
+    /// store (absent from deltas packed before this field existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tops: Vec<Digest>,
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //! the missing images, their configs, and only the layers whose ChainID the engine does not
 //! hold (the classic store reuses a layer by ChainID before opening its file; formats.md
 //! section 8). A containerd-store engine gets the whole tar (it names images from
-//! index.json). Every blob is hashed while it is copied. Afterwards the references the
+//! index.json) but the blobs of the bundle's images whose top digest is an image ID there
+//! (its content store holds them; the importer takes them from there). Every blob is hashed while it is copied. Afterwards the references the
 //! compose files use are tagged; digest-pinned references get a local tag (`pinned_tag`).
 //! Reads with `bundle::read`; used by `up::load_bundle` (for `cli::load` and `up`).
 
@@ -200,18 +201,45 @@ pub fn plan(meta: &Meta, state: &EngineState) -> LoadPlan {
         }
     }
     if plan.whole && !plan.entries.is_empty() {
-        plan.send = meta
+        // Containerd store: every member, but the blobs of images whose top digest is an
+        // image ID on the engine (those are in its content store, where the importer finds
+        // them).
+        let covered: HashMap<&Digest, u64> = meta
+            .meta
+            .images
+            .iter()
+            .filter(|i| state.images.contains_key(&i.top.digest))
+            .flat_map(|i| {
+                [&i.top, &i.manifest, &i.config]
+                    .into_iter()
+                    .chain(i.layers.iter().map(|l| &l.blob))
+                    .map(|d| (&d.digest, d.size))
+            })
+            .collect();
+        let mut names: BTreeSet<String> = meta
             .sums
             .keys()
             .filter(|n| !n.starts_with("airlock/"))
             .cloned()
             .collect();
-        plan.send.extend(
+        names.extend(
             meta.members
                 .iter()
                 .map(|(n, _)| n.clone())
                 .filter(|n| !n.starts_with("airlock/")),
         );
+        plan.send = HashSet::new();
+        for name in names {
+            match blob_of(&name) {
+                Some(d) if covered.contains_key(&d) => {
+                    plan.blobs_skipped += 1;
+                    plan.bytes_skipped += covered.get(&d).copied().unwrap_or(0);
+                }
+                _ => {
+                    plan.send.insert(name);
+                }
+            }
+        }
     }
     plan.bytes_to_send = plan
         .send
@@ -471,10 +499,39 @@ pub fn check_delta(meta: &BundleMeta, state: &EngineState) -> Result<(), DeltaEr
             missing,
         });
     }
-    if state.containerd_store {
-        return Err(DeltaError::ContainerdStore {
-            base: base.id.clone(),
-        });
+    // The containerd importer needs every blob in the stream or in its content store, and
+    // the API cannot list that store; an image whose ID (its top digest there) is on the
+    // engine has all its blobs in it. So every base image must be present by ID, unless
+    // the engine already has every image of the delta.
+    let all_present = meta
+        .images
+        .iter()
+        .all(|i| state.images.contains_key(&i.top.digest));
+    if state.containerd_store && !all_present {
+        let missing: Vec<String> = if base.tops.len() != base.images.len() || base.tops.is_empty()
+        {
+            vec![format!(
+                "(this delta records no base image digests; repack it with this airlock) {}",
+                base.images
+                    .iter()
+                    .map(Reference::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )]
+        } else {
+            base.images
+                .iter()
+                .zip(&base.tops)
+                .filter(|(_, top)| !state.images.contains_key(*top))
+                .map(|(r, top)| format!("`{r}` ({top})"))
+                .collect()
+        };
+        if !missing.is_empty() {
+            return Err(DeltaError::ContainerdStore {
+                base: base.id.clone(),
+                missing,
+            });
+        }
     }
     Ok(())
 }
