@@ -19,6 +19,7 @@ pub mod error;
 pub mod image;
 pub mod lock;
 pub mod pack;
+pub mod patch;
 pub mod plan;
 pub mod platform;
 pub mod progress;
