@@ -4,7 +4,8 @@
 # content; SCALE 1.0 = ~600 MB compressed), served by Debian's docker-registry on 127.0.0.1.
 #   1. full load:     airlock load bundle.tar      vs  docker load -i <docker save of the same images>
 #   2. upgrade load:  v2 images share all but their top layer with v1 (v1 loaded first, ~90% of the
-#                     layers present): airlock load of the v2 bundle vs docker load -i of the v2 save
+#                     layers present): airlock load of the v2 bundle vs docker load -i of the v2 save,
+#                     and airlock load of the delta (`pack --since` the v1 bundle) vs the same
 #   3. verify:        airlock verify bundle.tar    vs  sha256sum and openssl dgst -sha256 of the same
 #                     file (page cache warm for all three)
 # Prints a markdown table (BENCHMARKS.md) with ratios against the targets of issue 4.
@@ -49,6 +50,7 @@ for v in v1 v2; do
     args=()
     for r in $(refs $v); do args+=(--image "$r"); done
     "$AIRLOCK" pack -q "${args[@]}" -o "$WORK/bundle-$v.tar"
+    [ "$v" = v1 ] || "$AIRLOCK" pack -q "${args[@]}" --since "$WORK/bundle-v1.tar" -o "$WORK/delta-$v.tar"
     # shellcheck disable=SC2046
     for r in $(refs $v); do docker pull -q "$r" >/dev/null; done
     # shellcheck disable=SC2046
@@ -81,6 +83,8 @@ t docker_bundle docker load -q -i "$WORK/bundle-v1.tar"   # the airlock bundle, 
 echo "== upgrade load (v1 on the engine, v2 shares all but the top layers)"
 t airlock_upgrade "$AIRLOCK" load -q "$WORK/bundle-v2.tar"
 for r in $(refs v2); do docker rmi -f "$r" >/dev/null; done
+t airlock_delta "$AIRLOCK" load -q "$WORK/delta-v2.tar"
+for r in $(refs v2); do docker rmi -f "$r" >/dev/null; done
 t docker_upgrade docker load -q -i "$WORK/save-v2.tar"
 rmi_all
 
@@ -93,13 +97,14 @@ t openssl openssl dgst -sha256 "$WORK/bundle-v1.tar"
 mbps() { echo "$BYTES / $1 / 1000000" | bc -l; }
 
 echo
-echo "Bundle v1: $(echo "$BYTES/1000000" | bc -l | xargs printf '%.0f') MB, $(nproc) CPUs, $(docker info -f '{{.Driver}}') graphdriver, Engine $(docker version -f '{{.Server.Version}}')"
+echo "Bundle v1: $(echo "$BYTES/1000000" | bc -l | xargs printf '%.0f') MB, $(nproc) CPUs, $(docker info -f '{{.Driver}}{{range .DriverStatus}}{{if eq (index . 0) "driver-type"}} (containerd image store){{end}}{{end}}') storage, Engine $(docker version -f '{{.Server.Version}}')"
 echo
 echo "| run | airlock (s) | baseline (s) | ratio | target |"
 echo "| --- | ---: | ---: | ---: | --- |"
 printf '| full load vs `docker load -i` | %.2f | %.2f | %.2fx | <= 1.1x |\n' "${T[airlock_full]}" "${T[docker_full]}" "$(echo "${T[airlock_full]}/${T[docker_full]}" | bc -l)"
 printf '| (`docker load -i` of the airlock bundle itself) | %.2f | %.2f | %.2fx | |\n' "${T[docker_bundle]}" "${T[docker_full]}" "$(echo "${T[docker_bundle]}/${T[docker_full]}" | bc -l)"
 printf '| upgrade load (~90%% layers present) vs `docker load -i` | %.2f | %.2f | %.2fx | <= 0.3x |\n' "${T[airlock_upgrade]}" "${T[docker_upgrade]}" "$(echo "${T[airlock_upgrade]}/${T[docker_upgrade]}" | bc -l)"
+printf '| upgrade load of the delta (`pack --since` v1) vs `docker load -i` | %.2f | %.2f | %.2fx | <= 0.3x |\n' "${T[airlock_delta]}" "${T[docker_upgrade]}" "$(echo "${T[airlock_delta]}/${T[docker_upgrade]}" | bc -l)"
 echo
 echo "| verify | time (s) | MB/s | vs openssl |"
 echo "| --- | ---: | ---: | ---: |"

@@ -72,7 +72,7 @@ pub struct ProjectArgs {
     /// Environment file(s) for interpolation, instead of `<project dir>/.env` (repeatable).
     #[arg(long = "env-file", value_name = "FILE")]
     pub env_files: Vec<PathBuf>,
-    /// Enable a profile (repeatable; `*` enables all; also COMPOSE_PROFILES).
+    /// Enable a profile (repeatable; `*` enables all; when none is given, COMPOSE_PROFILES).
     #[arg(long = "profile", value_name = "NAME")]
     pub profiles: Vec<String>,
     /// Project name (default: `name:`, COMPOSE_PROJECT_NAME, or the directory name).

@@ -22,7 +22,7 @@ pub fn stdout_line(text: &str) {
 }
 
 /// Write `text` and a newline on stderr; a closed stderr is ignored.
-fn stderr_line(text: &str) {
+pub fn stderr_line(text: &str) {
     let _ = writeln!(io::stderr().lock(), "{text}");
 }
 

@@ -4,7 +4,7 @@
 //! done, and each step; "uploading" for `push`); with `--quiet` only nothing. Warnings always
 //! go to stderr.
 
-use super::output::Output;
+use super::output::{stderr_line, Output};
 use crate::digest::Digest;
 use crate::progress::Reporter;
 use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -85,7 +85,7 @@ impl Progress {
             Mode::Bars { multi, .. } => {
                 let _ = multi.println(text);
             }
-            Mode::Lines => eprintln!("{text}"),
+            Mode::Lines => stderr_line(text),
             Mode::Quiet => {}
         }
     }
@@ -115,18 +115,18 @@ impl Reporter for Progress {
                     old.finish_and_clear();
                 }
             }
-            Mode::Lines if resumed_at > 0 && !self.uploads => eprintln!(
+            Mode::Lines if resumed_at > 0 && !self.uploads => stderr_line(&format!(
                 "fetching {} ({label}, {}), resuming at {}",
                 digest.short(),
                 HumanBytes(size),
                 HumanBytes(resumed_at)
-            ),
-            Mode::Lines => eprintln!(
+            )),
+            Mode::Lines => stderr_line(&format!(
                 "{} {} ({label}, {})",
                 if self.uploads { "uploading" } else { "fetching" },
                 digest.short(),
                 HumanBytes(size)
-            ),
+            )),
             Mode::Quiet => {}
         }
     }
@@ -151,8 +151,8 @@ impl Reporter for Progress {
                     b.finish_and_clear();
                 }
             }
-            Mode::Lines if self.uploads => eprintln!("uploaded  {}", digest.short()),
-            Mode::Lines => eprintln!("fetched  {}", digest.short()),
+            Mode::Lines if self.uploads => stderr_line(&format!("uploaded  {}", digest.short())),
+            Mode::Lines => stderr_line(&format!("fetched  {}", digest.short())),
             Mode::Quiet => {}
         }
     }
@@ -162,7 +162,7 @@ impl Reporter for Progress {
             return;
         }
         if let Mode::Lines = self.mode {
-            eprintln!("present   {} ({label})", digest.short());
+            stderr_line(&format!("present   {} ({label})", digest.short()));
         }
         self.blob_progress(digest, size);
     }
@@ -190,7 +190,7 @@ impl Reporter for Progress {
             Mode::Bars { multi, .. } => {
                 let _ = multi.println(format!("{label} {message}"));
             }
-            _ => eprintln!("{label} {message}"),
+            _ => stderr_line(&format!("{label} {message}")),
         }
     }
 }
