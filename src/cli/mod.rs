@@ -14,6 +14,7 @@ pub mod load;
 pub mod lock;
 pub mod output;
 pub mod pack;
+pub mod patch;
 pub mod plan;
 pub mod progress;
 pub mod push;
@@ -124,6 +125,9 @@ pub enum Command {
     Key(key::KeyArgs),
     /// What this host's engine can take: engine and API version, image store, free space, Compose CLIs, capabilities.
     Doctor(doctor::DoctorArgs),
+    /// Build or apply one layer patch on tars on disk (for benchmarks; bundles get theirs from `pack --since`).
+    #[command(hide = true)]
+    Patch(patch::PatchArgs),
 }
 
 /// Entry point of both binaries (`airlock` and the Docker CLI plugin `docker-airlock`).
@@ -171,6 +175,7 @@ fn run(cli: Cli, out: &output::Output) -> crate::error::Result<ExitCode> {
         Command::Diff(args) => diff::run(args, out),
         Command::Key(args) => key::run(args, out),
         Command::Doctor(args) => doctor::run(args, out),
+        Command::Patch(args) => patch::run(args, out),
     }
 }
 

@@ -1,15 +1,40 @@
 //! Layer patches: owns the patch file format, building a patch that turns one uncompressed
 //! layer tar (the base) into another (the target), and rebuilding the target from the base
 //! and the patch, checked against its `diff_id`. Knows tars and bytes only: no bundle, no
-//! engine, no registry (`pack` builds patches, sources rebuild them; see
-//! docs/bundle-format.md).
+//! engine, no registry (`pack` builds patches, sources rebuild them; the byte format is in
+//! docs/bundle-format.md, "Layer patches").
 //!
-//! STUB (first cut of the API): the patch is the header plus the whole target tar
-//! compressed with zstd. The real method replaces the bodies of `build` and `apply`.
+//! Method `tar-zstd-v1` (chosen by measurement, BENCHMARKS.md "Patch bundles"): both tars
+//! are cut into entries (`walk`: header blocks, data, padding; whatever it does not parse
+//! is literal tail, so any tar rebuilds byte for byte). Each target entry is matched to a
+//! base entry (same path; else the same path with its digits ignored, which follows
+//! `Django-5.1.3.dist-info` to `Django-5.1.4.dist-info`; else for a file the same file name,
+//! closest size). Its header blocks are XORed with the match's (`HDR`: mostly zeros), its
+//! data is copied from any base file with the same sha256 (`COPY`), or encoded as zstd
+//! frames with a window of the matching file's data as reference prefix (`DIFF`, in chunks
+//! of `DIFF_CHUNK` against the window at the same offset), or carried as is (`LIT`). The op
+//! stream and all literal bytes go through ONE zstd stream (level 19), so the many small
+//! headers and new files compress together (`wire`, `build`, `apply`).
+//!
+//! Memory, whatever the layer's size (it never holds a tar): `build` holds both tars'
+//! entry lists (about 100 bytes and the path per entry), one outer zstd encoder (level 19,
+//! window 2^24), and one DIFF chunk (16 MiB), its base window (20 MiB), its frame and a
+//! level-19 context for them; `apply` holds the base's entry list (40 bytes per entry),
+//! the outer decoder (window at most 2^24 for patches this module writes; 2^27 accepted)
+//! and one DIFF chunk, its window and frame. Measured peak RSS (bench/patch.sh, 104 MB
+//! layer): see BENCHMARKS.md; the bound stated there is under 300 MB for a 1 GB layer.
+//! Every length read from a patch is bounded by the header's size, the base's entries and
+//! `DIFF_CHUNK` before anything is allocated or copied.
 
-use crate::digest::{Digest, HashingWriter};
+mod apply;
+mod build;
+mod walk;
+mod wire;
+
+use crate::digest::Digest;
 use crate::error::{Class, Classify};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// Media type of a patch blob in a bundle.
@@ -19,6 +44,19 @@ pub const MEDIA_TYPE: &str = "application/vnd.airlock.layer.patch.v1";
 const MAGIC: &[u8; 16] = b"AIRLOCK-PATCH\x00\x00\x01";
 /// Largest header accepted (it is a few hundred bytes of JSON).
 const HEADER_LIMIT: u32 = 64 * 1024;
+/// The body's encoding (`Header::method`).
+const METHOD: &str = "tar-zstd-v1";
+/// zstd level of the outer stream and of DIFF frames.
+const OUTER_LEVEL: i32 = 19;
+const DIFF_LEVEL: i32 = 19;
+/// Window of the outer stream as written, and the largest one `apply` accepts.
+const OUTER_WINDOW_LOG: u32 = 24;
+const OUTER_WINDOW_LOG_MAX: u32 = 27;
+/// Largest DIFF chunk (target bytes per DIFF op); tests use small chunks so that files of
+/// a few chunks stay small.
+const DIFF_CHUNK: u64 = if cfg!(test) { 4096 } else { 16 << 20 };
+/// Largest window of a DIFF frame `apply` accepts (a chunk and its base window need 2^26).
+const DIFF_WINDOW_LOG_MAX: u32 = 27;
 
 /// What a patch rebuilds, from what.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
@@ -36,14 +74,18 @@ pub struct Header {
 /// What `build` found and wrote.
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct Stats {
-    /// Target bytes copied from the base unchanged.
+    /// Target bytes copied from the base unchanged (file data and its padding).
     pub copied: u64,
-    /// Target bytes encoded against a base file.
+    /// Target bytes encoded against base bytes (changed files, and header blocks XORed
+    /// with their base entry's).
     pub diffed: u64,
-    /// Target bytes encoded on their own.
+    /// Target bytes carried as they are (new files, headers without a match, the tail).
     pub literal: u64,
+    /// Files whose content the base has (copied).
     pub files_same: u64,
+    /// Files encoded against a base file.
     pub files_changed: u64,
+    /// Files carried as they are.
     pub files_new: u64,
     /// Bytes of the patch written.
     pub patch_bytes: u64,
@@ -57,6 +99,12 @@ pub enum PatchError {
     Corrupt(String),
     #[error("The base layer `{}` is {found}, not {expected} as the patch needs", path.display())]
     WrongBase {
+        path: PathBuf,
+        expected: Digest,
+        found: Digest,
+    },
+    #[error("The layer `{}` to patch to is {found}, not {expected}", path.display())]
+    WrongTarget {
         path: PathBuf,
         expected: Digest,
         found: Digest,
@@ -76,31 +124,18 @@ impl Classify for PatchError {
     }
 }
 
-/// Build a patch turning `base_tar` into `new_tar` (both uncompressed layer tars on disk).
+/// Build a patch turning `base_tar` into `new_tar` (both uncompressed layer tars on disk,
+/// whose sha256 are `base_diff_id` and `diff_id`: `WrongBase` or `WrongTarget` otherwise).
+/// Reads each tar twice (a walk that hashes it, then the bytes it needs); memory is
+/// bounded as the module doc says, whatever the tars' sizes.
 pub fn build(
-    _base_tar: &Path,
+    base_tar: &Path,
     base_diff_id: &Digest,
     new_tar: &Path,
     diff_id: &Digest,
     out: &mut dyn Write,
 ) -> Result<Stats, PatchError> {
-    let size = fs_err::metadata(new_tar)?.len();
-    let header = Header {
-        base_diff_id: base_diff_id.clone(),
-        diff_id: diff_id.clone(),
-        size,
-        method: "zstd-whole-v0".into(),
-    };
-    let mut counter = CountingWriter { inner: out, n: 0 };
-    write_header(&mut counter, &header)?;
-    let mut enc = zstd::stream::write::Encoder::new(&mut counter, 19)?;
-    io::copy(&mut fs_err::File::open(new_tar)?, &mut enc)?;
-    enc.finish()?;
-    Ok(Stats {
-        literal: size,
-        patch_bytes: counter.n,
-        ..Stats::default()
-    })
+    build::build(base_tar, base_diff_id, new_tar, diff_id, out)
 }
 
 /// Read only the header (the patch's first bytes).
@@ -122,26 +157,16 @@ pub fn header(patch: &mut dyn Read) -> Result<Header, PatchError> {
 }
 
 /// Rebuild the target tar from `base_tar` and the patch, writing it to `out` while hashing
-/// it. `Err(Mismatch)` when the result is not the header's `diff_id`: the caller writes to
-/// a temporary file and uses it only on `Ok`.
+/// it. The base is hashed first (one read) and refused with `WrongBase` unless it is the
+/// header's `base_diff_id`; a patch that is not a valid op stream is `Corrupt`;
+/// `Err(Mismatch)` when the result is not the header's `diff_id`: the caller writes to a
+/// temporary file and uses it only on `Ok`.
 pub fn apply(
-    _base_tar: &Path,
+    base_tar: &Path,
     patch: &mut dyn Read,
     out: &mut dyn Write,
 ) -> Result<Header, PatchError> {
-    let header = header(patch)?;
-    let mut w = HashingWriter::new(out);
-    let mut dec = zstd::stream::read::Decoder::new(patch)
-        .map_err(|e| PatchError::Corrupt(e.to_string()))?;
-    io::copy(&mut dec, &mut w).map_err(|e| PatchError::Corrupt(e.to_string()))?;
-    let (_, found, _) = w.finish();
-    if found != header.diff_id {
-        return Err(PatchError::Mismatch {
-            expected: header.diff_id,
-            found,
-        });
-    }
-    Ok(header)
+    apply::apply(base_tar, patch, out)
 }
 
 fn write_header(out: &mut dyn Write, header: &Header) -> io::Result<()> {
@@ -155,6 +180,37 @@ fn read_exact_or(r: &mut dyn Read, buf: &mut [u8]) -> Result<(), PatchError> {
     r.read_exact(buf).map_err(|e| match e.kind() {
         io::ErrorKind::UnexpectedEof => PatchError::NotAPatch,
         _ => PatchError::Io(e),
+    })
+}
+
+/// The window of a base file's data (`lo..hi`, relative to its data) that DIFF chunk `j`
+/// of a target file is encoded against: the chunk at the same offset, widened by an
+/// eighth of a chunk on each side; the file's last 1.25 chunks when it is shorter.
+fn prefix_window(base_size: u64, j: u64) -> (u64, u64) {
+    let margin = DIFF_CHUNK / 8;
+    let at = j.saturating_mul(DIFF_CHUNK);
+    let lo = at.saturating_sub(margin);
+    let hi = base_size.min(at.saturating_add(DIFF_CHUNK + margin));
+    if lo < hi {
+        (lo, hi)
+    } else {
+        (base_size.saturating_sub(DIFF_CHUNK + 2 * margin), base_size)
+    }
+}
+
+/// The window log of a DIFF frame whose prefix and content are `n` bytes.
+fn window_log_for(n: u64) -> u32 {
+    let log = u64::BITS - n.saturating_sub(1).leading_zeros();
+    log.clamp(10, DIFF_WINDOW_LOG_MAX)
+}
+
+/// `buf.len()` bytes of `file` at `off`; the error names the file.
+fn read_at(file: &fs_err::File, buf: &mut [u8], off: u64) -> io::Result<()> {
+    file.file().read_exact_at(buf, off).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("Cannot read `{}` at {off}: {e}", file.path().display()),
+        )
     })
 }
 
@@ -173,3 +229,6 @@ impl Write for CountingWriter<'_> {
         self.inner.flush()
     }
 }
+
+#[cfg(test)]
+mod tests;
