@@ -232,7 +232,7 @@ const FRONTEND_WORDS: &[&str] = &[
 ];
 
 /// Whether a service looks like the entry point users browse to.
-fn frontend_like(service: &str, ports: &[crate::engine::PublishedPort]) -> bool {
+pub fn frontend_like(service: &str, ports: &[crate::engine::PublishedPort]) -> bool {
     let s = service.to_ascii_lowercase();
     FRONTEND_WORDS.iter().any(|w| s.contains(w))
         || ports

@@ -33,5 +33,6 @@ pub mod sign;
 pub mod source;
 pub mod stage;
 pub mod store;
+pub mod swarm;
 pub mod time;
 pub mod up;

@@ -28,6 +28,11 @@ pub struct CheckArgs {
     /// Log lines shown for a failing service.
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub lines: usize,
+    /// Check a Swarm stack deployed by `airlock up --swarm` (from `--dir`, the current
+    /// directory's state, or `-p STACK`): replicas, tasks with their node and error, service
+    /// logs, probes, and the `airlock serve` the nodes pull from.
+    #[arg(long)]
+    pub swarm: bool,
 }
 
 /// Load the compose project and its plan findings; the project name and services come from it.
@@ -42,6 +47,25 @@ pub fn load_project(
 }
 
 pub fn run(args: CheckArgs, out: &Output) -> crate::error::Result<ExitCode> {
+    if args.swarm {
+        let here = Path::new(".");
+        let dir = args.dir.as_deref().or_else(|| {
+            (args.project.project_name.is_none() && here.join(crate::swarm::SWARM_STATE).is_file())
+                .then_some(here)
+        });
+        let report = crate::swarm::check_stack(
+            dir,
+            args.project.project_name.as_deref(),
+            &args.http,
+            args.lines,
+        )?;
+        super::shared::print_swarm_report(&report, out)?;
+        return Ok(if report.ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
     // Inside a directory `airlock up` wrote, with no project options: its state, as `--dir .`.
     let here = Path::new(".");
     let dir = args.dir.as_deref().or_else(|| {

@@ -35,6 +35,10 @@ pub struct PlanArgs {
         env = "DOCKER_DEFAULT_PLATFORM"
     )]
     pub platform: Platform,
+    /// Also list what Docker Swarm (`docker stack deploy`, `airlock up --swarm`) ignores,
+    /// refuses or runs differently in this project, with fixes.
+    #[arg(long)]
+    pub swarm: bool,
 }
 
 /// Load the project, falling back to the built-in example when no compose file is found.
@@ -64,7 +68,10 @@ pub fn run(args: PlanArgs, out: &Output) -> crate::error::Result<ExitCode> {
         platform: args.platform.clone(),
         ..PlanOptions::default()
     };
-    let plan = plan::plan(&project, &opts)?;
+    let mut plan = plan::plan(&project, &opts)?;
+    if args.swarm {
+        plan.findings.extend(plan::swarm::findings(&project));
+    }
     if out.json {
         out.json(&plan)?;
     } else {

@@ -146,6 +146,87 @@ fn mark(status: Status, out: &Output) -> String {
 }
 
 /// Table of services, probes, checklist rows; or the JSON document.
+/// The report of `check --swarm` (and `up --swarm`): a table of services (replicas,
+/// newest task and its node), the registry row, problems with task errors and log lines,
+/// probes. JSON: the report itself.
+pub fn print_swarm_report(
+    report: &crate::swarm::check::SwarmReport,
+    out: &Output,
+) -> crate::error::Result<()> {
+    if out.json {
+        return out.json(report);
+    }
+    let mut table = comfy_table::Table::new();
+    table.load_style(comfy_table::presets::NOTHING);
+    table.set_header(["", "SERVICE", "MODE", "REPLICAS", "TASK", "NODE", "IMAGE"]);
+    for s in &report.services {
+        let t = s.tasks.first();
+        table.add_row([
+            mark(s.status, out),
+            s.service.clone(),
+            if s.one_shot {
+                format!("{} job", s.mode)
+            } else {
+                s.mode.clone()
+            },
+            if s.one_shot {
+                format!("{}/{} done", s.completed, s.desired.max(1))
+            } else {
+                format!("{}/{}", s.running, s.desired)
+            },
+            t.map(|t| t.state.clone()).unwrap_or_else(|| "-".into()),
+            t.map(|t| t.node.clone()).unwrap_or_else(|| "-".into()),
+            s.image.clone(),
+        ]);
+    }
+    out.print(&format!("stack {}\n{table}", report.stack));
+    if let Some(r) = &report.registry {
+        out.print(&format!(
+            "\n{} {} {}: {}",
+            mark(r.status, out),
+            r.kind,
+            r.address,
+            r.detail
+        ));
+    }
+    for s in report.services.iter().filter(|s| s.status != Status::Ok) {
+        out.print(&format!("\n{} {}:", mark(s.status, out), s.service));
+        for p in &s.problems {
+            out.print(&format!("  - {p}"));
+        }
+        for sig in &s.signatures {
+            out.print(&format!("    hint: {}", sig.hint));
+        }
+        if !s.last_lines.is_empty() {
+            out.print(&format!("  last {} log lines:", s.last_lines.len()));
+            for l in &s.last_lines {
+                out.print(&format!("  | {l}"));
+            }
+        }
+    }
+    for p in &report.probes {
+        let st = if p.ok { Status::Ok } else { Status::Fail };
+        out.print(&format!(
+            "\n{} {} -> {}",
+            mark(st, out),
+            p.url,
+            p.status
+                .map(|s| s.to_string())
+                .or(p.error.clone())
+                .unwrap_or_default()
+        ));
+    }
+    out.print(&format!(
+        "\n{}",
+        if report.ok {
+            out.paint("check passed", "32")
+        } else {
+            out.paint("check FAILED", "31;1")
+        }
+    ));
+    Ok(())
+}
+
 pub fn print_check_report(report: &CheckReport, out: &Output) -> crate::error::Result<()> {
     if out.json {
         return out.json(report);

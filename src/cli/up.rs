@@ -37,6 +37,29 @@ pub struct UpArgs {
     /// URL to probe after start, expecting 2xx or 3xx (repeatable).
     #[arg(long = "http", value_name = "URL")]
     pub http: Vec<String>,
+    /// Deploy as a Docker Swarm stack from this manager (`docker stack deploy`); every node
+    /// pulls each image by digest from `airlock serve` on this host, or from --registry.
+    #[arg(long)]
+    pub swarm: bool,
+    /// With --swarm: where `airlock serve` listens (default: the address used before for this
+    /// stack, else 127.0.0.1:5000, which only a single-node swarm reaches; `0.0.0.0:5000` with
+    /// --serve-advertise for several nodes).
+    #[arg(long, value_name = "HOST:PORT", requires = "swarm")]
+    pub serve_addr: Option<String>,
+    /// With --swarm: the `host:port` the nodes pull from when it is not the listen address.
+    #[arg(long, value_name = "HOST:PORT", requires = "swarm")]
+    pub serve_advertise: Option<String>,
+    /// With --swarm: push into this registry (`host[:port][/prefix]`) instead of serving.
+    #[arg(long, value_name = "HOST", requires = "swarm", conflicts_with_all = ["serve_addr", "serve_advertise"])]
+    pub registry: Option<String>,
+    /// With --swarm and a delta bundle: its base bundle, served beneath it (default: the
+    /// bundles this stack was served from before).
+    #[arg(long, value_name = "BUNDLE", requires = "swarm")]
+    pub base: Option<PathBuf>,
+    /// With --swarm: print a systemd unit that keeps `airlock serve` running for this bundle
+    /// across reboots, and deploy nothing.
+    #[arg(long, requires = "swarm")]
+    pub print_unit: bool,
 }
 
 /// Steps and warnings as status lines; the load's byte total as a bar, drawn from the first
@@ -94,6 +117,9 @@ impl Reporter for UpProgress {
 
 pub fn run(args: UpArgs, out: &Output) -> crate::error::Result<ExitCode> {
     super::shared::check_signature(&args.bundle, args.key.as_deref(), out)?;
+    if args.swarm {
+        return run_swarm(args, out);
+    }
     let opts = crate::up::UpOptions {
         bundle: args.bundle.clone(),
         dir: args.dir.clone(),
@@ -131,6 +157,73 @@ pub fn run(args: UpArgs, out: &Output) -> crate::error::Result<ExitCode> {
         super::shared::print_check_report(&ran.check, out)?;
     }
     Ok(if ran.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `up --swarm`: `swarm::up`, then the check report (or one JSON document).
+fn run_swarm(args: UpArgs, out: &Output) -> crate::error::Result<ExitCode> {
+    if args.print_unit {
+        let stack = crate::bundle::read::Bundle::open(&args.bundle)?
+            .open_meta()?
+            .meta
+            .project;
+        let mut bundles = vec![args.bundle.clone()];
+        bundles.extend(args.base.clone());
+        let listen = args
+            .serve_addr
+            .clone()
+            .unwrap_or_else(|| crate::swarm::DEFAULT_SERVE_ADDR.to_string());
+        out.print(&crate::swarm::serving::unit(
+            &stack,
+            &bundles,
+            &listen,
+            args.serve_advertise.as_deref(),
+        ));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let opts = crate::swarm::SwarmOptions {
+        bundle: args.bundle.clone(),
+        base: args.base.clone(),
+        dir: args.dir.clone(),
+        env_files: args.env_files.clone(),
+        profiles: args.profiles.clone(),
+        timeout: args.timeout,
+        http: args.http.clone(),
+        serve_addr: args.serve_addr.clone(),
+        serve_advertise: args.serve_advertise.clone(),
+        registry: args.registry.clone(),
+        ..Default::default()
+    };
+    let progress = Arc::new(UpProgress::new(out));
+    let deployed = crate::swarm::up(&opts, progress.clone());
+    progress.finish();
+    let deployed = deployed?;
+    if out.json {
+        out.json(&serde_json::json!({
+            "bundle": deployed.bundle,
+            "stack": deployed.stack,
+            "dir": deployed.dir,
+            "file": deployed.file,
+            "images": deployed.images,
+            "source": deployed.source,
+            "pull_from": deployed.pull_from,
+            "serve_started": deployed.serve_started,
+            "command": deployed.command,
+            "converged": deployed.converged,
+            "findings": deployed.findings,
+            "check": deployed.check,
+            "ok": deployed.ok(),
+        }))?;
+    } else {
+        for f in &deployed.findings {
+            out.warn(&format!("{}: {}", f.code, f.message));
+        }
+        super::shared::print_swarm_report(&deployed.check, out)?;
+    }
+    Ok(if deployed.ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -8,6 +8,7 @@
 
 mod findings;
 mod images;
+pub mod swarm;
 
 pub use findings::{Finding, Level};
 pub use images::{Kind, PlanImage};

@@ -1,0 +1,484 @@
+//! `airlock up --swarm`, `check --swarm` and `plan --swarm` on a real single-node Swarm of
+//! the engine under test (the host engine: advertised on 127.0.0.1; Engine 26: on its own
+//! bridge address, with its own data-path port, so the two swarms live side by side).
+//! One test runs the scenarios in sequence, because they share the engine's swarm mode:
+//! bad input refused before anything is deployed (a project Swarm cannot run, a bundle
+//! lacking an image); deploy from `airlock serve` with digest-pinned images; a second run
+//! that changes nothing; a task whose container and image are removed comes back by
+//! pulling from serve again; a delta bundle upgrades the stack with a rolling update;
+//! `airlock serve` stopped while the stack runs is named by `check --swarm`.
+//! Swarm mode is turned on by the test and off again at its end (when it was off before).
+
+use crate::harness::{self, Registry, TestImages, ok, require_docker};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Swarm mode on the engine under test for the test's lifetime.
+struct SwarmMode {
+    created: bool,
+}
+
+/// Where this engine's swarm listens and advertises: 127.0.0.1 for the host's engine;
+/// another engine (Engine 26 beside it, same network namespace) uses its bridge address and
+/// data-path port 4790, since 2377, 7946 and 4789 on 127.0.0.1 belong to the host's swarm.
+fn swarm_address() -> (String, Option<&'static str>) {
+    let default_socket = std::env::var("DOCKER_HOST")
+        .map(|h| h.is_empty() || h == "unix:///var/run/docker.sock")
+        .unwrap_or(true);
+    if default_socket {
+        return ("127.0.0.1".into(), None);
+    }
+    let gw = harness::docker(&[
+        "network",
+        "inspect",
+        "bridge",
+        "--format",
+        "{{(index .IPAM.Config 0).Gateway}}",
+    ]);
+    assert!(!gw.is_empty(), "no bridge gateway on the engine under test");
+    (gw, Some("4790"))
+}
+
+impl SwarmMode {
+    fn on() -> SwarmMode {
+        let state = harness::docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
+        if state == "active" {
+            return SwarmMode { created: false };
+        }
+        let (addr, data_port) = swarm_address();
+        if data_port.is_some() {
+            // Both engines share this network namespace, and Swarm names its bridge device
+            // `docker_gwbridge` on every engine: a second engine would take the host's device
+            // (and its containers' host-mode ports would lead nowhere). Its own device first.
+            let gw =
+                harness::docker(&["network", "ls", "-q", "--filter", "name=^docker_gwbridge$"]);
+            if gw.is_empty() {
+                harness::docker(&[
+                    "network",
+                    "create",
+                    "--driver",
+                    "bridge",
+                    "--opt",
+                    "com.docker.network.bridge.name=airlock26_gw",
+                    "--opt",
+                    "com.docker.network.bridge.enable_icc=false",
+                    "--opt",
+                    "com.docker.network.bridge.enable_ip_masquerade=true",
+                    "docker_gwbridge",
+                ]);
+            }
+        }
+        let listen = format!("{addr}:2377");
+        let mut args = vec![
+            "swarm",
+            "init",
+            "--advertise-addr",
+            &addr,
+            "--listen-addr",
+            &listen,
+        ];
+        if let Some(p) = data_port {
+            args.extend(["--data-path-port", p]);
+        }
+        harness::docker(&args);
+        SwarmMode { created: true }
+    }
+}
+
+impl Drop for SwarmMode {
+    fn drop(&mut self) {
+        if self.created {
+            harness::docker_quiet(&["swarm", "leave", "--force"]);
+        }
+    }
+}
+
+/// Removes the stack and stops the `airlock serve` recorded in `dir`, when dropped.
+struct StackCleanup {
+    stack: String,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for StackCleanup {
+    fn drop(&mut self) {
+        harness::docker_quiet(&["stack", "rm", &self.stack]);
+        if let Some(pid) = serve_pid(&self.dir) {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+        }
+    }
+}
+
+fn state(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join(".airlock-swarm.json")).unwrap())
+        .unwrap()
+}
+
+fn serve_pid(dir: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(dir.join(".airlock-swarm.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["serving"]["pid"].as_u64()
+}
+
+/// `docker stack ls` names.
+fn stacks() -> Vec<String> {
+    harness::docker(&["stack", "ls", "--format", "{{.Name}}"])
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Task IDs of a service that are running.
+fn running_tasks(service: &str) -> Vec<String> {
+    harness::docker(&[
+        "service",
+        "ps",
+        "--no-trunc",
+        "--filter",
+        "desired-state=running",
+        "--format",
+        "{{.ID}} {{.CurrentState}}",
+        service,
+    ])
+    .lines()
+    .filter(|l| l.contains(" Running"))
+    .map(|l| l.split_whitespace().next().unwrap_or_default().to_string())
+    .collect()
+}
+
+/// GET http://127.0.0.1:port/path with busybox-free std networking; the body.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    body.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+const COMPOSE: &str = "services:
+  web:
+    image: APP_IMAGE
+    command: [\"sh\", \"-c\", \"mkdir -p /www && cp /srv/version /www/index.html && exec httpd -f -p 8080 -h /www\"]
+    ports:
+      - target: 8080
+        published: ${PORT}
+        mode: host
+    restart: unless-stopped
+    stop_grace_period: 1s
+    depends_on: [migrate]
+  migrate:
+    image: ${BASE}
+    command: [\"sh\", \"-c\", \"echo migrated\"]
+    restart: \"no\"
+  debug:
+    image: 127.0.0.1:9/airlock-it/never-packed:1
+    profiles: [debug]
+";
+
+#[test]
+fn swarm_stack_from_a_bundle() {
+    if !require_docker() {
+        return;
+    }
+    let t0 = Instant::now();
+    let images = TestImages::build("swarm");
+    let reg = Registry::start();
+    let [base, app1, app2] = images.push(&reg);
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("cache");
+    let port = harness::free_port();
+    // Two versions of the project; v2 is packed as a delta of v1.
+    let (p1, p2) = (
+        work.path().join("v1/airlock-it-swarm"),
+        work.path().join("v2/airlock-it-swarm"),
+    );
+    for (p, app) in [(&p1, &app1), (&p2, &app2)] {
+        std::fs::create_dir_all(p).unwrap();
+        // The image in the compose file, the rest in .env (which `up` keeps once written).
+        std::fs::write(p.join("compose.yaml"), COMPOSE.replace("APP_IMAGE", app)).unwrap();
+        std::fs::write(p.join(".env"), format!("BASE={base}\nPORT={port}\n")).unwrap();
+    }
+    let (v1, v2) = (work.path().join("v1.tar"), work.path().join("v2.tar"));
+    ok(harness::airlock(&cache)
+        .current_dir(&p1)
+        .args(["pack", "-o"])
+        .arg(&v1));
+    ok(harness::airlock(&cache)
+        .current_dir(&p2)
+        .args(["pack", "--since"])
+        .arg(&v1)
+        .arg("-o")
+        .arg(&v2));
+    // A project Swarm cannot run: a service sharing another's network namespace.
+    let p3 = work.path().join("v3/airlock-it-swarm-refused");
+    std::fs::create_dir_all(&p3).unwrap();
+    std::fs::write(
+        p3.join("compose.yaml"),
+        format!("services:\n  app:\n    image: {app1}\n  side:\n    image: {base}\n    network_mode: \"service:app\"\n"),
+    )
+    .unwrap();
+    let v3 = work.path().join("v3.tar");
+    ok(harness::airlock(&cache)
+        .current_dir(&p3)
+        .args(["pack", "-o"])
+        .arg(&v3));
+    // From here on, no image is on the engine and the registry is gone: only serve has them.
+    drop(reg);
+    images.remove(&[]);
+    eprintln!("swarm: images and bundles ready in {:?}", t0.elapsed());
+
+    // plan --swarm names what Swarm ignores, with fixes.
+    let plan = ok(harness::airlock(&cache)
+        .current_dir(&p1)
+        .args(["plan", "--swarm", "--json"]));
+    let plan = harness::json_of(&plan);
+    let codes: Vec<(String, String)> = plan["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["service"].as_str().unwrap_or_default().to_string(),
+                f["code"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for (svc, code) in [
+        ("web", "swarm-depends-on"),
+        ("web", "swarm-restart"),
+        ("web", "swarm-port-mode"),
+        ("migrate", "swarm-restart"),
+    ] {
+        assert!(
+            codes.contains(&(svc.into(), code.into())),
+            "{svc}/{code} missing: {codes:?}"
+        );
+    }
+
+    // Outside a swarm: exit 3, with the command that makes one (swarm mode is off here
+    // unless someone left it on, in which case SwarmMode keeps it).
+    if harness::docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]) == "inactive" {
+        let out = harness::airlock(&cache)
+            .args(["up", "--swarm", "--dir"])
+            .arg(work.path().join("nowhere"))
+            .arg(&v1)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{err}");
+        assert!(
+            err.contains("not part of a Swarm") && err.contains("docker swarm init"),
+            "{err}"
+        );
+    }
+    let _swarm = SwarmMode::on();
+    let dir = work.path().join("deploy");
+    let _cleanup = StackCleanup {
+        stack: "airlock-it-swarm".into(),
+        dir: dir.clone(),
+    };
+    let refused_dir = work.path().join("refused");
+    let _cleanup_refused = StackCleanup {
+        stack: "airlock-it-swarm-refused".into(),
+        dir: refused_dir.clone(),
+    };
+
+    // Bad input: refused before anything is deployed, exit 2.
+    let out = harness::airlock(&cache)
+        .args(["up", "--swarm", "--serve-addr", "127.0.0.1:0", "--dir"])
+        .arg(&refused_dir)
+        .arg(&v3)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("network_mode: service:app") && err.contains("nothing was deployed"),
+        "{err}"
+    );
+    let out = harness::airlock(&cache)
+        .args([
+            "up",
+            "--swarm",
+            "--profile",
+            "debug",
+            "--serve-addr",
+            "127.0.0.1:0",
+            "--dir",
+        ])
+        .arg(&dir)
+        .arg(&v1)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("never-packed") && err.contains("services: debug"),
+        "{err}"
+    );
+    assert!(stacks().is_empty(), "a stack was deployed: {:?}", stacks());
+    assert!(serve_pid(&dir).is_none() && serve_pid(&refused_dir).is_none());
+
+    // Deploy: every image pinned by digest on serve, replicas running, the job completed.
+    let t = Instant::now();
+    let out = ok(harness::airlock(&cache)
+        .args([
+            "up",
+            "--swarm",
+            "--serve-addr",
+            "127.0.0.1:0",
+            "--timeout",
+            "120s",
+            "--json",
+            "--dir",
+        ])
+        .arg(&dir)
+        .arg(&v1));
+    eprintln!("swarm: first deploy in {:?}", t.elapsed());
+    let up = harness::json_of(&out);
+    assert_eq!(up["ok"], true, "{up:#}");
+    assert_eq!(up["source"], "serve");
+    assert_eq!(up["serve_started"], true);
+    let pull_from = up["pull_from"].as_str().unwrap().to_string();
+    let web_image = up["images"]["web"].as_str().unwrap().to_string();
+    assert!(
+        web_image.starts_with(&format!("{pull_from}/airlock-it/swarm/app@sha256:")),
+        "{web_image}"
+    );
+    let services = up["check"]["services"].as_array().unwrap();
+    let svc = |name: &str| {
+        services
+            .iter()
+            .find(|s| s["service"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        (
+            svc("web")["running"].as_u64(),
+            svc("web")["desired"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    assert_eq!(svc("migrate")["one_shot"], true);
+    assert_eq!(svc("migrate")["completed"], 1);
+    assert_eq!(up["check"]["registry"]["up"], true);
+    assert_eq!(
+        up["check"]["probes"][0]["ok"], true,
+        "{:#}",
+        up["check"]["probes"]
+    );
+    assert_eq!(http_get(port, "/").as_deref(), Some("version 1\n"));
+    let stack_file = std::fs::read_to_string(dir.join("airlock.stack.yml")).unwrap();
+    assert!(
+        stack_file.contains(&web_image) && !stack_file.contains("depends_on"),
+        "{stack_file}"
+    );
+
+    // Again: nothing changes (no deploy, serve reused, same tasks).
+    let before = running_tasks("airlock-it-swarm_web");
+    let out = ok(harness::airlock(&cache)
+        .args(["up", "--swarm", "--json", "--dir"])
+        .arg(&dir)
+        .arg(&v1));
+    let again = harness::json_of(&out);
+    assert_eq!(again["ok"], true, "{again:#}");
+    assert!(again["command"].is_null(), "deployed again: {again:#}");
+    assert_eq!(again["serve_started"], false);
+    assert_eq!(again["pull_from"], pull_from.as_str());
+    assert_eq!(running_tasks("airlock-it-swarm_web"), before);
+
+    // A task whose container and image are gone is restarted by Swarm, which pulls the
+    // image from serve again (no registry, nothing on the engine).
+    let container = harness::docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        "label=com.docker.swarm.service.name=airlock-it-swarm_web",
+    ]);
+    assert!(!container.is_empty());
+    harness::docker(&["rm", "-f", &container]);
+    harness::docker_quiet(&["rmi", "-f", &web_image]);
+    wait_for("the web task to run again", Duration::from_secs(60), || {
+        let now = running_tasks("airlock-it-swarm_web");
+        !now.is_empty() && now != before
+    });
+    assert!(
+        harness::image_exists(&web_image),
+        "the restarted task did not pull {web_image}"
+    );
+    let out = ok(harness::airlock(&cache)
+        .args(["check", "--swarm", "--json", "--dir"])
+        .arg(&dir));
+    let check = harness::json_of(&out);
+    assert_eq!(check["ok"], true, "{check:#}");
+
+    // Upgrade from a delta: serve restarts with the delta over its base (found in the
+    // state), web gets its new digest by a rolling update, migrate runs again.
+    let t = Instant::now();
+    let out = ok(harness::airlock(&cache)
+        .args(["up", "--swarm", "--timeout", "120s", "--json", "--dir"])
+        .arg(&dir)
+        .arg(&v2));
+    eprintln!("swarm: delta upgrade in {:?}", t.elapsed());
+    let up2 = harness::json_of(&out);
+    assert_eq!(up2["ok"], true, "{up2:#}");
+    assert_eq!(up2["serve_started"], true);
+    assert_eq!(up2["pull_from"], pull_from.as_str(), "the address moved");
+    let web2 = up2["images"]["web"].as_str().unwrap();
+    assert_ne!(web2, web_image);
+    assert_eq!(up2["images"]["migrate"], up["images"]["migrate"]);
+    assert_eq!(http_get(port, "/").as_deref(), Some("version 2\n"));
+    let served = state(&dir)["serving"]["bundles"].as_array().unwrap().len();
+    assert_eq!(served, 2, "{:#}", state(&dir));
+    let update = harness::docker(&[
+        "service",
+        "inspect",
+        "--format",
+        "{{.UpdateStatus.State}}",
+        "airlock-it-swarm_web",
+    ]);
+    assert_eq!(update, "completed");
+
+    // serve stopped while the stack runs: check names it and fails.
+    let pid = serve_pid(&dir).unwrap();
+    let _ = Command::new("kill").arg(pid.to_string()).status();
+    wait_for("serve to stop", Duration::from_secs(15), || {
+        !Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z"))
+    });
+    let out = harness::airlock(&cache)
+        .args(["check", "--swarm", "--json", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let check = harness::json_of(&out);
+    assert_eq!(check["registry"]["up"], false, "{check:#}");
+    assert!(
+        check["registry"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("airlock serve (pid {pid})"))
+    );
+    let text = harness::airlock(&cache)
+        .args(["check", "--swarm", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&text.stdout).contains("is down"));
+    eprintln!("swarm: whole scenario in {:?}", t0.elapsed());
+}
