@@ -94,16 +94,8 @@ pub async fn examine(engine: &Engine) -> Result<Report, EngineError> {
         .map(|p| p.name.clone())
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "Docker Engine".to_string());
-    let podman = product.contains("Podman")
-        || version
-            .components
-            .iter()
-            .flatten()
-            .any(|c| c.name.contains("Podman"));
-    let containerd = info.driver_status.iter().flatten().any(|kv| {
-        kv.first().is_some_and(|k| k == "driver-type")
-            && kv.get(1).is_some_and(|v| v.contains("containerd"))
-    });
+    let podman = crate::engine::is_podman(&version);
+    let containerd = crate::engine::is_containerd_store(&info);
     let store = if podman {
         Store::Podman
     } else if containerd {

@@ -167,9 +167,11 @@ pub fn plan(meta: &Meta, state: &EngineState) -> LoadPlan {
             .filter(|d| d.len() == entry.layers.len())
             .map(|d| chain_ids(&d));
         for (i, layer) in entry.layers.iter().enumerate() {
-            let engine_has = chains
-                .as_ref()
-                .is_some_and(|c| state.chains.contains(&c[i]));
+            // podman's `docker load` wants every layer file manifest.json names.
+            let engine_has = !state.podman
+                && chains
+                    .as_ref()
+                    .is_some_and(|c| state.chains.contains(&c[i]));
             let needed = layer_needed.entry(layer.clone()).or_insert(false);
             *needed |= !engine_has || plan.whole;
             if let Some(l) = img.and_then(|im| im.layers.get(i)) {

@@ -221,6 +221,9 @@ pub struct EngineState {
     pub chains: HashSet<Digest>,
     /// The engine stores images in containerd (Engine 25+ with the snapshotter) rather than a graphdriver.
     pub containerd_store: bool,
+    /// The engine is podman behind its Docker-compatible API: its `docker load` wants every
+    /// layer file a `manifest.json` names, even of layers it holds.
+    pub podman: bool,
     pub root_dir: Option<std::path::PathBuf>,
 }
 
@@ -254,6 +257,59 @@ pub struct PublishedPort {
     pub protocol: String,
 }
 
+/// What `GET /containers/json` says of a container, in the shape `GET /containers/{id}/json`
+/// answers: its name, state (`exited` for podman's `stopped`) and the exit code from the
+/// status text (`Exited (3) 2 seconds ago`).
+fn summary_inspect(
+    c: &bollard::models::ContainerSummary,
+) -> bollard::models::ContainerInspectResponse {
+    use bollard::models::{ContainerState, ContainerStateStatusEnum as S};
+    let text = c.status.clone().unwrap_or_default();
+    let exit_code = text
+        .strip_prefix("Exited (")
+        .and_then(|r| r.split(')').next())
+        .and_then(|n| n.parse::<i64>().ok());
+    let status = match c.state.map(|s| s.to_string()).as_deref() {
+        Some("created") => S::CREATED,
+        Some("running") => S::RUNNING,
+        Some("paused") => S::PAUSED,
+        Some("restarting") => S::RESTARTING,
+        Some("removing") => S::REMOVING,
+        Some("dead") => S::DEAD,
+        _ => S::EXITED,
+    };
+    bollard::models::ContainerInspectResponse {
+        name: c.names.as_ref().and_then(|n| n.first().cloned()),
+        state: Some(ContainerState {
+            status: Some(status),
+            exit_code,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// `GET /info` says the images live in containerd's content store (the snapshotter).
+pub fn is_containerd_store(info: &bollard::models::SystemInfo) -> bool {
+    info.driver_status.iter().flatten().any(|kv| {
+        kv.first().is_some_and(|k| k == "driver-type")
+            && kv.get(1).is_some_and(|v| v.contains("containerd"))
+    })
+}
+
+/// `GET /version` names podman (its platform or a component "Podman Engine").
+pub fn is_podman(version: &bollard::models::SystemVersion) -> bool {
+    version
+        .platform
+        .as_ref()
+        .is_some_and(|p| p.name.contains("Podman"))
+        || version
+            .components
+            .iter()
+            .flatten()
+            .any(|c| c.name.contains("Podman"))
+}
+
 impl Engine {
     /// Maps a failed request `action` to `Api` or `Lost`, naming this engine.
     fn api(&self, action: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> EngineError {
@@ -265,10 +321,9 @@ impl Engine {
     /// Every image with its tags and layers.
     pub async fn state(&self) -> Result<EngineState, EngineError> {
         let info = self.docker.info().await.map_err(self.api("GET /info"))?;
-        let containerd_store = info.driver_status.iter().flatten().any(|kv| {
-            kv.first().is_some_and(|k| k == "driver-type")
-                && kv.get(1).is_some_and(|v| v.contains("containerd"))
-        });
+        let version = self.docker.version().await.map_err(self.api("GET /version"))?;
+        let containerd_store = is_containerd_store(&info);
+        let podman = is_podman(&version);
         let root_dir = info.docker_root_dir.map(std::path::PathBuf::from);
         let summaries = self
             .docker
@@ -280,6 +335,7 @@ impl Engine {
             .map_err(self.api("GET /images/json"))?;
         let mut state = EngineState {
             containerd_store,
+            podman,
             root_dir,
             ..Default::default()
         };
@@ -366,17 +422,29 @@ impl Engine {
             filters: Some(filters),
             ..Default::default()
         };
-        let list = self
-            .docker
-            .list_containers(Some(opts))
-            .await
-            .map_err(self.api("GET /containers/json"))?;
+        // podman 4.3 lists a container between two restarts as `"State": "stopped"`, which
+        // the Docker API does not have and bollard refuses: that state lasts a moment, so ask
+        // again (up to 3 s) before giving up.
+        let mut tries = 0;
+        let list = loop {
+            match self.docker.list_containers(Some(opts.clone())).await {
+                Err(bollard::errors::Error::JsonDataError { .. }) if tries < 10 => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                }
+                r => break r.map_err(self.api("GET /containers/json"))?,
+            }
+        };
         let mut out = Vec::new();
         for c in list {
             let Some(id) = c.id.clone() else { continue };
             let inspect = match self.docker.inspect_container(&id, None).await {
                 Ok(i) => i,
                 Err(e) if is_not_found(&e) => continue,
+                // podman 4.3 reports states the Docker API does not have (`"Status": "stopped"`
+                // for a container between restarts), which bollard refuses: take what the
+                // list says instead (state, and the exit code from its status text).
+                Err(bollard::errors::Error::JsonDataError { .. }) => summary_inspect(&c),
                 Err(e) => return Err(self.api(format!("GET /containers/{id}/json"))(e)),
             };
             let labels = c.labels.clone().unwrap_or_default();

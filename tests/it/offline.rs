@@ -67,7 +67,8 @@ fn pack_stack(
     for (img, files, lines) in images {
         let tag = format!("{}/{project}/{img}:1.0", registry.addr);
         build_image(&tag, files, lines);
-        harness::docker(&["push", "-q", &tag]);
+        // skopeo from the engine, not `docker push`: podman's push refuses a plain-HTTP registry.
+        registry.push(&tag, &format!("{project}/{img}:1.0"));
         tags.push(tag);
     }
     std::fs::write(online.join("compose.yaml"), compose).unwrap();
@@ -670,6 +671,12 @@ fn load_compressed_bundles_and_skip_what_is_present() {
             // which its content store holds (docs/engines.md). The holder, built on the
             // engine, proves nothing about the content store.
             assert!(l["blobs_skipped"].as_u64().unwrap() >= 3, "{l:#}");
+        } else if harness::engine().store == harness::Store::Podman {
+            // Engine-specific: podman's `docker load` wants the file of every layer
+            // manifest.json names, even of layers it holds ("Some layer tarfiles are missing
+            // in the tarball"), so only images present are skipped, never layers.
+            assert_eq!(l["blobs_skipped"], 0, "{l:#}");
+            assert!(l["blobs_sent"].as_u64().unwrap() >= 3, "{l:#}");
         } else {
             // every layer is on the engine already (the holder's): skipped, only the config sent
             assert!(l["blobs_skipped"].as_u64().unwrap() >= 3, "{l:#}");
