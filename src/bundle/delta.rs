@@ -127,6 +127,8 @@ pub struct Base {
     pub id: String,
     pub path: PathBuf,
     pub images: Vec<BaseImage>,
+    /// The layers this bundle (a patch bundle) carries as patches against its own base.
+    pub patches: Vec<super::meta::PatchMeta>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -138,6 +140,10 @@ pub struct BaseImage {
     pub config: Option<Digest>,
     /// Layer blobs and their sizes, bottom first.
     pub layers: Vec<(Digest, u64)>,
+    /// The layers' diff_ids, bottom first (empty when unknown: a lock base whose config is
+    /// not in the cache). Patch bundles need them.
+    #[serde(skip)]
+    pub diff_ids: Vec<Digest>,
     /// Manifests and configs (small blobs).
     pub other: Vec<(Digest, u64)>,
 }
@@ -171,6 +177,7 @@ impl Base {
                         .iter()
                         .map(|l| (l.blob.digest.clone(), l.blob.size))
                         .collect(),
+                    diff_ids: i.layers.iter().map(|l| l.diff_id.clone()).collect(),
                     other: vec![
                         (i.manifest.digest.clone(), i.manifest.size),
                         (i.config.digest.clone(), i.config.size),
@@ -178,8 +185,20 @@ impl Base {
                     ],
                 })
                 .collect(),
+            patches: meta.patches().to_vec(),
         }
     }
+}
+
+/// Whether `path` is a JSON base (a bundle.json or a lock) rather than a bundle.
+pub fn is_json_base(path: &Path) -> bool {
+    if super::parts::is_split(path) {
+        return false;
+    }
+    let mut head = [0u8; 1];
+    fs_err::File::open(path)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+        .is_ok_and(|n| n == 1 && (head[0] == b'{' || head[0].is_ascii_whitespace()))
 }
 
 /// Read a base: a bundle (plain, compressed or split), its `bundle.json`, or an
@@ -247,6 +266,12 @@ fn from_json(
                     manifest: locked.manifest.clone(),
                 })?;
             let (config, layers) = manifest;
+            let diff_ids = store
+                .and_then(|s| s.read_small(&config.0, super::read::JSON_LIMIT).ok())
+                .and_then(|b| crate::image::Config::parse(&b).ok())
+                .and_then(|c| c.diff_ids().ok().map(<[Digest]>::to_vec))
+                .filter(|d| d.len() == layers.len())
+                .unwrap_or_default();
             let reference = Reference::parse(reference).map_err(|e| DeltaError::Unrecognised {
                 path: path.to_path_buf(),
                 reason: format!("not an airlock.lock: {e}"),
@@ -256,6 +281,7 @@ fn from_json(
                 top: locked.top.digest.clone(),
                 config: Some(config.0.clone()),
                 layers,
+                diff_ids,
                 other: vec![(locked.manifest.clone(), 0), config],
             });
         }
@@ -263,6 +289,7 @@ fn from_json(
             id,
             path: path.to_path_buf(),
             images,
+            patches: Vec::new(),
         });
     }
     Err(DeltaError::Unrecognised {
@@ -316,6 +343,7 @@ pub fn base_meta(base: &Base, omitted: &BTreeSet<Digest>) -> BaseMeta {
         assumed: omitted.iter().cloned().collect(),
         images: base.images.iter().map(|i| i.reference.clone()).collect(),
         tops: base.images.iter().map(|i| i.top.clone()).collect(),
+        patches: Vec::new(),
     }
 }
 
@@ -373,6 +401,22 @@ pub struct Diff {
     pub changed: Vec<Changed>,
     pub unchanged: Vec<DiffImage>,
     pub layers: LayerStats,
+    /// Every distinct layer of B that A lacks: its size as a layer and, when B is a patch
+    /// bundle carrying it as a patch, its size as a patch.
+    pub new_layers: Vec<NewLayer>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NewLayer {
+    /// The (first) image of B with this layer, and its position there.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub index: usize,
+    pub digest: Digest,
+    /// Bytes of the layer blob.
+    pub size: u64,
+    /// Bytes of its patch (B carries it as a patch), else null.
+    pub patch_size: Option<u64>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -409,6 +453,10 @@ pub struct LayerStats {
     pub total_bytes: u64,
     /// Layer bytes a delta of B over A saves against a full bundle of B (`shared_bytes`).
     pub delta_saves: u64,
+    /// New layers B carries as patches, the bytes of those layers and of their patches.
+    pub patched: u64,
+    pub patched_layer_bytes: u64,
+    pub patch_bytes: u64,
 }
 
 /// Compare two image sets: the same normalised reference, or else (an upgrade that changes
@@ -425,6 +473,7 @@ pub fn diff(a: &Base, b: &Base) -> Diff {
         changed: Vec::new(),
         unchanged: Vec::new(),
         layers: LayerStats::default(),
+        new_layers: Vec::new(),
     };
     let mut a_left: Vec<&BaseImage> = a.images.iter().collect();
     let mut pairs: Vec<(Option<&BaseImage>, &BaseImage)> = Vec::new();
@@ -496,6 +545,31 @@ pub fn diff(a: &Base, b: &Base) -> Diff {
             out.layers.new_bytes += size;
         }
     }
+    let mut seen = BTreeSet::new();
+    for img in &b.images {
+        for (index, (d, size)) in img.layers.iter().enumerate() {
+            if a_layers.contains(d) || !seen.insert(d) {
+                continue;
+            }
+            let patch_size = b
+                .patches
+                .iter()
+                .find(|p| &p.layer == d)
+                .map(|p| p.patch.size);
+            if let Some(p) = patch_size {
+                out.layers.patched += 1;
+                out.layers.patched_layer_bytes += size;
+                out.layers.patch_bytes += p;
+            }
+            out.new_layers.push(NewLayer {
+                reference: img.reference.to_string(),
+                index,
+                digest: d.clone(),
+                size: *size,
+                patch_size,
+            });
+        }
+    }
     out.layers.delta_saves = out.layers.shared_bytes;
     out
 }
@@ -514,6 +588,7 @@ mod tests {
             top: d(top),
             config: Some(d(top + 100)),
             layers: layers.iter().map(|l| (d(*l), 10 * *l as u64)).collect(),
+            diff_ids: Vec::new(),
             other: Vec::new(),
         }
     }
@@ -523,6 +598,7 @@ mod tests {
             id: "x".into(),
             path: "x".into(),
             images,
+            patches: Vec::new(),
         }
     }
 

@@ -89,6 +89,63 @@ pub struct BaseMeta {
     /// store (absent from deltas packed before this field existed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tops: Vec<Digest>,
+    /// Layers carried as patches against a base layer instead of whole (patch bundles,
+    /// docs/bundle-format.md "Patch bundles"): their blobs are neither in the tar nor in
+    /// the base; the offline side rebuilds them (`bundle::patched`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub patches: Vec<PatchMeta>,
+}
+
+impl BaseMeta {
+    /// The patch that stands in for layer blob `layer`, if any.
+    pub fn patch_for(&self, layer: &Digest) -> Option<&PatchMeta> {
+        self.patches.iter().find(|p| &p.layer == layer)
+    }
+}
+
+impl BundleMeta {
+    /// Patched layers (empty unless a patch bundle).
+    pub fn patches(&self) -> &[PatchMeta] {
+        self.base.as_ref().map(|b| &b.patches[..]).unwrap_or(&[])
+    }
+}
+
+/// One layer carried as a patch: rebuilt offline from `base` and the patch blob, checked
+/// against `diff_id`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PatchMeta {
+    /// The (first) image of this bundle whose layer it is.
+    pub image: Reference,
+    /// Position of the layer in that image (0 = bottom).
+    pub index: usize,
+    /// The layer blob (compressed, as the image's manifest names it), not carried.
+    pub layer: Digest,
+    /// Its size as a blob.
+    pub layer_size: u64,
+    /// sha256 of the layer's uncompressed tar (the config's `rootfs.diff_ids` entry).
+    pub diff_id: Digest,
+    /// Bytes of the uncompressed tar (what the rebuild writes).
+    pub size: u64,
+    /// The patch blob carried in `blobs/sha256/`.
+    pub patch: crate::image::Descriptor,
+    /// The base layer the patch applies to.
+    pub base: PatchBase,
+}
+
+/// The base layer of a patch.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PatchBase {
+    /// The base image whose layer it is.
+    pub image: Reference,
+    /// The base image's top digest (its image ID on a containerd-store engine) and config
+    /// digest (its image ID on a classic-store engine).
+    pub top: Digest,
+    pub config: Digest,
+    /// Position in the base image.
+    pub index: usize,
+    /// The base layer's blob and its `diff_id`.
+    pub layer: Digest,
+    pub diff_id: Digest,
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 pub mod delta;
 pub mod meta;
 pub mod parts;
+pub mod patched;
 pub mod read;
 pub mod signature;
 pub mod source;

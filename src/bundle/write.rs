@@ -285,6 +285,9 @@ pub struct WriteOptions {
     /// Blobs not to carry (delta bundles, `bundle::delta`): they stay named in
     /// `manifest.json` and the manifests, and are listed in `base.assumed`.
     pub omit: std::collections::BTreeSet<Digest>,
+    /// Blobs to carry that no image names (layer patches, `bundle::meta::PatchMeta`),
+    /// written after the layers, listed in `SHA256SUMS`.
+    pub extra: Vec<Descriptor>,
     /// Cut the tar into parts of this many bytes (`bundle::parts`); `Written::path` is then
     /// the parts file.
     pub split_size: Option<u64>,
@@ -310,10 +313,15 @@ pub fn write_with(
     cancel: &AtomicBool,
     options: &WriteOptions,
 ) -> Result<Written, WriteError> {
-    let blobs: Vec<Descriptor> = blob_order(input.images)
+    let mut blobs: Vec<Descriptor> = blob_order(input.images)
         .into_iter()
         .filter(|d| !options.omit.contains(&d.digest))
         .collect();
+    for e in &options.extra {
+        if !blobs.iter().any(|b| b.digest == e.digest) {
+            blobs.push(plain(e));
+        }
+    }
     for d in &blobs {
         if source.blob_size(&d.digest) != Some(d.size) {
             return Err(SourceError::Missing {

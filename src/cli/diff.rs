@@ -37,6 +37,7 @@ pub fn run(args: DiffArgs, out: &Output) -> crate::error::Result<ExitCode> {
             "changed": diff.changed,
             "unchanged": diff.unchanged,
             "layers": diff.layers,
+            "new_layers": diff.new_layers,
         }))?;
     } else {
         print_human(&diff, out);
@@ -76,6 +77,19 @@ fn print_human(diff: &Diff, out: &Output) {
     for i in &diff.unchanged {
         out.print(&format!("same     {}  {}", i.reference, i.digest));
     }
+    for n in &diff.new_layers {
+        out.print(&format!(
+            "new layer {} of {}  {}  {}{}",
+            n.index,
+            n.reference,
+            n.digest.short(),
+            HumanBytes(n.size),
+            match n.patch_size {
+                Some(p) => format!(" as a layer, {} as a patch", HumanBytes(p)),
+                None => String::new(),
+            }
+        ));
+    }
     let l = &diff.layers;
     out.print(&format!(
         "\nlayers of B: {} shared with A ({}), {} new ({}); a delta carries {} of {} layer bytes and saves {}",
@@ -87,4 +101,12 @@ fn print_human(diff: &Diff, out: &Output) {
         HumanBytes(l.total_bytes),
         HumanBytes(l.delta_saves)
     ));
+    if l.patched > 0 {
+        out.print(&format!(
+            "{} new layer(s) of {} are carried as patches of {}",
+            l.patched,
+            HumanBytes(l.patched_layer_bytes),
+            HumanBytes(l.patch_bytes)
+        ));
+    }
 }

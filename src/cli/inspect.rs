@@ -45,6 +45,7 @@ pub fn run(args: InspectArgs, out: &Output) -> crate::error::Result<ExitCode> {
             "size": m.size,
             "uncompressed_size": m.uncompressed_size,
             "base": m.base,
+            "patches": m.patches(),
             "signed": meta.signed,
         }))?;
         return Ok(ExitCode::SUCCESS);
@@ -78,6 +79,18 @@ pub fn run(args: InspectArgs, out: &Output) -> crate::error::Result<ExitCode> {
             base.id,
             base.assumed.len()
         ));
+        for p in &base.patches {
+            out.print(&format!(
+                "patched   layer {} of {}: {} patch for a {} layer ({} unpacked), against layer {} of {}",
+                p.index,
+                p.image,
+                HumanBytes(p.patch.size),
+                HumanBytes(p.layer_size),
+                HumanBytes(p.size),
+                p.base.index,
+                p.base.image
+            ));
+        }
     }
     out.print(&format!("compose   {}", m.compose.files.join(", ")));
     if !m.compose.env_files.is_empty() {

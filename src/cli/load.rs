@@ -21,6 +21,10 @@ pub struct LoadArgs {
     /// public key (a `.pub` file or the `RW...` key itself); checked before anything else.
     #[arg(long, value_name = "PUB")]
     pub key: Option<PathBuf>,
+    /// For a patch bundle: the base bundle its patches apply to (read instead of exporting
+    /// the base layers from the engine).
+    #[arg(long, value_name = "BASE")]
+    pub base: Option<PathBuf>,
 }
 
 pub fn run(args: LoadArgs, out: &Output) -> crate::error::Result<ExitCode> {
@@ -34,8 +38,13 @@ pub fn run(args: LoadArgs, out: &Output) -> crate::error::Result<ExitCode> {
         let engine = crate::engine::connect().await?;
         let progress = Arc::new(Progress::new(out));
         let report =
-            crate::up::load_bundle(&engine, &meta, Arc::new(TotalOnly(Arc::clone(&progress))))
-                .await;
+            crate::up::load_bundle_with(
+                &engine,
+                &meta,
+                args.base.as_deref(),
+                Arc::new(TotalOnly(Arc::clone(&progress))),
+            )
+            .await;
         progress.finish();
         report
     })?;

@@ -31,6 +31,10 @@ pub struct PackArgs {
     /// bundle.json, or its airlock.lock). Manifests and configs are always carried.
     #[arg(long, value_name = "BASE")]
     pub since: Option<PathBuf>,
+    /// With --since: carry each changed layer whole instead of as a patch against the base
+    /// layer it replaces (patches are made by default; docs/bundle-format.md).
+    #[arg(long, requires = "since")]
+    pub no_patch: bool,
     /// Write the bundle as parts of SIZE bytes (`NAME.tar.000`, ... and `NAME.parts.json`);
     /// units K, M, G, T (powers of 1024), or `fat32` (4000M) or `dvd` (4450M).
     #[arg(long, value_name = "SIZE", value_parser = parse_split_size)]
@@ -57,6 +61,8 @@ struct Summary {
     blobs: SummaryBlobs,
     size: u64,
     uncompressed_size: u64,
+    /// Layers carried as patches (patch bundles; bundle.json `base.patches`).
+    patches: Vec<crate::bundle::meta::PatchMeta>,
     seconds: f64,
 }
 
@@ -92,6 +98,7 @@ pub fn run(args: PackArgs, out: &Output) -> crate::error::Result<ExitCode> {
         from_docker: args.from_docker,
         locked: args.locked,
         since: args.since.clone(),
+        no_patch: args.no_patch,
         split_size: args.split_size,
         sign: args.sign.clone(),
     };
@@ -139,6 +146,7 @@ pub fn run(args: PackArgs, out: &Output) -> crate::error::Result<ExitCode> {
             },
             size: meta.size,
             uncompressed_size: meta.uncompressed_size,
+            patches: meta.base.as_ref().map(|b| b.patches.clone()).unwrap_or_default(),
             seconds: (seconds * 1000.0).round() / 1000.0,
         };
         out.json(&summary)?;
@@ -174,6 +182,17 @@ pub fn run(args: PackArgs, out: &Output) -> crate::error::Result<ExitCode> {
             record.assumed.len(),
             if record.assumed.len() == 1 { "" } else { "s" },
         ));
+        for p in &record.patches {
+            out.print(&format!(
+                "  layer {} of {} as a patch: {} instead of {} (against layer {} of {})",
+                p.index,
+                p.image,
+                HumanBytes(p.patch.size),
+                HumanBytes(p.layer_size),
+                p.base.index,
+                p.base.image
+            ));
+        }
     }
     let (fetched, cached) = (packed.fetched, packed.cached);
     out.print(&format!(

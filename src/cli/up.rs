@@ -52,9 +52,10 @@ pub struct UpArgs {
     /// With --swarm: push into this registry (`host[:port][/prefix]`) instead of serving.
     #[arg(long, value_name = "HOST", requires = "swarm", conflicts_with_all = ["serve_addr", "serve_advertise"])]
     pub registry: Option<String>,
-    /// With --swarm and a delta bundle: its base bundle, served beneath it (default: the
-    /// bundles this stack was served from before).
-    #[arg(long, value_name = "BUNDLE", requires = "swarm")]
+    /// A delta bundle's base bundle. With --swarm: served beneath it (default: the bundles
+    /// this stack was served from before). Without: for a patch bundle, the base its patches
+    /// apply to (default: the base layers are exported from the engine).
+    #[arg(long, value_name = "BUNDLE")]
     pub base: Option<PathBuf>,
     /// With --swarm: print a systemd unit that keeps `airlock serve` running for this bundle
     /// across reboots, and deploy nothing.
@@ -127,6 +128,7 @@ pub fn run(args: UpArgs, out: &Output) -> crate::error::Result<ExitCode> {
         profiles: args.profiles.clone(),
         timeout: args.timeout,
         http: args.http.clone(),
+        base: args.base.clone(),
     };
     let progress = Arc::new(UpProgress::new(out));
     let outcome = crate::up::up(&opts, progress.clone());

@@ -54,6 +54,28 @@ pub fn run(args: VerifyArgs, out: &Output) -> crate::error::Result<ExitCode> {
         let (mut problems, mut notes) = crate::bundle::delta::check_with_base(&meta.meta, &base);
         report.problems.append(&mut problems);
         report.notes.append(&mut notes);
+        // Patch bundles: every patch rebuilt against the base, proving its diff_id.
+        if !meta.meta.patches().is_empty() {
+            if crate::bundle::delta::is_json_base(base_path) {
+                report.notes.push(format!(
+                    "the {} layer patch(es) were not rebuilt: `{}` is a bundle.json or lock, not the base bundle",
+                    meta.meta.patches().len(),
+                    base_path.display()
+                ));
+            } else {
+                let proved = crate::bundle::patched::prove(&meta, base_path, &*progress)
+                    .with_context(|| format!("Cannot rebuild the patches of `{}`", args.bundle.display()))?;
+                for p in proved {
+                    report.problems.push(verify::Problem {
+                        kind: verify::ProblemKind::Patch,
+                        file: Some(format!("blobs/sha256/{}", p.patch.hex())),
+                        blob: Some(p.patch),
+                        image: Some(p.image),
+                        message: p.message,
+                    });
+                }
+            }
+        }
     }
     progress.finish();
     let elapsed = started.elapsed();

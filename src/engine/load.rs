@@ -695,10 +695,15 @@ pub async fn load_from(
     for img in &meta.meta.images {
         let config = img.config.digest.clone();
         let id = if state.containerd_store {
-            engine
-                .image_id(&img.reference.normalized())
-                .await?
-                .or(engine.image_id(&config.to_string()).await?)
+            // A patched image's top (its rewritten manifest, `bundle::patched::view`) is
+            // its image ID there.
+            match engine.image_id(&img.reference.normalized()).await? {
+                Some(id) => Some(id),
+                None => engine
+                    .image_id(&img.top.digest.to_string())
+                    .await?
+                    .or(engine.image_id(&config.to_string()).await?),
+            }
         } else {
             engine.image_id(&config.to_string()).await?
         };

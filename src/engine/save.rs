@@ -357,6 +357,66 @@ fn ingest_layer(store: &Store, mut r: impl BufRead) -> Result<Ingested, IngestEr
     Ok(Ingested { blob, size, facts })
 }
 
+/// Export image `name` (`docker save`, read once, in order) and keep the layers whose
+/// diff_id is in `wanted` as uncompressed tars in `dir`, named `<diff_id hex>.tar` (patch
+/// bundles: the base layers `bundle::patched::rebuild` applies patches to). Every layer is
+/// unpacked while hashed (plain tars on the classic store, the stored compressed blobs on
+/// the containerd store); the others are deleted as soon as they are read. Returns the
+/// diff_ids found and their paths.
+pub async fn export_layers(
+    engine: &Engine,
+    name: &str,
+    wanted: &std::collections::BTreeSet<Digest>,
+    dir: &std::path::Path,
+) -> Result<HashMap<Digest, std::path::PathBuf>, SaveError> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(32);
+    let (wanted2, dir2, name2) = (wanted.clone(), dir.to_path_buf(), name.to_string());
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut ar = tar::Archive::new(ChannelReader {
+            rx,
+            current: Bytes::new(),
+        });
+        let mut found = HashMap::new();
+        let export_err = |source: io::Error| SaveError::Export {
+            reference: name2.clone(),
+            source,
+        };
+        for (n, entry) in ar.entries().map_err(export_err)?.enumerate() {
+            let mut entry = entry.map_err(export_err)?;
+            if entry.header().entry_type() != tar::EntryType::Regular
+                || entry.size() < 512
+                || entry.path().is_ok_and(|p| p.extension().is_some_and(|e| e == "json"))
+            {
+                continue;
+            }
+            let tmp = dir2.join(format!("export-{n}.partial"));
+            let (diff_id, _) =
+                crate::bundle::patched::unpack_layer(&mut entry, &tmp).map_err(export_err)?;
+            if wanted2.contains(&diff_id) && !found.contains_key(&diff_id) {
+                let path = dir2.join(format!("{}.tar", diff_id.hex()));
+                fs_err::rename(&tmp, &path).map_err(export_err)?;
+                found.insert(diff_id, path);
+            } else {
+                let _ = fs_err::remove_file(&tmp);
+            }
+        }
+        Ok::<_, SaveError>(found)
+    });
+    let mut stream = engine.docker.export_image(name);
+    while let Some(item) = stream.next().await {
+        let item = item.map_err(|e| io::Error::other(e.to_string()));
+        let failed = item.is_err();
+        if tx.send(item).await.is_err() || failed {
+            break;
+        }
+    }
+    drop(tx);
+    reader.await.map_err(|e| SaveError::Export {
+        reference: name.to_string(),
+        source: io::Error::other(e.to_string()),
+    })?
+}
+
 /// The engine as a `source::Source`: the images `save` exported, their blobs served from the
 /// store. The export stream (`docker save`) is read once, in order, and its layers are
 /// compressed on the way, so a blob can be served only once its image is saved; `save` is

@@ -14,6 +14,7 @@
 //! `record`). Driven by `cli::pack` and `cli::lock`, which render the outcome.
 
 mod lock;
+pub mod patches;
 mod select;
 
 pub use lock::{Locked, lock};
@@ -92,6 +93,8 @@ pub struct PackOptions {
     pub locked: bool,
     /// Delta bundle: leave out the layers this base holds.
     pub since: Option<PathBuf>,
+    /// With `since`: carry whole layers, never patches (`--no-patch`).
+    pub no_patch: bool,
     /// Write the bundle as parts of this many bytes.
     pub split_size: Option<u64>,
     /// Sign with this minisign secret key.
@@ -207,10 +210,20 @@ pub fn pack(opts: &PackOptions, reporter: Arc<dyn Reporter>) -> crate::error::Re
             f.services.join(", ")
         ));
     }
-    let omit = base
+    let mut omit = base
         .as_ref()
         .map(|b| crate::bundle::delta::omitted(&images, b))
         .unwrap_or_default();
+    // Patch bundles: layers replacing a base layer go as patches when much smaller.
+    let made = match &base {
+        Some(b) if !opts.no_patch => {
+            patches::make(&images, b, &omit, &store, &output, reporter.as_ref())?
+        }
+        _ => patches::Made::default(),
+    };
+    for note in &made.notes {
+        reporter.warn(note);
+    }
     let meta = BundleMeta {
         format: FORMAT.to_string(),
         airlock_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -226,10 +239,13 @@ pub fn pack(opts: &PackOptions, reporter: Arc<dyn Reporter>) -> crate::error::Re
         blobs: 0,
         size: 0,
         uncompressed_size: 0,
-        base: base
-            .as_ref()
-            .map(|b| crate::bundle::delta::base_meta(b, &omit)),
+        base: base.as_ref().map(|b| {
+            let mut record = crate::bundle::delta::base_meta(b, &omit);
+            record.patches = made.patches.clone();
+            record
+        }),
     };
+    omit.extend(made.patches.iter().map(|p| p.layer.clone()));
     reporter.step(&format!("writing {}", output.display()));
     // The writer is blocking and runs here; the runtime's threads keep listening for Ctrl-C.
     let input = bundle_write::Input {
@@ -239,6 +255,7 @@ pub fn pack(opts: &PackOptions, reporter: Arc<dyn Reporter>) -> crate::error::Re
     };
     let write_options = bundle_write::WriteOptions {
         omit,
+        extra: made.patches.iter().map(|p| p.patch.clone()).collect(),
         split_size: opts.split_size,
         signer,
     };

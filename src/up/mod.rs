@@ -16,7 +16,7 @@ pub mod runner;
 pub mod state;
 pub mod wait;
 
-pub use load::load_bundle;
+pub use load::{load_bundle, load_bundle_with};
 pub use state::{UP_STATE, UpState};
 
 use crate::bundle::read::Bundle;
@@ -50,6 +50,9 @@ pub struct UpOptions {
     pub timeout: Duration,
     /// URLs to probe after start (empty: the default probe of `check`).
     pub http: Vec<String>,
+    /// The base bundle a patch bundle's patches apply to (`--base`; default: the engine's
+    /// images).
+    pub base: Option<PathBuf>,
 }
 
 impl Default for UpOptions {
@@ -62,6 +65,7 @@ impl Default for UpOptions {
             profiles: Vec::new(),
             timeout: Duration::from_secs(300),
             http: Vec::new(),
+            base: None,
         }
     }
 }
@@ -215,7 +219,7 @@ pub fn up(opts: &UpOptions, reporter: Arc<dyn Reporter>) -> crate::error::Result
             reporter.step(&format!("wrote {} into {}", written.join(", "), dir.display()));
         }
         reporter.step(&format!("loading {} into the engine", opts.bundle.display()));
-        let load = load_bundle(&engine, &meta, reporter.clone()).await.with_context(|| {
+        let load = load_bundle_with(&engine, &meta, opts.base.as_deref(), reporter.clone()).await.with_context(|| {
             format!(
                 "Stopped while loading `{}`: the compose files are in `{}`, nothing was started; run `airlock up` again",
                 opts.bundle.display(),

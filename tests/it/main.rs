@@ -10,6 +10,7 @@ mod offline; // verify, inspect, load, up, check against the engine and docker-c
 mod serve; // airlock serve: engine pull, compose v1 up, skopeo, ranges, writes refused, TLS+auth, path fuzzing
 mod push; // airlock push: plain (prefix, chunks, mounts) and TLS+Basic into docker-registry, digests kept, second push uploads nothing
 mod delta; // delta bundles: pack --since, verify --base, diff, load/up over v1, docker load -i, refused without v1
+mod patch; // patch bundles: pack --since makes layer patches; inspect/diff/verify show and prove them; load/up rebuild them on both stores; corrupt patch, wrong base, kill -9 while rebuilding
 mod split; // split bundles: pack --split-size, cat, verify/inspect/load from parts, missing and corrupt parts named
 mod sign; // signed bundles: key generate, pack --sign, verify/load --key, minisign tool, tampering
 mod hostile; // hostile bundles: .., absolute, links, devices, duplicates, 100 MB JSON; refused by name

@@ -165,7 +165,7 @@ impl Checks<'_> {
             .meta
             .base
             .as_ref()
-            .is_some_and(|b| b.assumed.contains(d))
+            .is_some_and(|b| b.assumed.contains(d) || b.patch_for(d).is_some())
         {
             return false;
         }

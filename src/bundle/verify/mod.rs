@@ -73,6 +73,9 @@ pub enum ProblemKind {
     Platform,
     /// A part of a split bundle differs from its parts file (`file` is the part's path).
     CorruptPart,
+    /// A layer patch (patch bundles) is not a patch, disagrees with bundle.json, or (with
+    /// `--base`) does not rebuild its layer.
+    Patch,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -500,6 +503,21 @@ pub fn verify(
         checks.completeness(meta);
     }
     problems.append(&mut checks.problems);
+    if let Some(meta) = &meta {
+        let delta = crate::bundle::source::BundleSource::of(meta.clone());
+        for p in crate::bundle::patched::check_headers(meta, &delta) {
+            let file = format!("{BLOBS_DIR}{}", p.patch.hex());
+            if w.c.members.contains_key(&file) {
+                problems.push(Problem {
+                    kind: ProblemKind::Patch,
+                    file: Some(file),
+                    blob: Some(p.patch),
+                    image: Some(p.image),
+                    message: p.message,
+                });
+            }
+        }
+    }
     let mut notes = Vec::new();
     if !w.c.json_skipped.is_empty() {
         notes.push(format!(

@@ -1,0 +1,171 @@
+//! Patches for `pack --since` (patch bundles, docs/bundle-format.md "Patch bundles"): for
+//! each new layer of an image whose base version (the same repository in the base) has a
+//! different layer at the same position, both layers are decompressed to temporary
+//! uncompressed tars next to the output, `patch::build` writes a patch into the `store`,
+//! and the patch is kept when it is under half the layer blob (`KEEP_BELOW`); otherwise the
+//! layer is carried whole. The base layer's bytes come from the base bundle when `--since`
+//! names one, else from the cache; without either, that layer is carried (and said).
+
+use crate::bundle::delta::{Base, BaseImage};
+use crate::bundle::meta::{PatchBase, PatchMeta};
+use crate::bundle::patched::{PatchedError, unpack_layer};
+use crate::bundle::source::BundleSource;
+use crate::digest::Digest;
+use crate::image::{Descriptor, Layer, ResolvedImage};
+use crate::progress::Reporter;
+use crate::source::Source;
+use crate::store::Store;
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// A patch is kept when `patch bytes * KEEP_BELOW.1 < layer blob bytes * KEEP_BELOW.0`:
+/// under half the blob it replaces (the rebuild costs time offline; a patch that saves
+/// little is not worth it).
+pub const KEEP_BELOW: (u64, u64) = (1, 2);
+
+/// What `make` decided.
+#[derive(Debug, Default)]
+pub struct Made {
+    pub patches: Vec<PatchMeta>,
+    /// Layers a patch was tried for and carried whole, and why (for pack's output).
+    pub notes: Vec<String>,
+}
+
+/// The base image a new image replaces: the same repository (name without tag or digest).
+fn base_version<'a>(base: &'a Base, img: &ResolvedImage) -> Option<&'a BaseImage> {
+    base.images
+        .iter()
+        .find(|b| b.reference.name() == img.reference.name())
+}
+
+/// Make the patches of the layers of `images` not in `omit`, against `base`.
+pub fn make(
+    images: &[ResolvedImage],
+    base: &Base,
+    omit: &BTreeSet<Digest>,
+    store: &Store,
+    output: &Path,
+    reporter: &dyn Reporter,
+) -> crate::error::Result<Made> {
+    let mut made = Made::default();
+    // Where base layers come from: the base bundle (when --since named one), else the cache.
+    let base_bundle: Option<BundleSource> = BundleSource::open(&base.path).ok();
+    let mut candidates: Vec<(&ResolvedImage, usize, &Layer, &BaseImage)> = Vec::new();
+    let mut seen = BTreeSet::new();
+    for img in images {
+        let Some(b) = base_version(base, img) else {
+            continue;
+        };
+        for (i, l) in img.layers.iter().enumerate() {
+            if omit.contains(&l.blob.digest) || !seen.insert(l.blob.digest.clone()) {
+                continue;
+            }
+            if b.layers.get(i).is_some_and(|(d, _)| d != &l.blob.digest) {
+                candidates.push((img, i, l, b));
+            }
+        }
+    }
+    if candidates.is_empty() {
+        return Ok(made);
+    }
+    let dir = crate::disk::output_dir(output);
+    let tmp = tempfile::Builder::new()
+        .prefix(".airlock-patches-")
+        .tempdir_in(&dir)
+        .map_err(|e| {
+            crate::error::Error::environment(format!(
+                "Cannot create a temporary directory in `{}` for the layer patches: {e}",
+                dir.display()
+            ))
+        })?;
+    for (img, i, layer, b) in candidates {
+        let (base_blob, _) = &b.layers[i];
+        let Some(base_diff_id) = b.diff_ids.get(i) else {
+            made.notes.push(format!(
+                "layer {i} of `{}` is carried whole: the diff_ids of base `{}` are unknown (its config is not in the cache)",
+                img.reference, b.reference
+            ));
+            continue;
+        };
+        let base_reader = match &base_bundle {
+            Some(s) if s.blob_size(base_blob).is_some() => Some(s.open(base_blob, 0)?),
+            _ if store.size(base_blob).is_some() => {
+                Some(Box::new(store.open_blob(base_blob)?) as crate::source::BlobReader)
+            }
+            _ => None,
+        };
+        let Some(mut base_reader) = base_reader else {
+            made.notes.push(format!(
+                "layer {i} of `{}` is carried whole: base layer `{base_blob}` (of `{}`) is neither in the base bundle nor in the cache",
+                img.reference, b.reference
+            ));
+            continue;
+        };
+        reporter.step(&format!(
+            "patching layer {i} of {} against {}",
+            img.reference, b.reference
+        ));
+        let base_tar = tmp.path().join("base.tar");
+        let new_tar = tmp.path().join("new.tar");
+        let (found, _) =
+            unpack_layer(&mut base_reader, &base_tar).map_err(|source| PatchedError::Read {
+                what: format!("base layer `{base_blob}` of `{}`", b.reference),
+                source,
+            })?;
+        if &found != base_diff_id {
+            made.notes.push(format!(
+                "layer {i} of `{}` is carried whole: base layer `{base_blob}` unpacks to {found}, not its diff_id {base_diff_id}",
+                img.reference
+            ));
+            continue;
+        }
+        let (found, size) = unpack_layer(&mut store.open_blob(&layer.blob.digest)?, &new_tar)
+            .map_err(|source| PatchedError::Read {
+                what: format!("layer `{}` of `{}`", layer.blob.digest, img.reference),
+                source,
+            })?;
+        if found != layer.diff_id {
+            return Err(crate::error::Error::failed(format!(
+                "Layer `{}` of `{}` in the cache unpacks to {found}, not its diff_id {}",
+                layer.blob.digest, img.reference, layer.diff_id
+            )));
+        }
+        let mut w = store.writer_unknown()?;
+        let stats = crate::patch::build(&base_tar, base_diff_id, &new_tar, &layer.diff_id, &mut w)
+            .map_err(|e| {
+                crate::error::Error::new(e).context(format!(
+                    "Cannot build the patch of layer {i} of `{}`",
+                    img.reference
+                ))
+            })?;
+        let digest = w.commit()?;
+        let patch_size = store.size(&digest).unwrap_or(stats.patch_bytes);
+        let _ = fs_err::remove_file(&base_tar);
+        let _ = fs_err::remove_file(&new_tar);
+        if patch_size * KEEP_BELOW.1 >= layer.blob.size * KEEP_BELOW.0 {
+            made.notes.push(format!(
+                "layer {i} of `{}` is carried whole: its patch ({patch_size} bytes) is not under half the layer ({} bytes)",
+                img.reference, layer.blob.size
+            ));
+            continue;
+        }
+        made.patches.push(PatchMeta {
+            image: img.reference.clone(),
+            index: i,
+            layer: layer.blob.digest.clone(),
+            layer_size: layer.blob.size,
+            diff_id: layer.diff_id.clone(),
+            size,
+            patch: Descriptor::new(crate::patch::MEDIA_TYPE, digest, patch_size),
+            base: PatchBase {
+                image: b.reference.clone(),
+                top: b.top.clone(),
+                config: b.config.clone().unwrap_or_else(|| b.top.clone()),
+                index: i,
+                layer: base_blob.clone(),
+                diff_id: base_diff_id.clone(),
+            },
+        });
+    }
+    Ok(made)
+}
