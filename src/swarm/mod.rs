@@ -455,29 +455,59 @@ pub fn up(opts: &SwarmOptions, reporter: Arc<dyn Reporter>) -> crate::error::Res
                     ("serve".to_string(), p.advertise.clone(), Some(p), false)
                 }
                 None => {
-                    if let Some(p) = &prev {
+                    if let Some(p) = prev.as_ref().filter(|p| p.pid != 0) {
                         reporter.step(&format!(
                             "stopping airlock serve (pid {}) on {}",
                             p.pid, p.listen
                         ));
                         serving::stop(p);
                     }
-                    reporter.step(&format!(
-                        "starting airlock serve for {} bundle(s) on {listen}",
-                        bundles.len()
-                    ));
-                    let s = serving::start(
-                        &dir,
-                        &bundles,
-                        &ids,
-                        &listen,
-                        opts.serve_advertise.as_deref(),
-                    )?;
-                    reporter.step(&format!(
-                        "airlock serve (pid {}) listens on {}; nodes pull from {}",
-                        s.pid, s.listen, s.advertise
-                    ));
-                    ("serve".to_string(), s.advertise.clone(), Some(s), true)
+                    // A server the operator runs there (the systemd unit) that has every
+                    // image of this bundle is used as it is.
+                    let wanted: Vec<(String, String)> = catalog
+                        .images
+                        .iter()
+                        .filter(|i| i.bundle == 0)
+                        .map(|i| (i.repository.clone(), i.top.digest.to_string()))
+                        .collect();
+                    let external = !listen.ends_with(":0")
+                        && rt.block_on(serving::answers(&listen))
+                        && rt.block_on(serving::serves(&listen, &wanted));
+                    if external {
+                        let advertise = opts
+                            .serve_advertise
+                            .clone()
+                            .unwrap_or_else(|| listen.clone());
+                        reporter.step(&format!(
+                            "a registry on {listen} that airlock up did not start serves every image of this bundle; using it"
+                        ));
+                        let s = Serving {
+                            pid: 0,
+                            listen: listen.clone(),
+                            advertise: advertise.clone(),
+                            bundles: bundles.clone(),
+                            ids: ids.clone(),
+                            log: PathBuf::new(),
+                        };
+                        ("serve".to_string(), advertise, Some(s), false)
+                    } else {
+                        reporter.step(&format!(
+                            "starting airlock serve for {} bundle(s) on {listen}",
+                            bundles.len()
+                        ));
+                        let s = serving::start(
+                            &dir,
+                            &bundles,
+                            &ids,
+                            &listen,
+                            opts.serve_advertise.as_deref(),
+                        )?;
+                        reporter.step(&format!(
+                            "airlock serve (pid {}) listens on {}; nodes pull from {}",
+                            s.pid, s.listen, s.advertise
+                        ));
+                        ("serve".to_string(), s.advertise.clone(), Some(s), true)
+                    }
                 }
             }
         }

@@ -102,6 +102,23 @@ pub fn stack_file(project: &Project, images: &BTreeMap<String, String>) -> Value
                 );
             }
         }
+        // A one-shot job's new task exits during the update's monitor period, which Swarm
+        // counts as a failed update and pauses (`update paused due to failure or early
+        // termination of task`): its updates continue instead, unless the file says otherwise.
+        if let Some(Value::Object(d)) = out.get_mut("deploy")
+            && d.get("restart_policy")
+                .and_then(|r| r.get("condition"))
+                .and_then(|c| c.as_str())
+                == Some("none")
+        {
+            let update = d
+                .entry("update_config")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(u) = update {
+                u.entry("failure_action")
+                    .or_insert_with(|| json!("continue"));
+            }
+        }
         match raw.get("networks") {
             Some(Value::Array(list)) => {
                 networks.extend(list.iter().filter_map(|n| n.as_str().map(str::to_string)))
@@ -183,6 +200,8 @@ mod tests {
         assert_eq!(v["services"]["db"]["image"], "postgres:16");
         assert!(web.get("container_name").is_none() && web.get("depends_on").is_none());
         assert_eq!(web["deploy"]["restart_policy"]["condition"], "none");
+        assert_eq!(web["deploy"]["update_config"]["failure_action"], "continue");
+        assert!(v["services"]["db"]["deploy"].get("update_config").is_none());
         assert_eq!(
             v["services"]["db"]["deploy"]["restart_policy"]["condition"],
             "on-failure"

@@ -60,9 +60,36 @@ pub async fn answers(addr: &str) -> bool {
         .is_ok_and(|r| r.status().is_success())
 }
 
+/// Whether the registry at `addr` (plain HTTP) has every manifest of `images`
+/// (repository, digest): a server the operator runs (the unit) that `up` can use as it is.
+pub async fn serves(addr: &str, images: &[(String, String)]) -> bool {
+    let Ok(client) = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .no_proxy()
+        .build()
+    else {
+        return false;
+    };
+    for (repo, digest) in images {
+        let ok = client
+            .head(format!("http://{addr}/v2/{repo}/manifests/{digest}"))
+            .header(
+                "Accept",
+                "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json",
+            )
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
 /// Stop `serving` (SIGTERM, then up to 10 s for it to finish requests in flight).
 pub fn stop(serving: &Serving) {
-    if !alive(serving.pid) {
+    if serving.pid == 0 || !alive(serving.pid) {
         return;
     }
     let Ok(pid) = i32::try_from(serving.pid) else {

@@ -104,7 +104,10 @@ impl Drop for StackCleanup {
     fn drop(&mut self) {
         harness::docker_quiet(&["stack", "rm", &self.stack]);
         if let Some(pid) = serve_pid(&self.dir) {
-            let _ = Command::new("kill").arg(pid.to_string()).status();
+            let _ = Command::new("kill")
+                .arg(pid.to_string())
+                .stderr(std::process::Stdio::null())
+                .status();
         }
     }
 }
@@ -117,7 +120,8 @@ fn state(dir: &Path) -> serde_json::Value {
 fn serve_pid(dir: &Path) -> Option<u64> {
     let text = std::fs::read_to_string(dir.join(".airlock-swarm.json")).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v["serving"]["pid"].as_u64()
+    // 0: a server airlock did not start (never `kill 0`, the whole process group).
+    v["serving"]["pid"].as_u64().filter(|p| *p > 0)
 }
 
 /// `docker stack ls` names.
@@ -455,7 +459,10 @@ fn swarm_stack_from_a_bundle() {
 
     // serve stopped while the stack runs: check names it and fails.
     let pid = serve_pid(&dir).unwrap();
-    let _ = Command::new("kill").arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg(pid.to_string())
+        .stderr(std::process::Stdio::null())
+        .status();
     wait_for("serve to stop", Duration::from_secs(15), || {
         !Path::new(&format!("/proc/{pid}")).exists()
             || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z"))
@@ -480,5 +487,84 @@ fn swarm_stack_from_a_bundle() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&text.stdout).contains("is down"));
+
+    // The systemd unit for the operator, and a server it runs: `up --swarm` uses what answers
+    // on the address when it has every image, and starts nothing.
+    let unit_port = harness::free_port();
+    let unit_addr = format!("127.0.0.1:{unit_port}");
+    let out = ok(harness::airlock(&cache)
+        .args(["up", "--swarm", "--print-unit", "--serve-addr", &unit_addr])
+        .arg(&v1));
+    let unit = String::from_utf8_lossy(&out.stdout).to_string();
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap_or_else(|| panic!("no ExecStart in {unit}"));
+    assert!(
+        exec.contains(" serve ")
+            && exec.contains(v1.to_str().unwrap())
+            && exec.ends_with(&format!("--addr {unit_addr}")),
+        "{unit}"
+    );
+    let words: Vec<&str> = exec.split_whitespace().collect();
+    let mut unit_serve = Command::new(words[0])
+        .args(&words[1..])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    harness::wait_for_port(unit_port, Duration::from_secs(10));
+    let unit_dir = work.path().join("unit");
+    let out = ok(harness::airlock(&cache)
+        .args([
+            "up",
+            "--swarm",
+            "--timeout",
+            "120s",
+            "--json",
+            "--serve-addr",
+            &unit_addr,
+            "--dir",
+        ])
+        .arg(&unit_dir)
+        .arg(&v1));
+    let by_unit = harness::json_of(&out);
+    let _ = unit_serve.kill();
+    let _ = unit_serve.wait();
+    assert_eq!(by_unit["ok"], true, "{by_unit:#}");
+    assert_eq!(by_unit["serve_started"], false);
+    assert_eq!(by_unit["pull_from"], unit_addr.as_str());
+    assert!(by_unit["check"]["registry"]["pid"].is_null(), "{by_unit:#}");
+    assert_eq!(http_get(port, "/").as_deref(), Some("version 1\n"));
+
+    // --registry: pushed into the site's registry instead of served; the stack follows.
+    let site = Registry::start();
+    let site_host = site.url().trim_start_matches("http://").to_string();
+    let reg_dir = work.path().join("registry");
+    let out = ok(harness::airlock(&cache)
+        .args([
+            "up",
+            "--swarm",
+            "--timeout",
+            "120s",
+            "--json",
+            "--registry",
+            &site_host,
+            "--dir",
+        ])
+        .arg(&reg_dir)
+        .arg(&v1));
+    let pushed = harness::json_of(&out);
+    assert_eq!(pushed["ok"], true, "{pushed:#}");
+    assert_eq!(pushed["source"], "registry");
+    assert!(
+        pushed["images"]["web"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{site_host}/airlock-it/swarm/app@sha256:")),
+        "{pushed:#}"
+    );
+    assert_eq!(pushed["check"]["registry"]["kind"], "registry");
+    assert!(serve_pid(&reg_dir).is_none());
     eprintln!("swarm: whole scenario in {:?}", t0.elapsed());
 }
