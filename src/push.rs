@@ -31,6 +31,8 @@ pub struct PushOptions {
     pub chunk_size: u64,
     /// Also write the compose override to this file.
     pub override_out: Option<PathBuf>,
+    /// For a patch bundle: the base bundle its patches apply to (read, not pushed).
+    pub base: Option<PathBuf>,
 }
 
 impl Default for PushOptions {
@@ -42,6 +44,7 @@ impl Default for PushOptions {
             registry: registry::Options::default(),
             chunk_size: 64 << 20,
             override_out: None,
+            base: None,
         }
     }
 }
@@ -64,7 +67,10 @@ pub fn push(opts: &PushOptions, reporter: Arc<dyn Reporter>) -> crate::error::Re
     let catalog = Arc::new(
         Catalog::open(
             std::slice::from_ref(&opts.bundle),
-            &CatalogOptions::default(),
+            &CatalogOptions {
+                patch_bases: opts.base.iter().cloned().collect(),
+                ..CatalogOptions::default()
+            },
         )
         .with_context(|| format!("Cannot index `{}`", opts.bundle.display()))?,
     );

@@ -21,6 +21,9 @@ pub struct PushArgs {
     /// Write the compose override that points each service at its pushed image to FILE.
     #[arg(long, value_name = "FILE")]
     pub override_out: Option<PathBuf>,
+    /// For a patch bundle: the base bundle its patches apply to (read, not pushed).
+    #[arg(long, value_name = "BUNDLE")]
+    pub base: Option<PathBuf>,
     /// Trust this CA certificate (PEM) for the registry (repeatable; also /etc/docker/certs.d/<host>/*.crt).
     #[arg(long = "ca-cert", value_name = "FILE")]
     pub ca_certs: Vec<PathBuf>,
@@ -48,6 +51,7 @@ pub fn run(args: PushArgs, out: &Output) -> crate::error::Result<ExitCode> {
         },
         chunk_size: args.chunk_size << 20,
         override_out: args.override_out.clone(),
+        base: args.base.clone(),
     };
     let pushed = crate::push::push(&opts, progress.clone());
     progress.finish();

@@ -48,6 +48,10 @@ pub struct ServeArgs {
     /// and the printed daemon.json uses `registry-mirrors`.
     #[arg(long)]
     pub mirror: bool,
+    /// For a patch bundle: a base bundle its patches apply to, read but not served (the
+    /// bundles served are searched first; may be repeated).
+    #[arg(long, value_name = "BUNDLE")]
+    pub base: Vec<PathBuf>,
     /// Also write the compose override to this file.
     #[arg(long, value_name = "FILE")]
     pub override_out: Option<PathBuf>,
@@ -64,6 +68,7 @@ pub fn run(args: ServeArgs, out: &Output) -> crate::error::Result<ExitCode> {
         &args.bundles,
         &CatalogOptions {
             mirror: args.mirror,
+            patch_bases: args.base.clone(),
         },
     )
     .context("Cannot index the bundle(s)")?;

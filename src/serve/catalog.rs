@@ -63,6 +63,11 @@ pub enum CatalogError {
         digest: Digest,
         message: String,
     },
+    /// A patch bundle's layers could not be rebuilt (`bundle::patched`).
+    #[error(transparent)]
+    Patched(#[from] crate::bundle::patched::PatchedError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     #[error("Failed to read `{}` at offset {offset}", path.display())]
     Io {
         path: PathBuf,
@@ -80,12 +85,15 @@ impl Classify for CatalogError {
                 Class::Failed
             }
             CatalogError::Io { .. } => Class::Environment,
+            CatalogError::Patched(e) => e.class(),
+            CatalogError::Store(e) => e.class(),
             _ => Class::Input,
         }
     }
     fn hint(&self) -> Option<String> {
         match self {
             CatalogError::Read(e) => e.hint(),
+            CatalogError::Patched(e) => e.hint(),
             CatalogError::Compressed { path, tool, .. } => Some(format!(
                 "decompress it first (`{tool} -d {}`)",
                 path.display()
@@ -163,6 +171,9 @@ impl CatalogImage {
 pub struct CatalogOptions {
     /// Mirror mode: Docker Hub images win over same-named images of other registries.
     pub mirror: bool,
+    /// Bundles read only for the base layers of patch bundles (not served); the bundles
+    /// served are searched too.
+    pub patch_bases: Vec<PathBuf>,
 }
 
 /// The index of one or more bundles.
@@ -229,10 +240,13 @@ impl Catalog {
                     size: *size,
                 });
             }
-            for img in &scanned.meta.meta.images {
+            cat.metas.push(scanned.meta);
+        }
+        cat.patched_views(&opts.patch_bases)?;
+        for (idx, meta) in cat.metas.iter().enumerate() {
+            for img in &meta.meta.images {
                 pending.push((idx, img.clone()));
             }
-            cat.metas.push(scanned.meta);
         }
         if opts.mirror {
             // Stable: Docker Hub images first, bundle order otherwise.
@@ -243,6 +257,85 @@ impl Catalog {
         }
         cat.check_blobs();
         Ok(cat)
+    }
+
+    /// Patch bundles (docs/bundle-format.md "Patch bundles"): every patched layer is rebuilt
+    /// into the cache, its base layer read from the bundles served or `bases`; the bundle's
+    /// patched view is served instead of its metadata (rewritten manifests listing the
+    /// rebuilt layers uncompressed), the rebuilt layers and manifests read from the cache.
+    fn patched_views(&mut self, bases: &[PathBuf]) -> Result<(), CatalogError> {
+        use crate::bundle::patched::{self, BaseLayer};
+        use crate::source::Source;
+        if self.metas.iter().all(|m| m.meta.patches().is_empty()) {
+            return Ok(());
+        }
+        let store = crate::store::Store::open(crate::store::Store::default_root()?)?;
+        let mut base_sources = Vec::new();
+        for b in bases {
+            base_sources.push(crate::bundle::source::BundleSource::open(b)?);
+        }
+        for i in 0..self.metas.len() {
+            if self.metas[i].meta.patches().is_empty() {
+                continue;
+            }
+            let meta = self.metas[i].clone();
+            let delta = crate::bundle::source::BundleSource::of(meta.clone());
+            let view = patched::view(&meta, &delta, &store)?;
+            let patches: Vec<&crate::bundle::meta::PatchMeta> =
+                meta.meta.patches().iter().collect();
+            let from = "the bundles given (serve them together, or name the base bundle)";
+            let mut base = |p: &crate::bundle::meta::PatchMeta| {
+                if self.blob_size(&p.base.layer).is_some() {
+                    return Ok(BaseLayer::Blob(self.open(&p.base.layer, 0)?));
+                }
+                for s in &base_sources {
+                    if s.blob_size(&p.base.layer).is_some() {
+                        return Ok(BaseLayer::Blob(s.open(&p.base.layer, 0)?));
+                    }
+                }
+                Ok(BaseLayer::Missing(from.to_string()))
+            };
+            patched::rebuild(
+                &patches,
+                &delta,
+                &mut base,
+                from,
+                &store,
+                &crate::progress::Silent,
+            )?;
+            // The rebuilt layers and rewritten manifests are files of the cache: each is
+            // served as a one-blob "bundle" at offset 0.
+            for img in &view.meta.images {
+                let blobs = std::iter::once(&img.top).chain(img.layers.iter().map(|l| &l.blob));
+                for d in blobs {
+                    if self.blobs.contains_key(&d.digest) {
+                        continue;
+                    }
+                    let Some(size) = store.size(&d.digest) else {
+                        continue;
+                    };
+                    let path = store.blob_path(&d.digest);
+                    let file =
+                        crate::bundle::parts::RandomAccess::open(&path).map_err(|source| {
+                            CatalogError::Read(ReadError::Open {
+                                path: path.clone(),
+                                source,
+                            })
+                        })?;
+                    self.blobs.insert(
+                        d.digest.clone(),
+                        BlobLoc {
+                            file: self.files.len(),
+                            offset: 0,
+                            size,
+                        },
+                    );
+                    self.files.push(Arc::new(BundleFile { path, file }));
+                }
+            }
+            self.metas[i] = view;
+        }
+        Ok(())
     }
 
     fn add_image(

@@ -412,4 +412,61 @@ fn patch_bundle_packs_verifies_and_loads_on_both_stores() {
     ]);
     assert!(!ps.is_empty());
     assert_eq!(harness::docker(&["logs", &ps]), "version 2");
+
+    drop(_cleanup);
+
+    // serve (the base bundle served too) and push (`--base`, not pushed): the engine pulls
+    // web:2 with its rebuilt layer and runs it.
+    let (addr, mut serve) = start_serve(&cache, &[&v2, &v1]);
+    let served = format!("{addr}/airlock-it/patch/web:2");
+    harness::docker_quiet(&["rmi", "-f", &web2, &web1, &base]);
+    harness::docker(&["pull", &served]);
+    assert_eq!(
+        harness::docker(&["run", "--rm", &served, "cat", "/srv/version"]),
+        "version 2"
+    );
+    harness::docker_quiet(&["rmi", "-f", &served]);
+    let _ = serve.kill();
+    let _ = serve.wait();
+    let reg = Registry::start();
+    harness::ok(
+        harness::airlock(&cache)
+            .arg("push")
+            .arg(&v2)
+            .arg("--base")
+            .arg(&v1)
+            .arg("--to")
+            .arg(reg.url().trim_start_matches("http://")),
+    );
+    let pushed = format!(
+        "{}/airlock-it/patch/web:2",
+        reg.url().trim_start_matches("http://")
+    );
+    harness::docker(&["pull", &pushed]);
+    assert_eq!(
+        harness::docker(&["run", "--rm", &pushed, "cat", "/srv/version"]),
+        "version 2"
+    );
+    harness::docker_quiet(&["rmi", "-f", &pushed]);
+}
+
+/// `airlock serve BUNDLES` on a free loopback port with its own cache: (host:port, child).
+fn start_serve(cache: &Path, bundles: &[&Path]) -> (String, std::process::Child) {
+    use std::io::BufRead;
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("airlock"))
+        .env("AIRLOCK_CACHE", cache)
+        .arg("serve")
+        .args(bundles)
+        .args(["--addr", "127.0.0.1:0", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(!line.is_empty(), "serve did not start");
+    let doc: serde_json::Value = serde_json::from_str(&line).unwrap();
+    (doc["listen"].as_str().unwrap().to_string(), child)
 }
