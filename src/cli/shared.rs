@@ -114,6 +114,13 @@ pub fn print_load_report(report: &LoadReport, out: &Output) {
         };
         out.print(&format!("{what}  {}  ({})", img.reference, img.id.short()));
     }
+    if report.rebuilt > 0 {
+        out.print(&format!(
+            "rebuilt {} layer(s) ({}) from their patches, each checked against its diff_id",
+            report.rebuilt,
+            HumanBytes(report.rebuilt_bytes)
+        ));
+    }
     if report.sent {
         out.print(&format!(
             "sent {} blobs ({}); skipped {} layers the engine already has ({})",

@@ -69,6 +69,10 @@ pub struct LoadReport {
     pub pinned: Vec<PinnedTag>,
     /// Lines the engine answered (`Loaded image: ...`).
     pub engine_messages: Vec<String>,
+    /// Patch bundles: layers rebuilt from their patches before this load, and their bytes
+    /// (uncompressed); set by `up::load_bundle_with`.
+    pub rebuilt: u64,
+    pub rebuilt_bytes: u64,
 }
 
 /// The local tag standing in for a digest-pinned reference on engines that cannot record

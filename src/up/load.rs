@@ -66,13 +66,15 @@ pub async fn load_bundle_with(
             .with_context(context);
     }
     let store = Store::open(Store::default_root()?)?;
-    let (view, rebuilt) = prepare(engine, meta, base, &store, Arc::clone(&reporter))
+    let (view, rebuilt, stats) = prepare(engine, meta, base, &store, Arc::clone(&reporter))
         .await
         .with_context(context)?;
     let source: Arc<dyn Source> = Arc::new(patched::source(meta, &store));
-    let report = crate::engine::load::load_from(engine, &view, source, reporter)
+    let mut report = crate::engine::load::load_from(engine, &view, source, reporter)
         .await
         .with_context(context)?;
+    report.rebuilt = stats.layers;
+    report.rebuilt_bytes = stats.bytes;
     // Loaded: the rebuilt layers are on the engine now.
     for d in rebuilt {
         let _ = store.remove(&d);
@@ -88,7 +90,7 @@ async fn prepare(
     base: Option<&Path>,
     store: &Store,
     reporter: Arc<dyn Reporter>,
-) -> crate::error::Result<(Meta, Vec<crate::digest::Digest>)> {
+) -> crate::error::Result<(Meta, Vec<crate::digest::Digest>, patched::Rebuilt)> {
     let delta = BundleSource::of(meta.clone());
     let bad = patched::check_headers(meta, &delta);
     if let Some(first) = bad.first() {
@@ -129,7 +131,7 @@ async fn prepare(
         .cloned()
         .collect();
     if needed.is_empty() {
-        return Ok((view, Vec::new()));
+        return Ok((view, Vec::new(), patched::Rebuilt::default()));
     }
     let tmp = tempfile::Builder::new()
         .prefix("rebuild-base-")
@@ -202,10 +204,14 @@ async fn prepare(
             }
         };
         patched::rebuild(&refs, &delta, &mut base_layer, &from, &store2, reporter.as_ref())
-            .map(|_| needed.iter().map(|p| p.diff_id.clone()).collect::<Vec<_>>())
+            .map(|stats| {
+                let ids = needed.iter().map(|p| p.diff_id.clone()).collect::<Vec<_>>();
+                (ids, stats)
+            })
     })
     .await
     .context("The layer rebuild stopped")??;
     drop(tmp);
-    Ok((view, rebuilt))
+    let (rebuilt, stats) = rebuilt;
+    Ok((view, rebuilt, stats))
 }

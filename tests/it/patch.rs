@@ -175,6 +175,38 @@ fn patch_bundle_packs_verifies_and_loads_on_both_stores() {
             .arg(&whole),
     );
 
+    // The same upgrade with the service pinned by digest (`web@sha256:...`).
+    let web2_top = bundle_json(&v2)["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["ref"] == web2.as_str())
+        .unwrap()["top"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let web2_pinned = format!("{}@{web2_top}", web2.rsplit_once(':').unwrap().0);
+    let d3 = work.path().join("v3/airlock-it-patch-pin");
+    std::fs::create_dir_all(&d3).unwrap();
+    std::fs::write(d3.join("compose.yaml"), COMPOSE).unwrap();
+    std::fs::write(d3.join(".env"), format!("WEB={web2_pinned}\n")).unwrap();
+    let v3 = work.path().join("v3.tar");
+    harness::ok(
+        harness::airlock(&cache)
+            .current_dir(&d3)
+            .args(["pack", "--image", &base, "--since"])
+            .arg(&v1)
+            .arg("-o")
+            .arg(&v3),
+    );
+    assert_eq!(
+        bundle_json(&v3)["base"]["patches"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
     // The patch: web:2's top layer, against web:1's top layer; the layer is not carried.
     let meta2 = bundle_json(&v2);
     let patches = meta2["base"]["patches"].as_array().unwrap().clone();
@@ -368,6 +400,7 @@ fn patch_bundle_packs_verifies_and_loads_on_both_stores() {
     let out = harness::ok(harness::airlock(&cache).arg("load").arg(&v2).arg("--json"));
     let l = json_of(&out);
     assert_eq!(l["sent"], true, "{l:#}");
+    assert_eq!(l["rebuilt"], 1, "{l:#}");
     assert_eq!(
         harness::docker(&["run", "--rm", &web2, "cat", "/srv/version"]),
         "version 2"
@@ -448,6 +481,46 @@ fn patch_bundle_packs_verifies_and_loads_on_both_stores() {
         "version 2"
     );
     harness::docker_quiet(&["rmi", "-f", &pushed]);
+
+    // A digest-pinned reference of a patched image: `up` maps the service to the local tag
+    // `load` gives it (the rewritten manifest has another digest on the containerd store).
+    let _pin_cleanup = Cleanup {
+        project: "airlock-it-patch-pin".into(),
+        images: vec![web2.clone(), web1.clone(), base.clone()],
+    };
+    harness::ok(harness::airlock(&cache).arg("load").arg(&v1));
+    let up = harness::airlock(&cache)
+        .arg("up")
+        .arg(&v3)
+        .arg("--base")
+        .arg(&v1)
+        .arg("--dir")
+        .arg(work.path().join("offline-pin"))
+        .args(["--timeout", "60s", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        up.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&up.stdout),
+        stderr(&up)
+    );
+    let ps = harness::docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        "label=com.docker.compose.project=airlock-it-patch-pin",
+    ]);
+    assert!(!ps.is_empty());
+    assert_eq!(harness::docker(&["logs", &ps]), "version 2");
+    let pinned_tag = format!(
+        "{}:airlock-{}",
+        web2.rsplit_once(':').unwrap().0,
+        &web2_top.trim_start_matches("sha256:")[..12]
+    );
+    let image = harness::docker(&["inspect", "-f", "{{.Config.Image}}", &ps]);
+    assert_eq!(image, pinned_tag);
+    harness::docker_quiet(&["rmi", "-f", &pinned_tag]);
 }
 
 /// `airlock serve BUNDLES` on a free loopback port with its own cache: (host:port, child).
