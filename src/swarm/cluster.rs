@@ -68,6 +68,8 @@ pub struct TaskInfo {
     pub slot: Option<i64>,
     /// Host name of the node (its ID when the node is gone).
     pub node: String,
+    /// The node's ID (two nodes may share a host name).
+    pub node_id: String,
     /// `new` ... `running`, `complete`, `failed`, `rejected`, `shutdown`, `orphaned`.
     pub state: String,
     /// What Swarm wants: `running`, `shutdown`, `complete`.
@@ -212,7 +214,8 @@ pub async fn stack(engine: &Engine, stack: &str) -> crate::error::Result<Vec<Ser
                 .get(&node_id)
                 .filter(|h| !h.is_empty())
                 .cloned()
-                .unwrap_or(node_id),
+                .unwrap_or_else(|| node_id.clone()),
+            node_id,
             state: status.state.map(|s| s.to_string()).unwrap_or_default(),
             desired_state: t.desired_state.map(|s| s.to_string()).unwrap_or_default(),
             image: t

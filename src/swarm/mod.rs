@@ -423,6 +423,8 @@ pub fn up(opts: &SwarmOptions, reporter: Arc<dyn Reporter>) -> crate::error::Res
                     bundle: opts.bundle.clone(),
                     to: registry.clone(),
                     registry: opts.registry_options.clone(),
+                    // A delta's or patch's base: the layers it does not carry.
+                    base: bundles.get(1).cloned(),
                     ..Default::default()
                 },
                 reporter.clone(),
@@ -530,7 +532,12 @@ pub fn up(opts: &SwarmOptions, reporter: Arc<dyn Reporter>) -> crate::error::Res
         }
         .into());
     }
-    let file = render::stack_file(&project, &images);
+    let texts: Vec<String> = staged
+        .files
+        .iter()
+        .filter_map(|f| fs_err::read_to_string(dir.join(f)).ok())
+        .collect();
+    let file = render::stack_file(&project, &images, &render::TopLevel::read(&texts));
     let text = render::to_yaml(
         &file,
         &format!(

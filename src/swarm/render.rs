@@ -15,7 +15,65 @@ use std::collections::{BTreeMap, BTreeSet};
 pub const VERSION: &str = "3.8";
 
 /// The stack file for `project`, every service's image replaced by `images[service]`.
-pub fn stack_file(project: &Project, images: &BTreeMap<String, String>) -> Value {
+/// Top-level `networks:` and `volumes:` definitions as the compose files write them.
+#[derive(Debug, Clone, Default)]
+pub struct TopLevel {
+    pub networks: Map<String, Value>,
+    pub volumes: Map<String, Value>,
+}
+
+/// Keys of a top-level network and volume that compose file format 3.8 reads.
+const NETWORK_KEYS: &[&str] = &[
+    "driver",
+    "driver_opts",
+    "ipam",
+    "external",
+    "internal",
+    "attachable",
+    "labels",
+    "name",
+];
+const VOLUME_KEYS: &[&str] = &["driver", "driver_opts", "external", "labels", "name"];
+
+impl TopLevel {
+    /// The top-level `networks:` and `volumes:` of compose file texts, later files
+    /// overriding earlier ones entry by entry. Values are taken as written (a `${VAR}` in a
+    /// network or volume definition is not interpolated); unreadable files add nothing.
+    pub fn read(texts: &[String]) -> TopLevel {
+        let mut top = TopLevel::default();
+        for text in texts {
+            let Ok(Value::Object(doc)) = serde_saphyr::from_str::<Value>(text) else {
+                continue;
+            };
+            for (section, into) in [
+                ("networks", &mut top.networks),
+                ("volumes", &mut top.volumes),
+            ] {
+                if let Some(Value::Object(entries)) = doc.get(section) {
+                    for (k, v) in entries {
+                        into.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        top
+    }
+}
+
+/// A top-level definition with only the keys format 3.8 reads (`{}` when none is written).
+fn definition(def: Option<&Value>, keys: &[&str]) -> Value {
+    match def {
+        Some(Value::Object(m)) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| keys.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        _ => json!({}),
+    }
+}
+
+pub fn stack_file(project: &Project, images: &BTreeMap<String, String>, top: &TopLevel) -> Value {
     let mut services = Map::new();
     let mut networks: BTreeSet<String> = BTreeSet::new();
     for (name, svc) in &project.services {
@@ -135,7 +193,15 @@ pub fn stack_file(project: &Project, images: &BTreeMap<String, String>) -> Value
     if !networks.is_empty() {
         file.insert(
             "networks".into(),
-            Value::Object(networks.into_iter().map(|n| (n, json!({}))).collect()),
+            Value::Object(
+                networks
+                    .into_iter()
+                    .map(|n| {
+                        let def = definition(top.networks.get(&n), NETWORK_KEYS);
+                        (n, def)
+                    })
+                    .collect(),
+            ),
         );
     }
     let used: BTreeSet<&str> = project
@@ -149,7 +215,7 @@ pub fn stack_file(project: &Project, images: &BTreeMap<String, String>) -> Value
         .volumes
         .iter()
         .filter(|v| used.contains(v.as_str()))
-        .map(|v| (v.clone(), json!({})))
+        .map(|v| (v.clone(), definition(top.volumes.get(v), VOLUME_KEYS)))
         .collect();
     if !volumes.is_empty() {
         file.insert("volumes".into(), Value::Object(volumes));
@@ -180,7 +246,7 @@ mod tests {
         let file = dir.path().join("compose.yaml");
         fs_err::write(
             &file,
-            "services:\n  web:\n    image: nginx:1\n    container_name: w\n    restart: \"no\"\n    depends_on: [db]\n    environment: {A: \"no\", B: \"8080\"}\n    ports: [\"8080:80\", {target: 81, published: 8081, mode: host}]\n    volumes: [\"./conf:/etc/conf:ro\", \"data:/data\"]\n    healthcheck: {test: [\"CMD\", \"true\"], start_interval: 1s}\n    networks: [back]\n  db:\n    image: postgres:16\n    deploy: {restart_policy: {condition: on-failure}}\n    restart: always\nvolumes:\n  data: {}\nnetworks:\n  back: {}\n",
+            "services:\n  web:\n    image: nginx:1\n    container_name: w\n    restart: \"no\"\n    depends_on: [db]\n    environment: {A: \"no\", B: \"8080\"}\n    ports: [\"8080:80\", {target: 81, published: 8081, mode: host}]\n    volumes: [\"./conf:/etc/conf:ro\", \"data:/data\"]\n    healthcheck: {test: [\"CMD\", \"true\"], start_interval: 1s}\n    networks: [back]\n  db:\n    image: postgres:16\n    deploy: {restart_policy: {condition: on-failure}}\n    restart: always\nvolumes:\n  data: {driver: local, x-note: a}\nnetworks:\n  back: {external: true, name: host, enable_ipv6: false}\n",
         )
         .unwrap();
         let p = crate::compose::load(&crate::compose::LoadOptions {
@@ -193,7 +259,8 @@ mod tests {
             "web".to_string(),
             "127.0.0.1:5000/library/nginx@sha256:aa".to_string(),
         )]);
-        let v = stack_file(&p, &images);
+        let texts = vec![fs_err::read_to_string(dir.path().join("compose.yaml")).unwrap()];
+        let v = stack_file(&p, &images, &TopLevel::read(&texts));
         let web = &v["services"]["web"];
         assert_eq!(v["version"], "3.8");
         assert_eq!(web["image"], "127.0.0.1:5000/library/nginx@sha256:aa");
@@ -222,8 +289,11 @@ mod tests {
             json!({"type": "volume", "source": "data", "target": "/data"})
         );
         assert!(web["healthcheck"].get("start_interval").is_none());
-        assert_eq!(v["networks"], json!({"back": {}}));
-        assert_eq!(v["volumes"], json!({"data": {}}));
+        assert_eq!(
+            v["networks"],
+            json!({"back": {"external": true, "name": "host"}})
+        );
+        assert_eq!(v["volumes"], json!({"data": {"driver": "local"}}));
         let y = to_yaml(&v, "a\nb");
         assert!(y.starts_with("# a\n# b\n{"));
     }

@@ -17,6 +17,6 @@ mod hostile; // hostile bundles: .., absolute, links, devices, duplicates, 100 M
 mod faults; // kill -9 of pack/load/push at many points, disk full, engine cut off during load/up
 mod oracle; // Compose v2 (`docker compose config`) as the oracle for compose::load: every fixture, semantics
 mod docs; // docs/reliability.md names every test of the reliability modules, and no test that is gone
-mod swarm; // airlock up/check/plan --swarm on a real single-node swarm: refusals, deploy from serve, no-op rerun, task restarted pulls again, delta rolling update, serve down named
+mod swarm; // airlock up/check/plan --swarm on real swarms: single node (refusals, deploy from serve, no-op rerun, task pulls again, delta rolling update, serve down named, unit, --registry) and two engines (host manager, Engine 26 worker)
 mod doctor; // airlock doctor: engine, store, Compose CLIs and capabilities as the engine under test has them; exit 3 without one
 mod errors; // the error surface: a closed stdout pipe ends quietly, not-a-tar is named, hint after message, exit classes

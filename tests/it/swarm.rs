@@ -1,18 +1,46 @@
-//! `airlock up --swarm`, `check --swarm` and `plan --swarm` on a real single-node Swarm of
-//! the engine under test (the host engine: advertised on 127.0.0.1; Engine 26: on its own
-//! bridge address, with its own data-path port, so the two swarms live side by side).
-//! One test runs the scenarios in sequence, because they share the engine's swarm mode:
-//! bad input refused before anything is deployed (a project Swarm cannot run, a bundle
-//! lacking an image); deploy from `airlock serve` with digest-pinned images; a second run
-//! that changes nothing; a task whose container and image are removed comes back by
-//! pulling from serve again; a delta bundle upgrades the stack with a rolling update;
-//! `airlock serve` stopped while the stack runs is named by `check --swarm`.
-//! Swarm mode is turned on by the test and off again at its end (when it was off before).
+//! `airlock up --swarm`, `check --swarm` and `plan --swarm` on real swarms.
+//! `swarm_stack_from_a_bundle` (every engine): the engine under test as a single-node swarm
+//! (the host engine advertised on 127.0.0.1; Engine 26 on its own bridge address, with its own
+//! data-path port and gateway bridge device, so the two swarms live side by side), scenarios in
+//! sequence: bad input refused before anything is deployed (outside a swarm, a project Swarm
+//! cannot run, a bundle lacking an image); deploy from `airlock serve` with digest-pinned
+//! images; a second run that changes nothing; a task whose container and image are removed
+//! comes back by pulling from serve again; a delta upgrades the stack by a rolling update;
+//! `airlock serve` stopped while the stack runs is named by `check --swarm`; the server of
+//! the `--print-unit` unit is used; `--registry` pushes instead of serving.
+//! `two_engines_one_swarm` (host leg): Engine 26 joined as a worker to the host engine's swarm;
+//! a task on the worker, then forced onto the manager, pulls from serve on each.
+//! Swarm mode is turned on by the tests and off again at their end (when it was off before).
 
 use crate::harness::{self, Registry, TestImages, ok, require_docker};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+/// The tests of this module share the engine's swarm mode: one at a time.
+static SWARM: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// An exclusive lock on Engine 26's swarm mode across processes: the `e26` leg's scenario
+/// makes it a swarm of its own while the host leg's two-engine test joins it to the host's.
+struct E26Lock {
+    _file: std::fs::File,
+}
+
+impl E26Lock {
+    fn take() -> E26Lock {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(std::env::temp_dir().join("airlock-it-e26-swarm.lock"))
+            .unwrap();
+        // SAFETY: flock on a descriptor we own; released when the file closes.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        assert_eq!(rc, 0, "flock: {}", std::io::Error::last_os_error());
+        E26Lock { _file: file }
+    }
+}
 
 /// Swarm mode on the engine under test for the test's lifetime.
 struct SwarmMode {
@@ -197,6 +225,8 @@ fn swarm_stack_from_a_bundle() {
     if !require_docker() {
         return;
     }
+    let _serial = SWARM.lock().unwrap_or_else(|e| e.into_inner());
+    let _e26 = swarm_address().1.is_some().then(E26Lock::take);
     let t0 = Instant::now();
     let images = TestImages::build("swarm");
     let reg = Registry::start();
@@ -567,4 +597,257 @@ fn swarm_stack_from_a_bundle() {
     assert_eq!(pushed["check"]["registry"]["kind"], "registry");
     assert!(serve_pid(&reg_dir).is_none());
     eprintln!("swarm: whole scenario in {:?}", t0.elapsed());
+}
+
+/// Engine 26 (`scripts/engine26`, started when it is not running): its `DOCKER_HOST`.
+fn engine26() -> String {
+    if let Ok(h) = std::env::var("AIRLOCK_E26_HOST") {
+        return h;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/engine26");
+    let out = harness::run(Command::new(script).arg("start"));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn docker_on(host: &str, args: &[&str]) -> String {
+    let out = harness::run(Command::new("docker").env("DOCKER_HOST", host).args(args));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Engine 26 joined as a worker to the host engine's swarm, and out again when dropped.
+struct Worker {
+    host: String,
+    id: String,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .env("DOCKER_HOST", &self.host)
+            .args(["swarm", "leave", "--force"])
+            .output();
+        harness::docker_quiet(&["node", "rm", "--force", &self.id]);
+    }
+}
+
+/// (node ID, state) of the tasks of `service` Swarm wants running.
+fn task_nodes(service: &str) -> Vec<(String, String)> {
+    let ids = harness::docker(&[
+        "service",
+        "ps",
+        "-q",
+        "--filter",
+        "desired-state=running",
+        service,
+    ]);
+    ids.lines()
+        .map(|id| {
+            let s = harness::docker(&["inspect", "--format", "{{.NodeID}} {{.Status.State}}", id]);
+            let (n, st) = s.split_once(' ').unwrap_or_default();
+            (n.to_string(), st.to_string())
+        })
+        .collect()
+}
+
+/// Two engines, one swarm: the host's Engine 20.10 as the manager, Engine 26 (its own
+/// containerd image store) joined as a worker. A task placed on the worker pulls its image
+/// from `airlock serve` on the manager; forced onto the manager, it pulls it there too.
+/// Runs in the host leg only (the `e26` leg skips it: Engine 26 takes part here).
+/// Both daemons share this machine's network namespace, so overlay networks work on one of
+/// them at a time ("error creating vxlan interface: file exists" on the second): the stack
+/// uses the host network, which Swarm services may join as an external network.
+#[test]
+fn two_engines_one_swarm() {
+    if !require_docker() {
+        return;
+    }
+    assert!(
+        swarm_address().1.is_none(),
+        "two_engines_one_swarm makes the engine at the default socket the manager; run it in the host leg"
+    );
+    let _serial = SWARM.lock().unwrap_or_else(|e| e.into_inner());
+    let e26 = engine26();
+    let _e26 = E26Lock::take();
+    let images = TestImages::build("swarm-mn");
+    let reg = Registry::start();
+    let [_, app1, _] = images.push(&reg);
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("cache");
+    let port = harness::free_port();
+    let project = work.path().join("airlock-it-swarm-mn");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(
+        project.join("compose.yaml"),
+        format!(
+            "services:
+  web:
+    image: {app1}
+    command: [\"sh\", \"-c\", \"mkdir -p /www && cp /srv/version /www/index.html && exec httpd -f -p {port} -h /www\"]
+    networks: [hostnet]
+    stop_grace_period: 1s
+    deploy:
+      placement:
+        constraints: [\"node.role == worker\"]
+networks:
+  hostnet:
+    external: true
+    name: host
+"
+        ),
+    )
+    .unwrap();
+    let bundle = work.path().join("mn.tar");
+    ok(harness::airlock(&cache)
+        .current_dir(&project)
+        .args(["pack", "-o"])
+        .arg(&bundle));
+    drop(reg);
+    images.remove(&[]);
+
+    let _swarm = SwarmMode::on();
+    if docker_on(&e26, &["info", "--format", "{{.Swarm.LocalNodeState}}"]) != "inactive" {
+        docker_on(&e26, &["swarm", "leave", "--force"]);
+    }
+    if docker_on(
+        &e26,
+        &["network", "ls", "-q", "--filter", "name=^docker_gwbridge$"],
+    )
+    .is_empty()
+    {
+        docker_on(
+            &e26,
+            &[
+                "network",
+                "create",
+                "--driver",
+                "bridge",
+                "--opt",
+                "com.docker.network.bridge.name=airlock26_gw",
+                "--opt",
+                "com.docker.network.bridge.enable_icc=false",
+                "--opt",
+                "com.docker.network.bridge.enable_ip_masquerade=true",
+                "docker_gwbridge",
+            ],
+        );
+    }
+    let gw = docker_on(
+        &e26,
+        &[
+            "network",
+            "inspect",
+            "bridge",
+            "--format",
+            "{{(index .IPAM.Config 0).Gateway}}",
+        ],
+    );
+    let token = harness::docker(&["swarm", "join-token", "-q", "worker"]);
+    docker_on(
+        &e26,
+        &[
+            "swarm",
+            "join",
+            "--token",
+            &token,
+            "--advertise-addr",
+            &gw,
+            "--listen-addr",
+            &format!("{gw}:2377"),
+            "127.0.0.1:2377",
+        ],
+    );
+    let worker = Worker {
+        host: e26.clone(),
+        id: docker_on(&e26, &["info", "--format", "{{.Swarm.NodeID}}"]),
+    };
+    let manager = harness::docker(&["info", "--format", "{{.Swarm.NodeID}}"]);
+    let dir = work.path().join("deploy");
+    let _cleanup = StackCleanup {
+        stack: "airlock-it-swarm-mn".into(),
+        dir: dir.clone(),
+    };
+
+    // Placed on the worker, which never loaded anything: it pulls from serve on the manager.
+    let url = format!("http://127.0.0.1:{port}/");
+    let out = ok(harness::airlock(&cache)
+        .args([
+            "up",
+            "--swarm",
+            "--serve-addr",
+            "127.0.0.1:0",
+            "--timeout",
+            "120s",
+            "--json",
+            "--http",
+            &url,
+            "--dir",
+        ])
+        .arg(&dir)
+        .arg(&bundle));
+    let up = harness::json_of(&out);
+    assert_eq!(up["ok"], true, "{up:#}");
+    let web_image = up["images"]["web"].as_str().unwrap().to_string();
+    let web = up["check"]["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "web")
+        .unwrap();
+    assert_eq!(web["tasks"][0]["node_id"], worker.id.as_str(), "{web:#}");
+    assert!(
+        !docker_on(
+            &e26,
+            &["image", "inspect", "--format", "{{.Id}}", &web_image]
+        )
+        .is_empty()
+    );
+    assert!(
+        !harness::image_exists(&web_image),
+        "the manager has the image, it should not"
+    );
+    assert_eq!(http_get(port, "/").as_deref(), Some("version 1\n"));
+
+    // Forced onto the manager: its engine pulls the image from serve too.
+    harness::docker(&[
+        "service",
+        "update",
+        "--detach",
+        "--constraint-rm",
+        "node.role == worker",
+        "--constraint-add",
+        "node.role == manager",
+        "airlock-it-swarm-mn_web",
+    ]);
+    wait_for(
+        "the web task to run on the manager",
+        Duration::from_secs(60),
+        || task_nodes("airlock-it-swarm-mn_web") == [(manager.clone(), "running".to_string())],
+    );
+    assert!(
+        harness::image_exists(&web_image),
+        "the manager did not pull {web_image}"
+    );
+    wait_for(
+        "web to answer on the manager",
+        Duration::from_secs(10),
+        || http_get(port, "/").as_deref() == Some("version 1\n"),
+    );
+    let out = ok(harness::airlock(&cache)
+        .args(["check", "--swarm", "--json", "--http", &url, "--dir"])
+        .arg(&dir));
+    let check = harness::json_of(&out);
+    assert_eq!(check["ok"], true, "{check:#}");
+    let tasks = check["services"][0]["tasks"].as_array().unwrap();
+    assert_eq!(tasks[0]["node_id"], manager.as_str(), "{check:#}");
+    assert!(
+        tasks
+            .iter()
+            .any(|t| t["node_id"] == worker.id.as_str() && t["desired_state"] == "shutdown"),
+        "{check:#}"
+    );
+    harness::docker_quiet(&["rmi", "-f", &web_image]);
+    let _ = Command::new("docker")
+        .env("DOCKER_HOST", &e26)
+        .args(["rmi", "-f", &web_image])
+        .output();
 }
