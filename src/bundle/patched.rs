@@ -246,6 +246,7 @@ pub fn rebuild(
     if todo.is_empty() {
         return Ok(done);
     }
+    sweep(store.root());
     let tmp = tempfile::Builder::new()
         .prefix("rebuild-")
         .tempdir_in(store.root())
@@ -382,6 +383,26 @@ pub fn prove(
         }
     }
     Ok(out)
+}
+
+/// Remove `rebuild-*` temporary directories under the cache root left by a rebuild that was
+/// killed (`kill -9` skips their removal): those untouched for a day (far longer than a
+/// rebuild runs).
+pub fn sweep(root: &Path) {
+    let Ok(entries) = fs_err::read_dir(root) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let stale = e
+            .metadata()
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > std::time::Duration::from_secs(24 * 3600));
+        if stale && e.file_name().to_string_lossy().starts_with("rebuild-") && e.path().is_dir() {
+            let _ = fs_err::remove_dir_all(e.path());
+        }
+    }
 }
 
 fn corrupt(p: &PatchMeta, reason: String) -> PatchedError {
