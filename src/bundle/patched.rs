@@ -605,3 +605,35 @@ pub fn needed<'a>(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    #[test]
+    fn unpack_layer_reads_gzip_zstd_and_plain_tars() {
+        let dir = tempfile::tempdir().unwrap();
+        let tar: Vec<u8> = (0..5000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).unwrap();
+        let gz = gz.finish().unwrap();
+        let zst = zstd::encode_all(&tar[..], 3).unwrap();
+        for (name, blob) in [("gz", gz), ("zst", zst), ("plain", tar.clone())] {
+            let dest = dir.path().join(name);
+            let (d, n) = unpack_layer(&mut &blob[..], &dest).unwrap();
+            assert_eq!((d, n), (Digest::of(&tar), tar.len() as u64), "{name}");
+            assert_eq!(fs_err::read(&dest).unwrap(), tar, "{name}");
+        }
+    }
+
+    #[test]
+    fn digest_only_names_become_the_pinned_local_tag() {
+        let hex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        assert_eq!(
+            view_name(&format!("registry.lan/app@sha256:{hex}")),
+            "registry.lan/app:airlock-e3b0c44298fc"
+        );
+        assert_eq!(view_name("registry.lan/app:2"), "registry.lan/app:2");
+    }
+}

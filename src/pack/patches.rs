@@ -31,11 +31,15 @@ pub struct Made {
     pub notes: Vec<String>,
 }
 
-/// The base image a new image replaces: the same repository (name without tag or digest).
+/// The base image a new image replaces: the same reference (a moving tag), else the same
+/// repository (name without tag or digest; the first in the base's order).
 fn base_version<'a>(base: &'a Base, img: &ResolvedImage) -> Option<&'a BaseImage> {
-    base.images
-        .iter()
-        .find(|b| b.reference.name() == img.reference.name())
+    let same = |b: &&BaseImage| b.reference.normalized() == img.reference.normalized();
+    base.images.iter().find(same).or_else(|| {
+        base.images
+            .iter()
+            .find(|b| b.reference.name() == img.reference.name())
+    })
 }
 
 /// Make the patches of the layers of `images` not in `omit`, against `base`.

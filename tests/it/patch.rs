@@ -380,6 +380,28 @@ fn patch_bundle_packs_verifies_and_loads_on_both_stores() {
     );
     assert!(!harness::image_exists(&web2));
 
+    // Without --base and without web:1 on the engine: refused before anything is loaded.
+    harness::docker_quiet(&["rmi", "-f", &web1]);
+    let out = harness::airlock(&cache)
+        .arg("load")
+        .arg(&v2)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    if harness::engine().classic() {
+        // The base layers the delta assumes are there; the one the patch needs is not.
+        assert!(
+            err.contains(&format!("layer {top} of `{web2}`")) && err.contains("the engine"),
+            "{err}"
+        );
+    } else {
+        // Engine-specific: the containerd store first needs every base image by ID.
+        assert!(err.contains(&web1), "{err}");
+    }
+    assert!(!harness::image_exists(&web2));
+    harness::ok(harness::airlock(&cache).arg("load").arg(&v1));
+
     // kill -9 while the layer is rebuilt (base layers exported from the engine): the engine
     // has no web:2; a re-run completes.
     let diff_hex = hex(&p["diff_id"]);
