@@ -1,12 +1,13 @@
 //! Building a `tar-zstd-v1` patch: walks both tars, matches each target entry to a base
-//! entry (same path, else the same path with its digits ignored, else for a file the same
-//! file name with the closest size) and writes the op stream through one zstd stream.
+//! entry (same path, else the same path with its numbers and hashes ignored, else for a
+//! file the same file name, numbers and hashes ignored, with the closest size) and writes the op stream through one zstd stream.
 
 use super::walk::{self, Entry, Index};
 use super::wire::{self, COPY, COPYPAD, DIFF, END, HDR, LIT};
 use super::{
-    CountingWriter, DIFF_CHUNK, DIFF_LEVEL, Header, METHOD, OUTER_LEVEL, OUTER_WINDOW_LOG,
-    PatchError, Stats, prefix_window, read_at, window_log_for, write_header,
+    CountingWriter, DIFF_CHUNK, DIFF_LEVEL, FAST_LEVEL, HIGH_LEVEL_LIMIT, Header, METHOD,
+    OUTER_LEVEL, OUTER_WINDOW_LOG, PatchError, Stats, prefix_window, read_at, window_log_for,
+    write_header,
 };
 use crate::digest::Digest;
 use std::collections::HashMap;
@@ -48,7 +49,28 @@ pub(super) fn build(
     };
     let mut counter = CountingWriter { inner: out, n: 0 };
     write_header(&mut counter, &header)?;
-    let mut enc = zstd::stream::write::Encoder::new(&mut counter, OUTER_LEVEL)?;
+    let maps = Maps::of(&base);
+    // What the target's file data will be: copied, diffed or literal, to choose the levels.
+    let (mut diff_bytes, mut lit_bytes) = (0u64, 0u64);
+    for e in new.entries.iter().filter(|e| e.file && e.size > 0) {
+        let m = maps.matching(&base, e);
+        if maps.same(&base, e, m).is_some() {
+            continue;
+        }
+        if m.is_some_and(|(k, _)| base.entries[k].file && base.entries[k].size > 0) {
+            diff_bytes += e.size;
+        } else {
+            lit_bytes += e.size;
+        }
+    }
+    let level = |bytes: u64, high: i32| {
+        if bytes <= HIGH_LEVEL_LIMIT {
+            high
+        } else {
+            FAST_LEVEL
+        }
+    };
+    let mut enc = zstd::stream::write::Encoder::new(&mut counter, level(lit_bytes, OUTER_LEVEL))?;
     enc.window_log(OUTER_WINDOW_LOG)?;
     enc.include_checksum(false)?;
     let stats = {
@@ -57,7 +79,8 @@ pub(super) fn build(
             base_file: fs_err::File::open(base_tar)?,
             new_file: fs_err::File::open(new_tar)?,
             base: &base,
-            maps: Maps::of(&base),
+            maps,
+            diff_level: level(diff_bytes, DIFF_LEVEL),
             lit: (0, 0),
             cur: -1,
             stats: Stats::default(),
@@ -84,7 +107,7 @@ struct Maps<'a> {
     by_sha: HashMap<[u8; 32], usize>,
     by_path: HashMap<&'a [u8], usize>,
     by_norm: HashMap<Vec<u8>, usize>,
-    by_name: HashMap<&'a [u8], Vec<usize>>,
+    by_name: HashMap<Vec<u8>, Vec<usize>>,
 }
 
 impl<'a> Maps<'a> {
@@ -100,25 +123,74 @@ impl<'a> Maps<'a> {
             m.by_norm.insert(without_digits(&e.path), i);
             if e.file && e.size > 0 {
                 m.by_sha.entry(e.sha).or_insert(i);
-                m.by_name.entry(file_name(&e.path)).or_default().push(i);
+                m.by_name
+                    .entry(without_digits(file_name(&e.path)))
+                    .or_default()
+                    .push(i);
             }
         }
         m
     }
+
+    /// The base entry that `e` replaces, and whether its path is the same.
+    fn matching(&self, base: &Index, e: &Entry) -> Option<(usize, bool)> {
+        if let Some(&k) = self.by_path.get(&e.path[..]) {
+            return Some((k, true));
+        }
+        if let Some(&k) = self.by_norm.get(&without_digits(&e.path)) {
+            return Some((k, false));
+        }
+        if !e.file || e.size == 0 {
+            return None;
+        }
+        let candidates = self.by_name.get(&without_digits(file_name(&e.path)))?;
+        if candidates.len() > NAME_CANDIDATES {
+            return None;
+        }
+        candidates
+            .iter()
+            .min_by_key(|&&k| base.entries[k].size.abs_diff(e.size))
+            .map(|&k| (k, false))
+    }
+
+    /// A base file with the content of target file `e` (`m` first, when it has it).
+    fn same(&self, base: &Index, e: &Entry, m: Option<(usize, bool)>) -> Option<usize> {
+        match m {
+            Some((k, _)) if base.entries[k].file && base.entries[k].sha == e.sha => Some(k),
+            _ => self.by_sha.get(&e.sha).copied(),
+        }
+        .filter(|&k| base.entries[k].size == e.size)
+    }
 }
 
-/// The path with every run of digits replaced by `#`: `Django-5.1.3.dist-info/RECORD`
-/// and `Django-5.1.4.dist-info/RECORD` are the same.
+/// The path with every number and every hash-like word (8 or more hex digits, one of them
+/// a digit) replaced by `#`: `Django-5.1.3.dist-info/RECORD` and
+/// `Django-5.1.4.dist-info/RECORD` are the same, and so are `librustc_driver-6108105c.so`
+/// and `librustc_driver-b5a96548.so`.
 fn without_digits(path: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(path.len());
-    for &b in path {
-        if b.is_ascii_digit() {
-            if out.last() != Some(&b'#') {
-                out.push(b'#');
-            }
+    for word in path.split_inclusive(|b| !b.is_ascii_alphanumeric()) {
+        let (alnum, sep) = match word.last() {
+            Some(b) if !b.is_ascii_alphanumeric() => word.split_at(word.len() - 1),
+            _ => (word, &[][..]),
+        };
+        let number = !alnum.is_empty() && alnum.iter().all(u8::is_ascii_digit);
+        let hash = alnum.len() >= 8
+            && alnum.iter().all(u8::is_ascii_hexdigit)
+            && alnum.iter().any(u8::is_ascii_digit);
+        if number || hash {
+            out.push(b'#');
         } else {
-            out.push(b);
+            // Digits inside a word (`x86_64`, `py311`) count as one number.
+            for &b in alnum {
+                if !b.is_ascii_digit() {
+                    out.push(b);
+                } else if out.last() != Some(&b'#') {
+                    out.push(b'#');
+                }
+            }
         }
+        out.extend_from_slice(sep);
     }
     out
 }
@@ -141,6 +213,8 @@ struct Builder<'a, W: Write> {
     new_file: fs_err::File,
     base: &'a Index,
     maps: Maps<'a>,
+    /// zstd level of DIFF frames.
+    diff_level: i32,
     /// Pending literal range of the target, written before the next other op.
     lit: (u64, u64),
     /// The base entry of the last `HDR` op (-1 before the first).
@@ -150,29 +224,8 @@ struct Builder<'a, W: Write> {
 }
 
 impl<W: Write> Builder<'_, W> {
-    /// The base entry that `e` replaces, and whether its path is the same.
-    fn matching(&self, e: &Entry) -> Option<(usize, bool)> {
-        if let Some(&k) = self.maps.by_path.get(&e.path[..]) {
-            return Some((k, true));
-        }
-        if let Some(&k) = self.maps.by_norm.get(&without_digits(&e.path)) {
-            return Some((k, false));
-        }
-        if !e.file || e.size == 0 {
-            return None;
-        }
-        let candidates = self.maps.by_name.get(file_name(&e.path))?;
-        if candidates.len() > NAME_CANDIDATES {
-            return None;
-        }
-        candidates
-            .iter()
-            .min_by_key(|&&k| self.base.entries[k].size.abs_diff(e.size))
-            .map(|&k| (k, false))
-    }
-
     fn entry(&mut self, e: &Entry) -> Result<(), PatchError> {
-        let m = self.matching(e);
+        let m = self.maps.matching(self.base, e);
         // Header blocks: XOR against the matching entry's when they are as long.
         match m {
             Some((k, _)) if self.base.entries[k].header_len() == e.header_len() => {
@@ -189,14 +242,7 @@ impl<W: Write> Builder<'_, W> {
             return self.literal(e.data, e.end);
         }
         // The same content in the base: copy it.
-        let same = match m {
-            Some((k, _)) if self.base.entries[k].file && self.base.entries[k].sha == e.sha => {
-                Some(k)
-            }
-            _ => self.maps.by_sha.get(&e.sha).copied(),
-        }
-        .filter(|&k| self.base.entries[k].size == e.size);
-        if let Some(k) = same {
+        if let Some(k) = self.maps.same(self.base, e, m) {
             let b = &self.base.entries[k];
             let with_pad = b.pad_len() == e.pad_len() && self.same_pad(b, e)?;
             self.flush_lit()?;
@@ -253,7 +299,7 @@ impl<W: Write> Builder<'_, W> {
         read_at(&self.new_file, &mut bufs.target, e.data + off)?;
         bufs.prefix.resize((hi - lo) as usize, 0);
         read_at(&self.base_file, &mut bufs.prefix, b.data + lo)?;
-        compress(&bufs.prefix, &bufs.target, DIFF_LEVEL, &mut bufs.frame)?;
+        compress(&bufs.prefix, &bufs.target, self.diff_level, &mut bufs.frame)?;
         // Worth it when smaller than the chunk, and for a file matched by another path
         // clearly smaller than the chunk compressed on its own.
         let mut worth = (bufs.frame.len() as u64) < len;
@@ -369,6 +415,15 @@ mod tests {
             without_digits(b"Django-5.1.14.dist-info/RECORD")
         );
         assert_eq!(without_digits(b"a1b22c"), b"a#b#c".to_vec());
+        assert_eq!(
+            without_digits(b"lib/librustc_driver-6108105cd7e839cf.so"),
+            without_digits(b"lib/librustc_driver-b5a965480ee51f9a.so")
+        );
+        assert_eq!(
+            without_digits(b"lib/deadbeef.so"),
+            b"lib/deadbeef.so".to_vec()
+        );
+        assert_eq!(without_digits(b"x-1.2/"), b"x-#.#/".to_vec());
         assert_eq!(file_name(b"a/b/c.py"), b"c.py");
         assert_eq!(file_name(b"c.py"), b"c.py");
     }

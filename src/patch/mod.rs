@@ -7,22 +7,24 @@
 //! Method `tar-zstd-v1` (chosen by measurement, BENCHMARKS.md "Patch bundles"): both tars
 //! are cut into entries (`walk`: header blocks, data, padding; whatever it does not parse
 //! is literal tail, so any tar rebuilds byte for byte). Each target entry is matched to a
-//! base entry (same path; else the same path with its digits ignored, which follows
-//! `Django-5.1.3.dist-info` to `Django-5.1.4.dist-info`; else for a file the same file name,
-//! closest size). Its header blocks are XORed with the match's (`HDR`: mostly zeros), its
+//! base entry (same path; else the same path with numbers and hash-like words ignored,
+//! which follows `Django-5.1.3.dist-info` to `Django-5.1.4.dist-info`; else for a file the
+//! same file name taken so, closest in size). Its header blocks are XORed with the match's (`HDR`: mostly zeros), its
 //! data is copied from any base file with the same sha256 (`COPY`), or encoded as zstd
 //! frames with a window of the matching file's data as reference prefix (`DIFF`, in chunks
 //! of `DIFF_CHUNK` against the window at the same offset), or carried as is (`LIT`). The op
-//! stream and all literal bytes go through ONE zstd stream (level 19), so the many small
-//! headers and new files compress together (`wire`, `build`, `apply`).
+//! stream and all literal bytes go through ONE zstd stream, so the many small headers and
+//! new files compress together (`wire`, `build`, `apply`). Levels: see `DIFF_LEVEL`.
 //!
 //! Memory, whatever the layer's size (it never holds a tar): `build` holds both tars'
-//! entry lists (about 100 bytes and the path per entry), one outer zstd encoder (level 19,
-//! window 2^24), and one DIFF chunk (16 MiB), its base window (20 MiB), its frame and a
-//! level-19 context for them; `apply` holds the base's entry list (40 bytes per entry),
-//! the outer decoder (window at most 2^24 for patches this module writes; 2^27 accepted)
-//! and one DIFF chunk, its window and frame. Measured peak RSS (bench/patch.sh, 104 MB
-//! layer): see BENCHMARKS.md; the bound stated there is under 300 MB for a 1 GB layer.
+//! entry lists (about 100 bytes and the path per entry), the outer zstd encoder (level 13,
+//! window 2^24), and for one DIFF chunk at a time the chunk (8 MiB), its base window
+//! (10 MiB), its frame, and a level-19 context for them; `apply` holds the base's entry list
+//! (about 100 bytes per entry), the outer decoder (window 2^24 for patches this module
+//! writes, 2^27 at most) and one DIFF chunk, its window and frame. Measured peak RSS
+//! (BENCHMARKS.md, "Patch bundles"): build 150 to 210 MB, apply 10 to 75 MB, for layers
+//! of 28 MB to 1.4 GB; the bound is under 300 MB for a 1 GB layer (the entry lists grow by
+//! about 20 MB per 100,000 files).
 //! Every length read from a patch is bounded by the header's size, the base's entries and
 //! `DIFF_CHUNK` before anything is allocated or copied.
 
@@ -46,16 +48,23 @@ const MAGIC: &[u8; 16] = b"AIRLOCK-PATCH\x00\x00\x01";
 const HEADER_LIMIT: u32 = 64 * 1024;
 /// The body's encoding (`Header::method`).
 const METHOD: &str = "tar-zstd-v1";
-/// zstd level of the outer stream and of DIFF frames.
-const OUTER_LEVEL: i32 = 19;
+/// zstd levels of the outer stream and of DIFF frames while the bytes each compresses
+/// (literal file data; changed file data) are at most `HIGH_LEVEL_LIMIT`, as in a point
+/// release; `FAST_LEVEL` beyond, so that a layer that changed throughout takes minutes
+/// rather than half an hour (level 19 runs at 1 to 3 MB/s, 12 at 20 to 50 MB/s). Measured
+/// (BENCHMARKS.md): DIFF frames at 19 are 10% smaller than at 15 or 12; the outer stream
+/// at 13 is as small as at 19 (within 0.2%; smaller for Django) with 50 MB less memory.
+const OUTER_LEVEL: i32 = 13;
 const DIFF_LEVEL: i32 = 19;
+const FAST_LEVEL: i32 = 12;
+const HIGH_LEVEL_LIMIT: u64 = 256 << 20;
 /// Window of the outer stream as written, and the largest one `apply` accepts.
 const OUTER_WINDOW_LOG: u32 = 24;
 const OUTER_WINDOW_LOG_MAX: u32 = 27;
 /// Largest DIFF chunk (target bytes per DIFF op); tests use small chunks so that files of
 /// a few chunks stay small.
-const DIFF_CHUNK: u64 = if cfg!(test) { 4096 } else { 16 << 20 };
-/// Largest window of a DIFF frame `apply` accepts (a chunk and its base window need 2^26).
+const DIFF_CHUNK: u64 = if cfg!(test) { 4096 } else { 8 << 20 };
+/// Largest window of a DIFF frame `apply` accepts (a chunk and its base window need 2^25).
 const DIFF_WINDOW_LOG_MAX: u32 = 27;
 
 /// What a patch rebuilds, from what.
