@@ -137,9 +137,6 @@ impl ServiceInfo {
         );
         let done = if self.one_shot {
             self.completed >= self.desired.max(1)
-                || (self.desired > 0
-                    && self.running + self.completed >= self.desired
-                    && self.completed > 0)
         } else {
             self.running >= self.desired
         };
@@ -293,10 +290,9 @@ pub async fn stack(engine: &Engine, stack: &str) -> crate::error::Result<Vec<Ser
         let update = s.update_status.clone();
         out.push(ServiceInfo {
             id,
-            service: spec
-                .labels
-                .as_ref()
-                .and_then(|_| name.strip_prefix(&format!("{stack}_")))
+            // `docker stack deploy` names each service `<stack>_<service>`.
+            service: name
+                .strip_prefix(&format!("{stack}_"))
                 .unwrap_or(&name)
                 .to_string(),
             name,

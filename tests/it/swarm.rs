@@ -517,6 +517,27 @@ fn swarm_stack_from_a_bundle() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&text.stdout).contains("is down"));
+    // The operator's way back: `up --swarm` again starts serve on the same address (the
+    // image names stay valid), deploys nothing, and the check passes.
+    let out = ok(harness::airlock(&cache)
+        .args(["up", "--swarm", "--json", "--dir"])
+        .arg(&dir)
+        .arg(&v2));
+    let back = harness::json_of(&out);
+    assert_eq!(back["ok"], true, "{back:#}");
+    assert_eq!(back["serve_started"], true);
+    assert_eq!(back["pull_from"], pull_from.as_str());
+    assert!(back["command"].is_null(), "deployed again: {back:#}");
+    // By stack name, without the state: no registry row, the same services.
+    let out =
+        ok(harness::airlock(&cache).args(["check", "--swarm", "--json", "-p", "airlock-it-swarm"]));
+    let by_name = harness::json_of(&out);
+    assert!(by_name.get("registry").is_none(), "{by_name:#}");
+    assert_eq!(
+        by_name["services"].as_array().map(Vec::len),
+        Some(2),
+        "{by_name:#}"
+    );
 
     // The systemd unit for the operator, and a server it runs: `up --swarm` uses what answers
     // on the address when it has every image, and starts nothing.
