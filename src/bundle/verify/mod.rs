@@ -503,7 +503,9 @@ pub fn verify(
         checks.completeness(meta);
     }
     problems.append(&mut checks.problems);
-    if let Some(meta) = &meta {
+    // Only a patch bundle pays for the source (it clones the metadata, which a hostile
+    // manifest.json can make large).
+    if let Some(meta) = meta.as_ref().filter(|m| !m.meta.patches().is_empty()) {
         let delta = crate::bundle::source::BundleSource::of(meta.clone());
         for p in crate::bundle::patched::check_headers(meta, &delta) {
             let file = format!("{BLOBS_DIR}{}", p.patch.hex());
