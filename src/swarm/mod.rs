@@ -580,16 +580,20 @@ pub fn up(opts: &SwarmOptions, reporter: Arc<dyn Reporter>) -> crate::error::Res
         reporter.step("the stack runs this stack file already; nothing to change");
         None
     } else {
-        let command: Vec<String> = ["docker", "stack", "deploy", "--compose-file"]
+        let mut command: Vec<String> = ["docker", "stack", "deploy", "--compose-file"]
             .iter()
             .map(|s| s.to_string())
             .chain([
                 stack_path.display().to_string(),
                 "--resolve-image".into(),
                 "never".into(),
-                stack.clone(),
             ])
             .collect();
+        if opts.registry.is_some() {
+            // The nodes pull from the site's registry with the manager's credentials.
+            command.push("--with-registry-auth".into());
+        }
+        command.push(stack.clone());
         reporter.step(&format!("$ {}", command.join(" ")));
         let ran = crate::up::runner::run(&command, &dir).map_err(|e| SwarmError::NoCli {
             message: e.to_string(),

@@ -140,6 +140,16 @@ impl Drop for StackCleanup {
     }
 }
 
+/// A child process killed (and reaped) when dropped, also when the test fails.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn state(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join(".airlock-swarm.json")).unwrap())
         .unwrap()
@@ -558,12 +568,14 @@ fn swarm_stack_from_a_bundle() {
         "{unit}"
     );
     let words: Vec<&str> = exec.split_whitespace().collect();
-    let mut unit_serve = Command::new(words[0])
-        .args(&words[1..])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let unit_serve = KillOnDrop(
+        Command::new(words[0])
+            .args(&words[1..])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     harness::wait_for_port(unit_port, Duration::from_secs(10));
     let unit_dir = work.path().join("unit");
     let out = ok(harness::airlock(&cache)
@@ -580,8 +592,7 @@ fn swarm_stack_from_a_bundle() {
         .arg(&unit_dir)
         .arg(&v1));
     let by_unit = harness::json_of(&out);
-    let _ = unit_serve.kill();
-    let _ = unit_serve.wait();
+    drop(unit_serve);
     assert_eq!(by_unit["ok"], true, "{by_unit:#}");
     assert_eq!(by_unit["serve_started"], false);
     assert_eq!(by_unit["pull_from"], unit_addr.as_str());
