@@ -71,6 +71,10 @@ pub fn run(args: PlanArgs, out: &Output) -> crate::error::Result<ExitCode> {
     let mut plan = plan::plan(&project, &opts)?;
     if args.swarm {
         plan.findings.extend(plan::swarm::findings(&project));
+        // Sorted as the plan's own findings are: by level, then code (stable: services keep
+        // their order within a code).
+        plan.findings
+            .sort_by(|a, b| (a.level, &a.code).cmp(&(b.level, &b.code)));
     }
     if out.json {
         out.json(&plan)?;

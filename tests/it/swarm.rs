@@ -300,6 +300,22 @@ fn swarm_stack_from_a_bundle() {
             )
         })
         .collect();
+    let order: Vec<(usize, String)> = plan["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let level = ["error", "warning", "info"]
+                .iter()
+                .position(|l| f["level"] == *l)
+                .unwrap();
+            (level, f["code"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert!(
+        order.is_sorted(),
+        "findings not sorted by level and code: {order:?}"
+    );
     for (svc, code) in [
         ("web", "swarm-depends-on"),
         ("web", "swarm-restart"),
