@@ -183,6 +183,30 @@ pub enum Status {
     Fail,
 }
 
+/// A service's verdict: its log signatures become problems; any problem fails it, else any
+/// warning warns. `problems` ends as the problems, then the signatures, then the warnings.
+pub fn verdict(
+    problems: &mut Vec<String>,
+    signatures: &[Signature],
+    warns: Vec<String>,
+) -> Status {
+    for s in signatures {
+        problems.push(format!(
+            "log signature `{}` ({}x): {}",
+            s.code, s.count, s.line
+        ));
+    }
+    let status = if !problems.is_empty() {
+        Status::Fail
+    } else if !warns.is_empty() {
+        Status::Warn
+    } else {
+        Status::Ok
+    };
+    problems.extend(warns);
+    status
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ServiceCheck {
     pub service: String,
@@ -308,20 +332,7 @@ async fn service_check(
             tail = lines[from..].to_vec();
         }
     }
-    for s in &signatures {
-        problems.push(format!(
-            "log signature `{}` ({}x): {}",
-            s.code, s.count, s.line
-        ));
-    }
-    let status = if !problems.is_empty() {
-        Status::Fail
-    } else if !warns.is_empty() {
-        Status::Warn
-    } else {
-        Status::Ok
-    };
-    problems.extend(warns);
+    let status = verdict(&mut problems, &signatures, warns);
     if status == Status::Ok {
         tail.clear();
     }

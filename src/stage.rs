@@ -70,6 +70,33 @@ pub struct Staged {
     pub plan: Plan,
 }
 
+/// A bundle about to be started (`up`, `up --swarm`): its metadata, and the absolute
+/// directory its compose files go to (`dir`, default `./<project name>`). A bundle without a
+/// compose file is refused (bad input) with `why`, which says what to do instead.
+pub fn target(
+    bundle: &Path,
+    dir: Option<&Path>,
+    why: &str,
+) -> crate::error::Result<(Meta, PathBuf)> {
+    use crate::error::Context as _;
+    let meta = crate::bundle::read::Bundle::open(bundle)?
+        .open_meta()
+        .with_context(|| format!("Cannot read `{}`", bundle.display()))?;
+    let dir = match dir {
+        Some(d) => d.to_path_buf(),
+        None => std::env::current_dir()?.join(&meta.meta.project),
+    };
+    let dir = std::path::absolute(&dir).unwrap_or(dir);
+    if entry_files(&meta.meta.compose.files, &meta.compose_files).is_empty() {
+        return Err(crate::error::Classified::input(format!(
+            "Bundle `{}` carries no compose file: {why}",
+            bundle.display()
+        ))
+        .into());
+    }
+    Ok((meta, dir))
+}
+
 /// Whether `rel` is a plain relative path (no root, no `.` or `..`, no empty component).
 pub fn safe_rel(rel: &str) -> bool {
     !rel.is_empty()

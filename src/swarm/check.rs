@@ -171,20 +171,7 @@ async fn service_check(
     }
     let lines = cluster::service_logs(engine, &s.id, opts.log_tail).await?;
     let signatures = crate::check::scan_logs(&lines);
-    for sig in &signatures {
-        problems.push(format!(
-            "log signature `{}` ({}x): {}",
-            sig.code, sig.count, sig.line
-        ));
-    }
-    let status = if !problems.is_empty() {
-        Status::Fail
-    } else if !warns.is_empty() {
-        Status::Warn
-    } else {
-        Status::Ok
-    };
-    problems.extend(warns);
+    let status = crate::check::verdict(&mut problems, &signatures, warns);
     let last_lines = if status == Status::Ok {
         Vec::new()
     } else {

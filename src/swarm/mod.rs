@@ -283,23 +283,9 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Deploy the bundle's project as a stack. Steps and warnings go to `reporter`.
 pub fn up(opts: &SwarmOptions, reporter: Arc<dyn Reporter>) -> crate::error::Result<Deployed> {
-    let bundle = Bundle::open(&opts.bundle)?;
-    let meta = bundle
-        .open_meta()
-        .with_context(|| format!("Cannot read `{}`", opts.bundle.display()))?;
+    let (meta, dir) =
+        crate::stage::target(&opts.bundle, opts.dir.as_deref(), "a stack needs one")?;
     let stack = meta.meta.project.clone();
-    let dir = match &opts.dir {
-        Some(d) => d.clone(),
-        None => std::env::current_dir()?.join(&stack),
-    };
-    let dir = std::path::absolute(&dir).unwrap_or(dir);
-    if crate::bundle::read::entry_files(&meta.meta.compose.files, &meta.compose_files).is_empty() {
-        return Err(Classified::input(format!(
-            "Bundle `{}` carries no compose file: a stack needs one",
-            opts.bundle.display()
-        ))
-        .into());
-    }
     let staged = crate::stage::open(
         &meta,
         &StageOptions {

@@ -19,7 +19,6 @@ pub mod wait;
 pub use load::{load_bundle, load_bundle_with};
 pub use state::{UP_STATE, UpState};
 
-use crate::bundle::read::Bundle;
 use crate::check::{CheckOptions, CheckReport};
 use crate::compose_override::ComposeOverride;
 use crate::engine::load::LoadReport;
@@ -124,23 +123,12 @@ impl Ran {
 /// Start the bundle's project. Steps and warnings go to `reporter`, and so does the byte
 /// total of the load. The bundle's signature, when required, is checked by the caller first.
 pub fn up(opts: &UpOptions, reporter: Arc<dyn Reporter>) -> crate::error::Result<Outcome> {
-    let bundle = Bundle::open(&opts.bundle)?;
-    let meta = bundle
-        .open_meta()
-        .with_context(|| format!("Cannot read `{}`", opts.bundle.display()))?;
+    let (meta, dir) = crate::stage::target(
+        &opts.bundle,
+        opts.dir.as_deref(),
+        "use `airlock load` instead",
+    )?;
     let project_name = meta.meta.project.clone();
-    let dir = match &opts.dir {
-        Some(d) => d.clone(),
-        None => std::env::current_dir()?.join(&project_name),
-    };
-    let dir = std::path::absolute(&dir).unwrap_or(dir);
-    if crate::bundle::read::entry_files(&meta.meta.compose.files, &meta.compose_files).is_empty() {
-        return Err(Classified::input(format!(
-            "Bundle `{}` carries no compose file: use `airlock load` instead",
-            opts.bundle.display()
-        ))
-        .into());
-    }
     let tool = crate::compose_cli::chosen()
         .map_err(Classified::input)?
         .ok_or_else(|| {
@@ -313,7 +301,7 @@ pub fn up(opts: &UpOptions, reporter: Arc<dyn Reporter>) -> crate::error::Result
         check_opts.http = opts.http.clone();
         let check = crate::check::check(&engine, &check_opts).await?;
         Ok(Outcome::Ran(Box::new(Ran {
-            bundle: bundle.path.clone(),
+            bundle: meta.bundle.path.clone(),
             project: project_name.clone(),
             dir: dir.clone(),
             tool: tool.clone(),
