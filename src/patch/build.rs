@@ -106,8 +106,10 @@ pub(super) fn build(
 struct Maps<'a> {
     by_sha: HashMap<[u8; 32], usize>,
     by_path: HashMap<&'a [u8], usize>,
-    by_norm: HashMap<Vec<u8>, usize>,
-    by_name: HashMap<Vec<u8>, Vec<usize>>,
+    /// Keyed by a 64-bit hash of the path without numbers: a collision costs only a worse
+    /// match, and a layer of many small files keeps no second copy of every path.
+    by_norm: HashMap<u64, usize>,
+    by_name: HashMap<u64, Vec<usize>>,
 }
 
 impl<'a> Maps<'a> {
@@ -120,11 +122,11 @@ impl<'a> Maps<'a> {
         };
         for (i, e) in base.entries.iter().enumerate() {
             m.by_path.insert(&e.path, i);
-            m.by_norm.insert(without_digits(&e.path), i);
+            m.by_norm.insert(key(&e.path), i);
             if e.file && e.size > 0 {
                 m.by_sha.entry(e.sha).or_insert(i);
                 m.by_name
-                    .entry(without_digits(file_name(&e.path)))
+                    .entry(key(file_name(&e.path)))
                     .or_default()
                     .push(i);
             }
@@ -137,13 +139,13 @@ impl<'a> Maps<'a> {
         if let Some(&k) = self.by_path.get(&e.path[..]) {
             return Some((k, true));
         }
-        if let Some(&k) = self.by_norm.get(&without_digits(&e.path)) {
+        if let Some(&k) = self.by_norm.get(&key(&e.path)) {
             return Some((k, false));
         }
         if !e.file || e.size == 0 {
             return None;
         }
-        let candidates = self.by_name.get(&without_digits(file_name(&e.path)))?;
+        let candidates = self.by_name.get(&key(file_name(&e.path)))?;
         if candidates.len() > NAME_CANDIDATES {
             return None;
         }
@@ -193,6 +195,14 @@ fn without_digits(path: &[u8]) -> Vec<u8> {
         out.extend_from_slice(sep);
     }
     out
+}
+
+/// The hash of the path without numbers.
+fn key(path: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    without_digits(path).hash(&mut h);
+    h.finish()
 }
 
 fn file_name(path: &[u8]) -> &[u8] {

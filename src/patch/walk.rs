@@ -28,7 +28,7 @@ pub(super) struct Entry {
     pub file: bool,
     /// The entry's path (pax `path`, else GNU long name, else ustar prefix/name); empty
     /// unless the walk keeps details.
-    pub path: Vec<u8>,
+    pub path: Box<[u8]>,
     /// sha256 of the data of a regular file; zero unless the walk keeps details.
     pub sha: [u8; 32],
 }
@@ -115,7 +115,8 @@ pub(super) fn walk(r: impl Read, detail: bool) -> io::Result<Index> {
                 normalize(pax_path.or(long_name).unwrap_or_else(|| ustar_path(&block)))
             } else {
                 Vec::new()
-            };
+            }
+            .into_boxed_slice();
             entries.push(Entry {
                 start,
                 data,
@@ -332,7 +333,7 @@ mod tests {
         let idx = walk(&tar[..], true).unwrap();
         assert_eq!(idx.digest, Digest::of(&tar));
         assert_eq!(idx.len, tar.len() as u64);
-        let paths: Vec<_> = idx.entries.iter().map(|e| e.path.clone()).collect();
+        let paths: Vec<_> = idx.entries.iter().map(|e| e.path.to_vec()).collect();
         assert_eq!(
             paths,
             vec![b"a.txt".to_vec(), long.into_bytes(), b"empty".to_vec()]
