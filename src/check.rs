@@ -185,11 +185,7 @@ pub enum Status {
 
 /// A service's verdict: its log signatures become problems; any problem fails it, else any
 /// warning warns. `problems` ends as the problems, then the signatures, then the warnings.
-pub fn verdict(
-    problems: &mut Vec<String>,
-    signatures: &[Signature],
-    warns: Vec<String>,
-) -> Status {
+pub fn verdict(problems: &mut Vec<String>, signatures: &[Signature], warns: Vec<String>) -> Status {
     for s in signatures {
         problems.push(format!(
             "log signature `{}` ({}x): {}",

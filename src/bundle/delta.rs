@@ -146,6 +146,9 @@ pub struct BaseImage {
     pub diff_ids: Vec<Digest>,
     /// Manifests and configs (small blobs).
     pub other: Vec<(Digest, u64)>,
+    /// Packed from the local engine (a built image): no registry has its layers.
+    #[serde(skip)]
+    pub from_engine: bool,
 }
 
 impl Base {
@@ -183,6 +186,7 @@ impl Base {
                         (i.config.digest.clone(), i.config.size),
                         (i.top.digest.clone(), i.top.size),
                     ],
+                    from_engine: i.source == "engine",
                 })
                 .collect(),
             patches: meta.patches().to_vec(),
@@ -283,6 +287,7 @@ fn from_json(
                 layers,
                 diff_ids,
                 other: vec![(locked.manifest.clone(), 0), config],
+                from_engine: false,
             });
         }
         return Ok(Base {
@@ -590,6 +595,7 @@ mod tests {
             layers: layers.iter().map(|l| (d(*l), 10 * *l as u64)).collect(),
             diff_ids: Vec::new(),
             other: Vec::new(),
+            from_engine: false,
         }
     }
 

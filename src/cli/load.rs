@@ -37,14 +37,13 @@ pub fn run(args: LoadArgs, out: &Output) -> crate::error::Result<ExitCode> {
     let report = rt.block_on(async {
         let engine = crate::engine::connect().await?;
         let progress = Arc::new(Progress::new(out));
-        let report =
-            crate::up::load_bundle_with(
-                &engine,
-                &meta,
-                args.base.as_deref(),
-                Arc::new(TotalOnly(Arc::clone(&progress))),
-            )
-            .await;
+        let report = crate::up::load_bundle_with(
+            &engine,
+            &meta,
+            args.base.as_deref(),
+            Arc::new(TotalOnly(Arc::clone(&progress))),
+        )
+        .await;
         progress.finish();
         report
     })?;

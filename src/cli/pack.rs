@@ -146,7 +146,11 @@ pub fn run(args: PackArgs, out: &Output) -> crate::error::Result<ExitCode> {
             },
             size: meta.size,
             uncompressed_size: meta.uncompressed_size,
-            patches: meta.base.as_ref().map(|b| b.patches.clone()).unwrap_or_default(),
+            patches: meta
+                .base
+                .as_ref()
+                .map(|b| b.patches.clone())
+                .unwrap_or_default(),
             seconds: (seconds * 1000.0).round() / 1000.0,
         };
         out.json(&summary)?;

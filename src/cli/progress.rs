@@ -4,7 +4,7 @@
 //! done, and each step; "uploading" for `push`); with `--quiet` only nothing. Warnings always
 //! go to stderr.
 
-use super::output::{stderr_line, Output};
+use super::output::{Output, stderr_line};
 use crate::digest::Digest;
 use crate::progress::Reporter;
 use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -123,7 +123,11 @@ impl Reporter for Progress {
             )),
             Mode::Lines => stderr_line(&format!(
                 "{} {} ({label}, {})",
-                if self.uploads { "uploading" } else { "fetching" },
+                if self.uploads {
+                    "uploading"
+                } else {
+                    "fetching"
+                },
                 digest.short(),
                 HumanBytes(size)
             )),

@@ -64,7 +64,9 @@ pub fn run(args: VerifyArgs, out: &Output) -> crate::error::Result<ExitCode> {
                 ));
             } else {
                 let proved = crate::bundle::patched::prove(&meta, base_path, &*progress)
-                    .with_context(|| format!("Cannot rebuild the patches of `{}`", args.bundle.display()))?;
+                    .with_context(|| {
+                        format!("Cannot rebuild the patches of `{}`", args.bundle.display())
+                    })?;
                 for p in proved {
                     report.problems.push(verify::Problem {
                         kind: verify::ProblemKind::Patch,

@@ -514,8 +514,7 @@ pub fn check_delta(meta: &BundleMeta, state: &EngineState) -> Result<(), DeltaEr
         .iter()
         .all(|i| state.images.contains_key(&i.top.digest));
     if state.containerd_store && !all_present {
-        let missing: Vec<String> = if base.tops.len() != base.images.len() || base.tops.is_empty()
-        {
+        let missing: Vec<String> = if base.tops.len() != base.images.len() || base.tops.is_empty() {
             vec![format!(
                 "(this delta records no base image digests; repack it with this airlock) {}",
                 base.images

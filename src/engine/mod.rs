@@ -321,7 +321,11 @@ impl Engine {
     /// Every image with its tags and layers.
     pub async fn state(&self) -> Result<EngineState, EngineError> {
         let info = self.docker.info().await.map_err(self.api("GET /info"))?;
-        let version = self.docker.version().await.map_err(self.api("GET /version"))?;
+        let version = self
+            .docker
+            .version()
+            .await
+            .map_err(self.api("GET /version"))?;
         let containerd_store = is_containerd_store(&info);
         let podman = is_podman(&version);
         let root_dir = info.docker_root_dir.map(std::path::PathBuf::from);

@@ -385,7 +385,9 @@ pub async fn export_layers(
             let mut entry = entry.map_err(export_err)?;
             if entry.header().entry_type() != tar::EntryType::Regular
                 || entry.size() < 512
-                || entry.path().is_ok_and(|p| p.extension().is_some_and(|e| e == "json"))
+                || entry
+                    .path()
+                    .is_ok_and(|p| p.extension().is_some_and(|e| e == "json"))
             {
                 continue;
             }

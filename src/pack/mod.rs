@@ -217,7 +217,27 @@ pub fn pack(opts: &PackOptions, reporter: Arc<dyn Reporter>) -> crate::error::Re
     // Patch bundles: layers replacing a base layer go as patches when much smaller.
     let made = match &base {
         Some(b) if !opts.no_patch => {
-            patches::make(&images, b, &omit, &store, &output, reporter.as_ref())?
+            // Base layers a patch needs that neither the base bundle nor the cache holds
+            // (a bundle.json or lock base): fetched from the base images' repositories.
+            let wanted = patches::base_layers_wanted(&images, b, &omit, &store);
+            let unfetched = rt.block_on(async {
+                let notify = Arc::new(tokio::sync::Notify::new());
+                install_signals(cancel.clone(), notify.clone());
+                let work = patches::fetch_base_layers(&client, &store, &wanted, &stats, reporter.as_ref());
+                tokio::select! {
+                    r = work => r,
+                    _ = notify.notified() => Err(Classified::environment("Cancelled; partial downloads are kept in the cache and resumed by the next pack").into()),
+                }
+            })?;
+            patches::make(
+                &images,
+                b,
+                &omit,
+                &unfetched,
+                &store,
+                &output,
+                reporter.as_ref(),
+            )?
         }
         _ => patches::Made::default(),
     };

@@ -4,18 +4,24 @@
 //! uncompressed tars next to the output, `patch::build` writes a patch into the `store`,
 //! and the patch is kept when it is under half the layer blob (`KEEP_BELOW`); otherwise the
 //! layer is carried whole. The base layer's bytes come from the base bundle when `--since`
-//! names one, else from the cache; without either, that layer is carried (and said).
+//! names one, else from the cache; else (a bundle.json or lock base, cache cleared)
+//! `fetch_base_layers` fetches them by digest from the base image's repository into the
+//! cache (only the base layers a patch needs); when the registry cannot give one, that
+//! layer is carried whole (and said, with the registry's reason).
 
 use crate::bundle::delta::{Base, BaseImage};
 use crate::bundle::meta::{PatchBase, PatchMeta};
 use crate::bundle::patched::{PatchedError, unpack_layer};
 use crate::bundle::source::BundleSource;
 use crate::digest::Digest;
+use crate::error::{Class, Classify};
 use crate::image::{Descriptor, Layer, ResolvedImage};
 use crate::progress::Reporter;
+use crate::reference::Reference;
+use crate::registry::{Client, PullStats, RegistryError};
 use crate::source::Source;
 use crate::store::Store;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// A patch is kept when `patch bytes * KEEP_BELOW.1 < layer blob bytes * KEEP_BELOW.0`:
@@ -42,19 +48,22 @@ fn base_version<'a>(base: &'a Base, img: &ResolvedImage) -> Option<&'a BaseImage
     })
 }
 
-/// Make the patches of the layers of `images` not in `omit`, against `base`.
-pub fn make(
-    images: &[ResolvedImage],
-    base: &Base,
+/// The base bundle when `--since` names one (not a bundle.json or a lock).
+fn base_bundle(base: &Base) -> Option<BundleSource> {
+    if crate::bundle::delta::is_json_base(&base.path) {
+        return None;
+    }
+    BundleSource::open(&base.path).ok()
+}
+
+/// The layers a patch is tried for: each new layer (not in `omit`, each once) of an image
+/// whose base version has a different layer at the same position.
+fn candidates<'a>(
+    images: &'a [ResolvedImage],
+    base: &'a Base,
     omit: &BTreeSet<Digest>,
-    store: &Store,
-    output: &Path,
-    reporter: &dyn Reporter,
-) -> crate::error::Result<Made> {
-    let mut made = Made::default();
-    // Where base layers come from: the base bundle (when --since named one), else the cache.
-    let base_bundle: Option<BundleSource> = BundleSource::open(&base.path).ok();
-    let mut candidates: Vec<(&ResolvedImage, usize, &Layer, &BaseImage)> = Vec::new();
+) -> Vec<(&'a ResolvedImage, usize, &'a Layer, &'a BaseImage)> {
+    let mut out = Vec::new();
     let mut seen = BTreeSet::new();
     for img in images {
         let Some(b) = base_version(base, img) else {
@@ -65,10 +74,141 @@ pub fn make(
                 continue;
             }
             if b.layers.get(i).is_some_and(|(d, _)| d != &l.blob.digest) {
-                candidates.push((img, i, l, b));
+                out.push((img, i, l, b));
             }
         }
     }
+    out
+}
+
+/// A base layer a patch needs that neither the base bundle nor the cache holds.
+#[derive(Debug, Clone)]
+pub struct WantedBaseLayer {
+    /// The base image it belongs to (its repository is asked for it).
+    pub image: Reference,
+    pub blob: Digest,
+    pub size: u64,
+}
+
+/// The base layers the patches of `make` need that are neither in the base bundle nor in
+/// the cache (each once; only the base layer at each candidate's position, and only when
+/// the base's diff_ids are known, since without them no patch is made anyway). Base images
+/// packed from the engine are not asked of any registry.
+pub fn base_layers_wanted(
+    images: &[ResolvedImage],
+    base: &Base,
+    omit: &BTreeSet<Digest>,
+    store: &Store,
+) -> Vec<WantedBaseLayer> {
+    let bundle = base_bundle(base);
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for (_, i, _, b) in candidates(images, base, omit) {
+        let (blob, size) = &b.layers[i];
+        if b.diff_ids.get(i).is_none()
+            || b.from_engine
+            || bundle.as_ref().is_some_and(|s| s.blob_size(blob).is_some())
+            || store.has(blob, *size)
+            || !seen.insert(blob.clone())
+        {
+            continue;
+        }
+        out.push(WantedBaseLayer {
+            image: b.reference.clone(),
+            blob: blob.clone(),
+            size: *size,
+        });
+    }
+    out
+}
+
+/// Fetch `wanted` base layers by digest from their base image's repository into the cache
+/// (streamed, resumed, verified by digest as every pull is). Returns, for each one the
+/// registry could not give, why (for the note of the layer carried whole). Cancelled
+/// fetches and a failing cache are errors; a registry that is gone, offline or lacks the
+/// blob is not.
+pub async fn fetch_base_layers(
+    client: &Client,
+    store: &Store,
+    wanted: &[WantedBaseLayer],
+    stats: &PullStats,
+    reporter: &dyn Reporter,
+) -> crate::error::Result<BTreeMap<Digest, String>> {
+    let mut failed = BTreeMap::new();
+    if wanted.is_empty() {
+        return Ok(failed);
+    }
+    reporter.total(wanted.iter().map(|w| w.size).sum());
+    for w in wanted {
+        reporter.step(&format!(
+            "fetching base layer {} of {} to patch against",
+            w.blob, w.image
+        ));
+        let label = format!("{} (base)", w.image);
+        match crate::registry::pull::fetch_blob(client, store, &w.image, &w.blob, w.size, &label)
+            .await
+        {
+            Ok(()) => stats.fetched(w.size),
+            Err(e) if client.cancelled() || cache_failed(&e) => {
+                return Err(crate::error::Error::new(e).context(format!(
+                    "Cannot fetch base layer `{}` of `{}`",
+                    w.blob, w.image
+                )));
+            }
+            Err(e) => {
+                reporter.warn(&format!(
+                    "base layer `{}` of `{}` could not be fetched: {}",
+                    w.blob,
+                    w.image,
+                    messages(&e)
+                ));
+                failed.insert(w.blob.clone(), messages(&e));
+            }
+        }
+    }
+    Ok(failed)
+}
+
+/// The cache itself failed (not the registry): cancelled, or a blob that cannot be written.
+fn cache_failed(e: &RegistryError) -> bool {
+    match e {
+        RegistryError::Cancelled | RegistryError::Store(_) => true,
+        RegistryError::Blob { source, .. } => source.class() == Class::Environment,
+        _ => false,
+    }
+}
+
+/// An error and its sources, `: `-joined (for a one-line note).
+fn messages(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        let m = s.to_string();
+        if !out.contains(&m) {
+            out.push_str(": ");
+            out.push_str(&m);
+        }
+        next = s.source();
+    }
+    out
+}
+
+/// Make the patches of the layers of `images` not in `omit`, against `base`. `unfetched`
+/// says why base layers that `fetch_base_layers` could not get are missing.
+pub fn make(
+    images: &[ResolvedImage],
+    base: &Base,
+    omit: &BTreeSet<Digest>,
+    unfetched: &BTreeMap<Digest, String>,
+    store: &Store,
+    output: &Path,
+    reporter: &dyn Reporter,
+) -> crate::error::Result<Made> {
+    let mut made = Made::default();
+    // Where base layers come from: the base bundle (when --since named one), else the cache
+    // (where `fetch_base_layers` put those the registry could give).
+    let base_bundle: Option<BundleSource> = base_bundle(base);
+    let candidates = candidates(images, base, omit);
     if candidates.is_empty() {
         return Ok(made);
     }
@@ -99,8 +239,12 @@ pub fn make(
             _ => None,
         };
         let Some(mut base_reader) = base_reader else {
+            let why = match unfetched.get(base_blob) {
+                Some(e) => format!("the registry could not give it: {e}"),
+                None => "nor from the registry".into(),
+            };
             made.notes.push(format!(
-                "layer {i} of `{}` is carried whole: base layer `{base_blob}` (of `{}`) is neither in the base bundle nor in the cache",
+                "layer {i} of `{}` is carried whole: base layer `{base_blob}` (of `{}`) is neither in the base bundle nor in the cache, {why}",
                 img.reference, b.reference
             ));
             continue;

@@ -283,8 +283,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Deploy the bundle's project as a stack. Steps and warnings go to `reporter`.
 pub fn up(opts: &SwarmOptions, reporter: Arc<dyn Reporter>) -> crate::error::Result<Deployed> {
-    let (meta, dir) =
-        crate::stage::target(&opts.bundle, opts.dir.as_deref(), "a stack needs one")?;
+    let (meta, dir) = crate::stage::target(&opts.bundle, opts.dir.as_deref(), "a stack needs one")?;
     let stack = meta.meta.project.clone();
     let staged = crate::stage::open(
         &meta,

@@ -50,11 +50,16 @@ pub fn up_command(
 }
 
 /// Top-level keys docker-compose 1.x reads (its schemas allow nothing else but `x-*`).
-const V1_TOP_LEVEL: &[&str] = &["version", "services", "networks", "volumes", "secrets", "configs"];
+const V1_TOP_LEVEL: &[&str] = &[
+    "version", "services", "networks", "volumes", "secrets", "configs",
+];
 
 /// Under docker-compose 1.x: the first top-level key of `files` (name, text) it cannot read
 /// (`name:`, `include:`, ...), as (file, key). `None` under Compose v2.
-pub fn unreadable_key<'a>(cli: &ComposeCli, files: &[(&'a str, &str)]) -> Option<(&'a str, String)> {
+pub fn unreadable_key<'a>(
+    cli: &ComposeCli,
+    files: &[(&'a str, &str)],
+) -> Option<(&'a str, String)> {
     if cli.v2 {
         return None;
     }

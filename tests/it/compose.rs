@@ -515,7 +515,10 @@ fn compose_file_and_project_name_from_dotenv() {
     for (given, var) in [(Some("Given"), None), (None, Some("My_Project.Name"))] {
         let err = compose::load(&LoadOptions {
             working_dir: Some(data("envfile")),
-            environment: env(&var.map(|v| ("COMPOSE_PROJECT_NAME", v)).into_iter().collect::<Vec<_>>()),
+            environment: env(&var
+                .map(|v| ("COMPOSE_PROJECT_NAME", v))
+                .into_iter()
+                .collect::<Vec<_>>()),
             project_name: given.map(String::from),
             ..LoadOptions::default()
         })
@@ -986,8 +989,14 @@ fn sources_name_the_file_that_set_the_image() {
         ..LoadOptions::default()
     })
     .unwrap();
-    assert_eq!(p.services["web"].file, dir.path().join("compose.override.yaml"));
-    assert_eq!(p.services["web"].image_file, dir.path().join("compose.yaml"));
+    assert_eq!(
+        p.services["web"].file,
+        dir.path().join("compose.override.yaml")
+    );
+    assert_eq!(
+        p.services["web"].image_file,
+        dir.path().join("compose.yaml")
+    );
     let plan = airlock::plan::plan(&p, &airlock::plan::PlanOptions::default()).unwrap();
     let sources: BTreeMap<String, Vec<String>> = plan
         .images

@@ -10,7 +10,9 @@ fn doctor_describes_the_engine_under_test() {
         return;
     }
     let cache = tempfile::tempdir().unwrap();
-    let d = json_of(&ok(harness::airlock(cache.path()).args(["--json", "doctor"])));
+    let d = json_of(&ok(
+        harness::airlock(cache.path()).args(["--json", "doctor"])
+    ));
     let engine = harness::engine();
     assert_eq!(d["engine"]["version"], engine.version.as_str(), "{d:#}");
     let store = match engine.store {
@@ -19,7 +21,13 @@ fn doctor_describes_the_engine_under_test() {
         Store::Podman => "podman",
     };
     assert_eq!(d["engine"]["store"], store, "{d:#}");
-    assert!(d["engine"]["api_version"].as_str().unwrap().starts_with("1."), "{d:#}");
+    assert!(
+        d["engine"]["api_version"]
+            .as_str()
+            .unwrap()
+            .starts_with("1."),
+        "{d:#}"
+    );
     assert!(d["engine"]["data_root"].is_string(), "{d:#}");
     let codes: Vec<&str> = d["capabilities"]
         .as_array()
@@ -29,7 +37,13 @@ fn doctor_describes_the_engine_under_test() {
         .collect();
     assert_eq!(
         codes,
-        ["zstd-layers", "digest-pins", "deltas", "platforms", "load-skips"],
+        [
+            "zstd-layers",
+            "digest-pins",
+            "deltas",
+            "platforms",
+            "load-skips"
+        ],
         "{d:#}"
     );
     let deltas = d["capabilities"][2]["status"].as_str().unwrap();
@@ -58,7 +72,10 @@ fn doctor_describes_the_engine_under_test() {
 
     let text = ok(harness::airlock(cache.path()).arg("doctor"));
     let text = String::from_utf8_lossy(&text.stdout);
-    assert!(text.contains(&engine.version) && text.contains("delta bundles"), "{text}");
+    assert!(
+        text.contains(&engine.version) && text.contains("delta bundles"),
+        "{text}"
+    );
 
     let dead = cache.path().join("no-engine.sock");
     let out = harness::airlock(cache.path())

@@ -27,7 +27,10 @@ fn into_closed_pipe(dir: &Path, args: &[&std::ffi::OsStr]) -> (Option<i32>, Stri
         .stderr(Stdio::piped())
         .output()
         .unwrap();
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -78,7 +81,11 @@ fn a_file_that_is_not_a_tar_is_not_a_bundle() {
     std::fs::write(&text, "hello, this is not a tar archive\n").unwrap();
     // Longer than a tar header, with garbage where the header's checksum would be.
     let junk = dir.path().join("junk.bin");
-    std::fs::write(&junk, (0..4096u32).map(|i| (i * 7 + 3) as u8).collect::<Vec<u8>>()).unwrap();
+    std::fs::write(
+        &junk,
+        (0..4096u32).map(|i| (i * 7 + 3) as u8).collect::<Vec<u8>>(),
+    )
+    .unwrap();
     for file in [&text, &junk] {
         let o = airlock(&dir.path().join("cache"))
             .args(["inspect".as_ref(), file.as_os_str()])
@@ -86,14 +93,21 @@ fn a_file_that_is_not_a_tar_is_not_a_bundle() {
             .unwrap();
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{stderr}");
-        assert!(stderr.contains("is not a bundle (not a tar archive)"), "{stderr}");
+        assert!(
+            stderr.contains("is not a bundle (not a tar archive)"),
+            "{stderr}"
+        );
         assert!(!stderr.contains("truncated"), "{stderr}");
 
         let o = airlock(&dir.path().join("cache"))
             .args(["verify".as_ref(), file.as_os_str()])
             .output()
             .unwrap();
-        let all = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
         assert_eq!(o.status.code(), Some(1), "{all}");
         assert!(all.contains("is not a bundle (not a tar archive)"), "{all}");
     }
@@ -106,9 +120,16 @@ fn a_file_that_is_not_a_tar_is_not_a_bundle() {
         .args(["verify".as_ref(), cut.as_os_str()])
         .output()
         .unwrap();
-    let all = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert_eq!(o.status.code(), Some(1), "{all}");
-    assert!(all.contains("truncated") && !all.contains("not a tar"), "{all}");
+    assert!(
+        all.contains("truncated") && !all.contains("not a tar"),
+        "{all}"
+    );
 }
 
 #[test]
@@ -119,7 +140,12 @@ fn the_hint_follows_the_message_and_the_class_sets_the_exit_code() {
     std::io::Write::write_all(&mut enc, &std::fs::read(seed()).unwrap()).unwrap();
     std::fs::write(&gz, enc.finish().unwrap()).unwrap();
     let o = airlock(&dir.path().join("cache"))
-        .args(["push".as_ref(), gz.as_os_str(), "--to".as_ref(), "127.0.0.1:9".as_ref()])
+        .args([
+            "push".as_ref(),
+            gz.as_os_str(),
+            "--to".as_ref(),
+            "127.0.0.1:9".as_ref(),
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
@@ -128,8 +154,14 @@ fn the_hint_follows_the_message_and_the_class_sets_the_exit_code() {
     assert!(lines[0].starts_with("error: "), "{stderr}");
     assert!(stderr.contains("Gzip-compressed"), "{stderr}");
     // The message does not carry the hint; the hint comes last, after a blank line.
-    let hint = lines.iter().position(|l| l.starts_with("hint: ")).expect(&stderr);
+    let hint = lines
+        .iter()
+        .position(|l| l.starts_with("hint: "))
+        .expect(&stderr);
     assert_eq!(hint, lines.len() - 1, "{stderr}");
     assert_eq!(lines[hint - 1], "", "{stderr}");
-    assert!(lines[hint].contains("decompress it first (`gzip -d"), "{stderr}");
+    assert!(
+        lines[hint].contains("decompress it first (`gzip -d"),
+        "{stderr}"
+    );
 }

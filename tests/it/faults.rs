@@ -1232,7 +1232,9 @@ fn layer_removed_from_engine_during_load() {
     if crate::harness::engine().containerd() {
         // Engine-specific: a containerd-store engine is sent the whole bundle (load plans
         // leave nothing out there; docs/engines.md), so no layer can vanish from the plan.
-        eprintln!("layer_removed_from_engine_during_load: not applicable on a containerd-store engine (whole bundle sent)");
+        eprintln!(
+            "layer_removed_from_engine_during_load: not applicable on a containerd-store engine (whole bundle sent)"
+        );
         return;
     }
     let started = Instant::now();

@@ -112,7 +112,11 @@ pub fn engine() -> &'static TestEngine {
 /// `images`): the config digest on the classic store; on the containerd store the digest of
 /// the manifest (or index) the image record points at, which is the bundle's `top`.
 pub fn bundle_image_id(img: &serde_json::Value) -> String {
-    let key = if engine().containerd() { "top" } else { "config" };
+    let key = if engine().containerd() {
+        "top"
+    } else {
+        "config"
+    };
     img[key]["digest"]
         .as_str()
         .unwrap_or_else(|| panic!("no {key}.digest in {img}"))

@@ -716,7 +716,11 @@ fn check_inside_the_up_directory_uses_its_state() {
         .args(["--timeout", "90s"])
         .output()
         .unwrap();
-    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
     let check = p
         .airlock()
         .current_dir(&dir)
@@ -724,7 +728,12 @@ fn check_inside_the_up_directory_uses_its_state() {
         .output()
         .unwrap();
     let c = json_of(&check);
-    assert_eq!(check.status.code(), Some(0), "{c:#}\n{}", String::from_utf8_lossy(&check.stderr));
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{c:#}\n{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
     assert_eq!(c["project"], p.project.as_str(), "{c:#}");
     assert!(
         c["services"]
@@ -767,7 +776,10 @@ fn up_stops_at_once_when_compose_fails() {
     let elapsed = started.elapsed();
     let stderr = String::from_utf8_lossy(&up.stderr);
     assert_eq!(up.status.code(), Some(1), "{stderr}");
-    assert!(elapsed < Duration::from_secs(120), "up took {elapsed:?}: {stderr}");
+    assert!(
+        elapsed < Duration::from_secs(120),
+        "up took {elapsed:?}: {stderr}"
+    );
     assert!(
         stderr.contains(&port.to_string())
             && (stderr.contains("already in use") || stderr.contains("already allocated")),
@@ -801,7 +813,9 @@ fn up_under_v1_refuses_keys_only_compose_v2_reads() {
     let stderr = String::from_utf8_lossy(&up.stderr);
     assert_eq!(up.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("compose.yaml") && stderr.contains("`name:`") && stderr.contains("Compose v2"),
+        stderr.contains("compose.yaml")
+            && stderr.contains("`name:`")
+            && stderr.contains("Compose v2"),
         "{stderr}"
     );
     assert!(!dir.exists(), "up wrote files before refusing");
@@ -828,7 +842,13 @@ fn up_with_a_digest_pinned_reference() {
     let tag = format!("{}/{project}/base:1.0", registry.addr);
     build_image(&tag, &[], "");
     harness::docker(&["push", "-q", &tag]);
-    let pinned = harness::docker(&["image", "inspect", "--format", "{{index .RepoDigests 0}}", &tag]);
+    let pinned = harness::docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{index .RepoDigests 0}}",
+        &tag,
+    ]);
     assert!(pinned.contains("@sha256:"), "{pinned}");
     std::fs::write(
         online.join("compose.yaml"),
@@ -860,7 +880,11 @@ fn up_with_a_digest_pinned_reference() {
         .output()
         .unwrap();
     let u = json_of(&up);
-    assert!(up.status.success(), "{u:#}\n{}", String::from_utf8_lossy(&up.stderr));
+    assert!(
+        up.status.success(),
+        "{u:#}\n{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
     assert_eq!(u["check"]["ok"], true, "{u:#}");
     let pins = u["load"]["pinned"].as_array().cloned().unwrap_or_default();
     if harness::engine().containerd() {

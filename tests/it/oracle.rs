@@ -80,7 +80,9 @@ pub fn compose_v2() -> Option<PathBuf> {
                  ~/.docker/cli-plugins) or set AIRLOCK_COMPOSE_V2 to the binary"
             );
         }
-        eprintln!("skipping: no Compose v2 binary (set AIRLOCK_COMPOSE_V2, or AIRLOCK_REQUIRE_DOCKER=1 to make this an error)");
+        eprintln!(
+            "skipping: no Compose v2 binary (set AIRLOCK_COMPOSE_V2, or AIRLOCK_REQUIRE_DOCKER=1 to make this an error)"
+        );
     }
     found
 }
@@ -111,7 +113,9 @@ impl Case {
     /// Run Compose v2 with `args` after the project flags.
     pub fn compose(&self, bin: &Path, args: &[&str]) -> Result<String, String> {
         let mut cmd = Command::new(bin);
-        cmd.env_clear().envs(self.environment()).current_dir(&self.dir);
+        cmd.env_clear()
+            .envs(self.environment())
+            .current_dir(&self.dir);
         for f in &self.files {
             cmd.arg("-f").arg(f);
         }
@@ -183,9 +187,18 @@ fn view_compose(s: &Value) -> BTreeMap<&'static str, Value> {
     let mut m = BTreeMap::new();
     m.insert("profiles", sorted_strings(s.get("profiles")));
     m.insert("image", s.get("image").cloned().unwrap_or(Value::Null));
-    m.insert("platform", s.get("platform").cloned().unwrap_or(Value::Null));
-    m.insert("pull_policy", s.get("pull_policy").cloned().unwrap_or(Value::Null));
-    m.insert("environment", s.get("environment").cloned().unwrap_or(json!({})));
+    m.insert(
+        "platform",
+        s.get("platform").cloned().unwrap_or(Value::Null),
+    );
+    m.insert(
+        "pull_policy",
+        s.get("pull_policy").cloned().unwrap_or(Value::Null),
+    );
+    m.insert(
+        "environment",
+        s.get("environment").cloned().unwrap_or(json!({})),
+    );
     m.insert(
         "build",
         match s.get("build") {
@@ -222,7 +235,12 @@ fn view_compose(s: &Value) -> BTreeMap<&'static str, Value> {
         .and_then(Value::as_array)
         .map(|vs| {
             vs.iter()
-                .map(|v| json!([v.get("path").cloned().unwrap_or(Value::Null), v.get("required").and_then(Value::as_bool).unwrap_or(true)]))
+                .map(|v| {
+                    json!([
+                        v.get("path").cloned().unwrap_or(Value::Null),
+                        v.get("required").and_then(Value::as_bool).unwrap_or(true)
+                    ])
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -233,7 +251,11 @@ fn view_compose(s: &Value) -> BTreeMap<&'static str, Value> {
         let mut names: Vec<String> = s
             .get(key)
             .and_then(Value::as_array)
-            .map(|vs| vs.iter().map(|v| text(v.get("source").unwrap_or(v))).collect())
+            .map(|vs| {
+                vs.iter()
+                    .map(|v| text(v.get("source").unwrap_or(v)))
+                    .collect()
+            })
             .unwrap_or_default();
         names.sort();
         m.insert(key, json!(names));
@@ -247,7 +269,9 @@ fn view_compose(s: &Value) -> BTreeMap<&'static str, Value> {
                     (
                         k.clone(),
                         json!([
-                            v.get("condition").cloned().unwrap_or(json!("service_started")),
+                            v.get("condition")
+                                .cloned()
+                                .unwrap_or(json!("service_started")),
                             v.get("required").and_then(Value::as_bool).unwrap_or(true),
                             v.get("restart").and_then(Value::as_bool).unwrap_or(false),
                         ]),
@@ -322,7 +346,11 @@ fn view_airlock(p: &Project, s: &Service) -> BTreeMap<&'static str, Value> {
             .raw
             .get(key)
             .and_then(Value::as_array)
-            .map(|vs| vs.iter().map(|v| text(v.get("source").unwrap_or(v))).collect())
+            .map(|vs| {
+                vs.iter()
+                    .map(|v| text(v.get("source").unwrap_or(v)))
+                    .collect()
+            })
             .unwrap_or_default();
         names.sort();
         m.insert(key, json!(names));
@@ -355,8 +383,18 @@ fn all_differences(bin: &Path, case: &Case) -> Vec<String> {
     let (compose, ours) = match (compose, ours) {
         (Err(c), Err(_)) if c.is_empty() => return out,
         (Err(_), Err(_)) => return out,
-        (Err(c), Ok(_)) => return vec![format!("{}: Compose refuses ({c}), airlock accepts", case.name)],
-        (Ok(_), Err(e)) => return vec![format!("{}: Compose accepts, airlock refuses ({e})", case.name)],
+        (Err(c), Ok(_)) => {
+            return vec![format!(
+                "{}: Compose refuses ({c}), airlock accepts",
+                case.name
+            )];
+        }
+        (Ok(_), Err(e)) => {
+            return vec![format!(
+                "{}: Compose accepts, airlock refuses ({e})",
+                case.name
+            )];
+        }
         (Ok(c), Ok(p)) => (c, p),
     };
     let compose: Value = serde_json::from_str(&compose).expect("compose config JSON");
@@ -372,7 +410,9 @@ fn all_differences(bin: &Path, case: &Case) -> Vec<String> {
     let names_a: BTreeSet<&String> = ours.services.keys().collect();
     diff("services".into(), &json!(names_c), &json!(names_a));
     for (name, s) in services {
-        let Some(a) = ours.services.get(name) else { continue };
+        let Some(a) = ours.services.get(name) else {
+            continue;
+        };
         let (vc, va) = (view_compose(s), view_airlock(&ours, a));
         for (field, c) in &vc {
             diff(format!("services.{name}.{field}"), c, &va[field]);
@@ -385,7 +425,11 @@ fn all_differences(bin: &Path, case: &Case) -> Vec<String> {
         let a: BTreeSet<String> = ours
             .services
             .values()
-            .map(|s| s.image.clone().unwrap_or_else(|| format!("{}-{}", ours.name, s.name)))
+            .map(|s| {
+                s.image
+                    .clone()
+                    .unwrap_or_else(|| format!("{}-{}", ours.name, s.name))
+            })
             .collect();
         diff("images".into(), &json!(c), &json!(a));
     }
@@ -400,7 +444,10 @@ pub fn cases() -> Vec<Case> {
     let mut lists = Vec::new();
     let mut dirs = vec![root.clone()];
     while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())).flatten() {
+        for e in std::fs::read_dir(&d)
+            .unwrap_or_else(|e| panic!("{}: {e}", d.display()))
+            .flatten()
+        {
             let p = e.path();
             if p.is_dir() {
                 dirs.push(p);
@@ -412,7 +459,10 @@ pub fn cases() -> Vec<Case> {
     lists.sort();
     for list in lists {
         let text = std::fs::read_to_string(&list).unwrap();
-        if text.lines().any(|l| l.starts_with("# features:") && l.contains("fragment")) {
+        if text
+            .lines()
+            .any(|l| l.starts_with("# features:") && l.contains("fragment"))
+        {
             continue;
         }
         let rel = list.strip_prefix(&root).unwrap();
@@ -420,9 +470,16 @@ pub fn cases() -> Vec<Case> {
         let first = text.lines().next().unwrap_or_default();
         let files = if let Some((_, order)) = first.split_once("files merged in this order (") {
             let words: Vec<&str> = order.trim_end_matches("):").split_whitespace().collect();
-            words.windows(2).filter(|w| w[0] == "-f").map(|w| folder.join(w[1])).collect()
+            words
+                .windows(2)
+                .filter(|w| w[0] == "-f")
+                .map(|w| folder.join(w[1]))
+                .collect()
         } else {
-            vec![PathBuf::from(list.to_string_lossy().trim_end_matches(".expected-images.txt"))]
+            vec![PathBuf::from(
+                list.to_string_lossy()
+                    .trim_end_matches(".expected-images.txt"),
+            )]
         };
         let env_files = text
             .lines()
@@ -433,7 +490,10 @@ pub fn cases() -> Vec<Case> {
             .into_iter()
             .collect();
         out.push(Case {
-            name: rel.display().to_string().replace(".expected-images.txt", ""),
+            name: rel
+                .display()
+                .to_string()
+                .replace(".expected-images.txt", ""),
             dir: folder,
             files,
             env_files,
@@ -442,7 +502,11 @@ pub fn cases() -> Vec<Case> {
         });
     }
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/compose");
-    let mut projects: Vec<PathBuf> = std::fs::read_dir(&data).unwrap().flatten().map(|e| e.path()).collect();
+    let mut projects: Vec<PathBuf> = std::fs::read_dir(&data)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     projects.sort();
     for dir in projects.into_iter().filter(|p| p.is_dir()) {
         let folder = dir.file_name().unwrap().to_string_lossy().into_owned();
@@ -461,7 +525,10 @@ pub fn cases() -> Vec<Case> {
         files.sort();
         for f in files {
             out.push(Case {
-                name: format!("tests/data/compose/{folder}/{}", f.file_name().unwrap().to_string_lossy()),
+                name: format!(
+                    "tests/data/compose/{folder}/{}",
+                    f.file_name().unwrap().to_string_lossy()
+                ),
                 dir: dir.clone(),
                 files: vec![f],
                 profiles: vec!["*".into()],
@@ -481,8 +548,17 @@ fn fixtures_agree_with_compose_v2() {
     for c in &cases {
         all.extend(differences(&bin, c));
     }
-    eprintln!("compose v2 oracle: {} cases, {} disagreements", cases.len(), all.len());
-    assert!(all.is_empty(), "{} disagreements with Compose v2:\n{}", all.len(), all.join("\n"));
+    eprintln!(
+        "compose v2 oracle: {} cases, {} disagreements",
+        cases.len(),
+        all.len()
+    );
+    assert!(
+        all.is_empty(),
+        "{} disagreements with Compose v2:\n{}",
+        all.len(),
+        all.join("\n")
+    );
 }
 
 // ---- Compose semantics, each checked against Compose v2 itself ----
@@ -502,15 +578,26 @@ fn project(files: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
 /// Both loaders accept `case` and agree on every compared field; returns airlock's project.
 fn agree(bin: &Path, case: &Case) -> Project {
     let diffs = all_differences(bin, case);
-    assert!(diffs.is_empty(), "disagreements with Compose v2:\n{}", diffs.join("\n"));
-    case.airlock().unwrap_or_else(|e| panic!("{}: airlock refuses: {e}", case.name))
+    assert!(
+        diffs.is_empty(),
+        "disagreements with Compose v2:\n{}",
+        diffs.join("\n")
+    );
+    case.airlock()
+        .unwrap_or_else(|e| panic!("{}: airlock refuses: {e}", case.name))
 }
 
 /// Both loaders refuse `case`.
 fn both_refuse(bin: &Path, case: &Case) -> compose::Error {
     let c = case.compose(bin, &["config", "--format", "json"]);
     assert!(c.is_err(), "{}: Compose v2 accepts it", case.name);
-    case.airlock().err().unwrap_or_else(|| panic!("{}: airlock accepts what Compose refuses ({})", case.name, c.unwrap_err()))
+    case.airlock().err().unwrap_or_else(|| {
+        panic!(
+            "{}: airlock accepts what Compose refuses ({})",
+            case.name,
+            c.unwrap_err()
+        )
+    })
 }
 
 fn images(bin: &Path, case: &Case) -> Vec<String> {
@@ -529,7 +616,11 @@ fn empty_platform_is_unset() {
         "compose.yaml",
         "x-common: &common\n  platform: ${DOCKER_PLATFORM:-}\nservices:\n  web:\n    <<: *common\n    image: nginx:1.27\n",
     )]);
-    let case = Case { name: "empty platform".into(), dir, ..Case::default() };
+    let case = Case {
+        name: "empty platform".into(),
+        dir,
+        ..Case::default()
+    };
     let p = agree(&bin, &case);
     assert_eq!(p.services["web"].platform, None);
     airlock::plan::plan(&p, &airlock::plan::PlanOptions::default()).expect("plan");
@@ -542,14 +633,32 @@ fn compose_project_name_is_set_before_interpolation() {
     let Some(bin) = compose_v2() else { return };
     let text = "services:\n  app:\n    image: busybox:${COMPOSE_PROJECT_NAME}\n";
     let (_t, dir) = project(&[("compose.yaml", text)]);
-    let case = Case { name: "COMPOSE_PROJECT_NAME from the directory".into(), dir: dir.clone(), ..Case::default() };
+    let case = Case {
+        name: "COMPOSE_PROJECT_NAME from the directory".into(),
+        dir: dir.clone(),
+        ..Case::default()
+    };
     let p = agree(&bin, &case);
     assert_eq!(images(&bin, &case), ["busybox:proj"]);
     assert!(p.warnings.is_empty(), "{:?}", p.warnings);
 
-    std::fs::write(dir.join("compose.yaml"), format!("name: ${{N:-Named.Stack}}\n{text}")).unwrap();
-    let p = agree(&bin, &Case { name: "from name:".into(), dir: dir.clone(), ..Case::default() });
-    assert_eq!(p.services["app"].image.as_deref(), Some("busybox:namedstack"));
+    std::fs::write(
+        dir.join("compose.yaml"),
+        format!("name: ${{N:-Named.Stack}}\n{text}"),
+    )
+    .unwrap();
+    let p = agree(
+        &bin,
+        &Case {
+            name: "from name:".into(),
+            dir: dir.clone(),
+            ..Case::default()
+        },
+    );
+    assert_eq!(
+        p.services["app"].image.as_deref(),
+        Some("busybox:namedstack")
+    );
 
     let case = Case {
         name: "from COMPOSE_PROJECT_NAME".into(),
@@ -557,7 +666,10 @@ fn compose_project_name_is_set_before_interpolation() {
         env: [("COMPOSE_PROJECT_NAME".to_string(), "given".to_string())].into(),
         ..Case::default()
     };
-    assert_eq!(agree(&bin, &case).services["app"].image.as_deref(), Some("busybox:given"));
+    assert_eq!(
+        agree(&bin, &case).services["app"].image.as_deref(),
+        Some("busybox:given")
+    );
 
     // An explicit name that is not valid is refused by both (no silent normalisation).
     let case = Case {
@@ -566,7 +678,10 @@ fn compose_project_name_is_set_before_interpolation() {
         env: [("COMPOSE_PROJECT_NAME".to_string(), "Given".to_string())].into(),
         ..Case::default()
     };
-    assert!(matches!(both_refuse(&bin, &case), compose::Error::ProjectName { .. }));
+    assert!(matches!(
+        both_refuse(&bin, &case),
+        compose::Error::ProjectName { .. }
+    ));
 }
 
 /// Run from a subdirectory, the compose file is found in a parent directory; Compose reads that
@@ -575,16 +690,27 @@ fn compose_project_name_is_set_before_interpolation() {
 fn dotenv_of_the_discovered_project_directory_is_read_from_a_subdirectory() {
     let Some(bin) = compose_v2() else { return };
     let (_t, dir) = project(&[
-        ("compose.yaml", "services:\n  a:\n    image: \"app:${A:-unset}\"\n  b:\n    image: \"db:${B:-unset}\"\n  c:\n    image: \"c:${C:-unset}\"\n"),
+        (
+            "compose.yaml",
+            "services:\n  a:\n    image: \"app:${A:-unset}\"\n  b:\n    image: \"db:${B:-unset}\"\n  c:\n    image: \"c:${C:-unset}\"\n",
+        ),
         (".env", "A=1\nB=1\n"),
         ("sub/.env", "B=2\nC=2\n"),
         ("other/keep", ""),
     ]);
-    let case = Case { name: "from sub/".into(), dir: dir.join("sub"), ..Case::default() };
+    let case = Case {
+        name: "from sub/".into(),
+        dir: dir.join("sub"),
+        ..Case::default()
+    };
     let p = agree(&bin, &case);
     assert_eq!(images(&bin, &case), ["app:1", "c:2", "db:2"]);
     assert_eq!(p.env_files, [dir.join(".env"), dir.join("sub/.env")]);
-    let case = Case { name: "from other/".into(), dir: dir.join("other"), ..Case::default() };
+    let case = Case {
+        name: "from other/".into(),
+        dir: dir.join("other"),
+        ..Case::default()
+    };
     agree(&bin, &case);
     assert_eq!(images(&bin, &case), ["app:1", "c:unset", "db:1"]);
 }
@@ -594,14 +720,38 @@ fn dotenv_of_the_discovered_project_directory_is_read_from_a_subdirectory() {
 fn include_conflict_is_refused() {
     let Some(bin) = compose_v2() else { return };
     let (_t, dir) = project(&[
-        ("compose.yaml", "include: [lib/compose.yaml]\nservices:\n  cache:\n    image: redis:7\n    environment: {LOCAL: \"yes\"}\n"),
-        ("lib/compose.yaml", "services:\n  cache:\n    image: redis:7\n"),
+        (
+            "compose.yaml",
+            "include: [lib/compose.yaml]\nservices:\n  cache:\n    image: redis:7\n    environment: {LOCAL: \"yes\"}\n",
+        ),
+        (
+            "lib/compose.yaml",
+            "services:\n  cache:\n    image: redis:7\n",
+        ),
     ]);
-    let case = Case { name: "include conflict".into(), dir: dir.clone(), ..Case::default() };
-    assert!(matches!(both_refuse(&bin, &case), compose::Error::IncludeConflict { .. }));
+    let case = Case {
+        name: "include conflict".into(),
+        dir: dir.clone(),
+        ..Case::default()
+    };
+    assert!(matches!(
+        both_refuse(&bin, &case),
+        compose::Error::IncludeConflict { .. }
+    ));
     // The same definition twice is no conflict.
-    std::fs::write(dir.join("compose.yaml"), "include: [lib/compose.yaml]\nservices:\n  cache:\n    image: redis:7\n").unwrap();
-    agree(&bin, &Case { name: "include, same definition".into(), dir, ..Case::default() });
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "include: [lib/compose.yaml]\nservices:\n  cache:\n    image: redis:7\n",
+    )
+    .unwrap();
+    agree(
+        &bin,
+        &Case {
+            name: "include, same definition".into(),
+            dir,
+            ..Case::default()
+        },
+    );
 }
 
 /// `build.platforms` must name the service's `platform`; mount targets are cleaned and an
@@ -613,14 +763,32 @@ fn build_platforms_and_mount_paths() {
         "compose.yaml",
         "services:\n  app:\n    build: {context: ., platforms: [linux/amd64]}\n    platform: linux/arm64\n",
     )]);
-    both_refuse(&bin, &Case { name: "platform not in build.platforms".into(), dir: dir.clone(), ..Case::default() });
+    both_refuse(
+        &bin,
+        &Case {
+            name: "platform not in build.platforms".into(),
+            dir: dir.clone(),
+            ..Case::default()
+        },
+    );
     std::fs::write(
         dir.join("compose.yaml"),
         "services:\n  app:\n    image: app:1\n    volumes:\n      - /etc/app/:/etc/app/\n      - ./data/:/data/./x/\n      - {type: bind, source: /srv/, target: /srv/}\n      - /anon/\n",
     )
     .unwrap();
-    let p = agree(&bin, &Case { name: "mount paths".into(), dir, ..Case::default() });
-    let targets: Vec<&str> = p.services["app"].volumes.iter().map(|m| m.target.as_str()).collect();
+    let p = agree(
+        &bin,
+        &Case {
+            name: "mount paths".into(),
+            dir,
+            ..Case::default()
+        },
+    );
+    let targets: Vec<&str> = p.services["app"]
+        .volumes
+        .iter()
+        .map(|m| m.target.as_str())
+        .collect();
     assert_eq!(targets, ["/etc/app", "/data/x", "/srv", "/anon"]);
 }
 
@@ -637,9 +805,19 @@ const VARS: [&str; 4] = ["A", "B", "C", "D"];
 enum Form {
     Plain(usize),
     Braced(usize),
-    Default { var: usize, colon: bool, nested: Option<usize> },
-    Alt { var: usize, colon: bool },
-    Required { var: usize, colon: bool },
+    Default {
+        var: usize,
+        colon: bool,
+        nested: Option<usize>,
+    },
+    Alt {
+        var: usize,
+        colon: bool,
+    },
+    Required {
+        var: usize,
+        colon: bool,
+    },
     Dollar,
 }
 
@@ -649,12 +827,22 @@ impl Form {
         match self {
             Form::Plain(v) => format!("${}", VARS[*v]),
             Form::Braced(v) => format!("${{{}}}", VARS[*v]),
-            Form::Default { var, colon, nested: None } => format!("${{{}{}-d{var}}}", VARS[*var], c(colon)),
-            Form::Default { var, colon, nested: Some(n) } => {
+            Form::Default {
+                var,
+                colon,
+                nested: None,
+            } => format!("${{{}{}-d{var}}}", VARS[*var], c(colon)),
+            Form::Default {
+                var,
+                colon,
+                nested: Some(n),
+            } => {
                 format!("${{{}{}-${{{}:-n{n}}}}}", VARS[*var], c(colon), VARS[*n])
             }
             Form::Alt { var, colon } => format!("${{{}{}+alt}}", VARS[*var], c(colon)),
-            Form::Required { var, colon } => format!("${{{}{}?needs {}}}", VARS[*var], c(colon), VARS[*var]),
+            Form::Required { var, colon } => {
+                format!("${{{}{}?needs {}}}", VARS[*var], c(colon), VARS[*var])
+            }
             Form::Dollar => "$$".into(),
         }
     }
@@ -665,7 +853,11 @@ fn form() -> impl Strategy<Value = Form> {
     prop_oneof![
         v.clone().prop_map(Form::Plain),
         v.clone().prop_map(Form::Braced),
-        (v.clone(), any::<bool>(), proptest::option::of(0..VARS.len()))
+        (
+            v.clone(),
+            any::<bool>(),
+            proptest::option::of(0..VARS.len())
+        )
             .prop_map(|(var, colon, nested)| Form::Default { var, colon, nested }),
         (v.clone(), any::<bool>()).prop_map(|(var, colon)| Form::Alt { var, colon }),
         (v, any::<bool>()).prop_map(|(var, colon)| Form::Required { var, colon }),
@@ -713,15 +905,17 @@ fn generated() -> impl Strategy<Value = Generated> {
         proptest::collection::vec(0..4usize, 0..2),
         0..4u8,
     )
-        .prop_map(|(tag, build, profiles, merge_key, extends, depends_on, override_kind)| GenService {
-            tag,
-            build,
-            profiles,
-            merge_key,
-            extends,
-            depends_on,
-            override_kind,
-        });
+        .prop_map(
+            |(tag, build, profiles, merge_key, extends, depends_on, override_kind)| GenService {
+                tag,
+                build,
+                profiles,
+                merge_key,
+                extends,
+                depends_on,
+                override_kind,
+            },
+        );
     (
         proptest::collection::vec((0..3u8, any::<bool>()), VARS.len()),
         any::<bool>(),
@@ -733,7 +927,16 @@ fn generated() -> impl Strategy<Value = Generated> {
         any::<bool>(),
     )
         .prop_map(
-            |(vars, chain, services, compose_profiles, profile_flag, include, override_file, name_field)| Generated {
+            |(
+                vars,
+                chain,
+                services,
+                compose_profiles,
+                profile_flag,
+                include,
+                override_file,
+                name_field,
+            )| Generated {
                 vars,
                 chain,
                 services,
@@ -804,21 +1007,34 @@ impl Generated {
                 None => {}
             }
             if s.build {
-                main.push_str("    build:\n      context: ./ctx\n      args:\n        ARG: ${A:-x}\n");
+                main.push_str(
+                    "    build:\n      context: ./ctx\n      args:\n        ARG: ${A:-x}\n",
+                );
             }
             if !s.profiles.is_empty() {
                 let ps: Vec<String> = s.profiles.iter().map(|p| format!("p{p}")).collect();
                 main.push_str(&format!("    profiles: [{}]\n", ps.join(", ")));
             }
-            let deps: Vec<&String> = s.depends_on.iter().filter(|d| **d < i).map(|d| &names[*d]).collect();
+            let deps: Vec<&String> = s
+                .depends_on
+                .iter()
+                .filter(|d| **d < i)
+                .map(|d| &names[*d])
+                .collect();
             if !deps.is_empty() {
                 main.push_str("    depends_on:\n");
                 for d in deps {
-                    main.push_str(&format!("      {d}:\n        condition: service_started\n        required: false\n"));
+                    main.push_str(&format!(
+                        "      {d}:\n        condition: service_started\n        required: false\n"
+                    ));
                 }
             }
             // The override file always names s0, so that its `services:` is never empty.
-            let label = if i == 0 { "    labels: {over: \"1\"}\n" } else { "" };
+            let label = if i == 0 {
+                "    labels: {over: \"1\"}\n"
+            } else {
+                ""
+            };
             let entry = match s.override_kind {
                 1 => format!("    image: over{i}:${{C:-o}}\n"),
                 2 => "    profiles: !reset []\n".to_string(),
@@ -862,8 +1078,14 @@ impl Generated {
 #[test]
 fn generated_projects_agree_with_compose_v2() {
     let Some(bin) = compose_v2() else { return };
-    let seed = crate::harness::seed("AIRLOCK_ORACLE_SEED", "generated_projects_agree_with_compose_v2");
-    let cases = std::env::var("AIRLOCK_ORACLE_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(150);
+    let seed = crate::harness::seed(
+        "AIRLOCK_ORACLE_SEED",
+        "generated_projects_agree_with_compose_v2",
+    );
+    let cases = std::env::var("AIRLOCK_ORACLE_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(150);
     let mut runner = TestRunner::new(Config {
         cases,
         rng_seed: RngSeed::Fixed(seed),
@@ -872,8 +1094,19 @@ fn generated_projects_agree_with_compose_v2() {
     });
     let result = runner.run(&generated(), |g| {
         let (files, env, profiles) = g.files();
-        let (_t, dir) = project(&files.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect::<Vec<_>>());
-        let case = Case { name: "generated".into(), dir, profiles, env, ..Case::default() };
+        let (_t, dir) = project(
+            &files
+                .iter()
+                .map(|(p, t)| (p.as_str(), t.as_str()))
+                .collect::<Vec<_>>(),
+        );
+        let case = Case {
+            name: "generated".into(),
+            dir,
+            profiles,
+            env,
+            ..Case::default()
+        };
         let diffs = differences(&bin, &case);
         if diffs.is_empty() {
             Ok(())
@@ -891,6 +1124,8 @@ fn generated_projects_agree_with_compose_v2() {
         for (path, body) in files {
             text.push_str(&format!("--- {path}\n{body}"));
         }
-        panic!("seed {seed}: a generated project disagrees with Compose v2:\n{why}\nminimal project:\n{text}");
+        panic!(
+            "seed {seed}: a generated project disagrees with Compose v2:\n{why}\nminimal project:\n{text}"
+        );
     }
 }

@@ -210,7 +210,13 @@ fn pack_from_docker_exports_built_images() {
         // Engine-specific: the containerd store's image ID is the manifest digest, and the
         // engine's own manifest is what pack exports.
         assert_ne!(app["config"], local_id.as_str(), "{summary:#}");
-        let saved = docker(&["image", "inspect", "--format", "{{json .RootFS.Layers}}", &images.app1]);
+        let saved = docker(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{json .RootFS.Layers}}",
+            &images.app1,
+        ]);
         assert!(saved.starts_with("[\"sha256:"), "{saved}");
     } else {
         assert_eq!(
@@ -239,7 +245,8 @@ fn pack_from_docker_exports_built_images() {
     // The classic store gets the same ID back (the config digest); the containerd store
     // names the image by the bundle's manifest (pack writes its own).
     let expected = if crate::harness::engine().containerd() {
-        let inspect = crate::harness::json_of(&ok(airlock(&cache).args(["inspect", p(&out), "--json"])));
+        let inspect =
+            crate::harness::json_of(&ok(airlock(&cache).args(["inspect", p(&out), "--json"])));
         let img = inspect["images"]
             .as_array()
             .unwrap()

@@ -90,6 +90,33 @@ fn kill_while_rebuilding(cache: &Path, bundle: &Path, diff_id_hex: &str) -> bool
     }
 }
 
+/// Build `airlock-it/NAME/web:1` and `:2` on `base`: web:2's top layer is web:1's with 300
+/// bytes of an 8 MiB file changed (and `/srv/version`). Returns the two local tags.
+fn build_web_versions(name: &str, base: &str) -> (String, String) {
+    let ctx = tempfile::tempdir().unwrap();
+    let tags = (
+        format!("airlock-it/{name}/web:1"),
+        format!("airlock-it/{name}/web:2"),
+    );
+    for (tag, n) in [(&tags.0, 1), (&tags.1, 2)] {
+        let dir = ctx.path().join(format!("v{n}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("data.bin"), data(128, n == 2)).unwrap();
+        std::fs::write(dir.join("version"), format!("version {n}\n")).unwrap();
+        std::fs::write(
+            ctx.path().join(format!("Dockerfile.{n}")),
+            format!("FROM {base}\nCOPY v{n}/ /srv/\n"),
+        )
+        .unwrap();
+        harness::docker_build(
+            ctx.path(),
+            tag,
+            Some(&ctx.path().join(format!("Dockerfile.{n}"))),
+        );
+    }
+    tags
+}
+
 const COMPOSE: &str = "services:\n  web:\n    image: ${WEB}\n    command: [\"/bin/sh\", \"-c\", \"cat /srv/version; exec sleep 3600\"]\n";
 
 #[test]
@@ -99,24 +126,8 @@ fn patch_bundle_packs_verifies_and_loads_on_both_stores() {
     }
     let images = TestImages::build("patch");
     let reg = Registry::start();
-    let ctx = tempfile::tempdir().unwrap();
-    let (web1_local, web2_local) = ("airlock-it/patch/web:1", "airlock-it/patch/web:2");
-    for (tag, n) in [(web1_local, 1), (web2_local, 2)] {
-        let dir = ctx.path().join(format!("v{n}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("data.bin"), data(128, n == 2)).unwrap();
-        std::fs::write(dir.join("version"), format!("version {n}\n")).unwrap();
-        std::fs::write(
-            ctx.path().join(format!("Dockerfile.{n}")),
-            format!("FROM {}\nCOPY v{n}/ /srv/\n", images.base),
-        )
-        .unwrap();
-        harness::docker_build(
-            ctx.path(),
-            tag,
-            Some(&ctx.path().join(format!("Dockerfile.{n}"))),
-        );
-    }
+    let (web1_local, web2_local) = build_web_versions("patch", &images.base);
+    let (web1_local, web2_local) = (web1_local.as_str(), web2_local.as_str());
     let base = reg.push(&images.base, &images.base);
     let web1 = reg.push(web1_local, web1_local);
     let web2 = reg.push(web2_local, web2_local);
@@ -564,4 +575,143 @@ fn start_serve(cache: &Path, bundles: &[&Path]) -> (String, std::process::Child)
     assert!(!line.is_empty(), "serve did not start");
     let doc: serde_json::Value = serde_json::from_str(&line).unwrap();
     (doc["listen"].as_str().unwrap().to_string(), child)
+}
+
+/// `pack --since` a bundle.json alone (what an operator keeps after shipping v1), with the
+/// cache cleared: the base layer the patch needs is fetched from the base image's
+/// repository, so v2 still carries web:2's top layer as a patch, much smaller than the
+/// `--no-patch` delta, and it loads over v1 with `--base v1`. A base layer the registry
+/// does not have is carried whole, with a warning naming the layer and why.
+#[test]
+fn patch_since_bundle_json_fetches_the_base_layer() {
+    if !harness::require_docker() {
+        return;
+    }
+    let images = TestImages::build("patchjson");
+    let reg = Registry::start();
+    let (web1_local, web2_local) = build_web_versions("patchjson", &images.base);
+    let (web1_local, web2_local) = (web1_local.as_str(), web2_local.as_str());
+    let web1 = reg.push(web1_local, web1_local);
+    let web2 = reg.push(web2_local, web2_local);
+    let _cleanup = Cleanup {
+        project: "airlock-it-patchjson".into(),
+        images: vec![
+            web1_local.to_string(),
+            web2_local.to_string(),
+            web1.clone(),
+            web2.clone(),
+        ],
+    };
+
+    let work = tempfile::tempdir().unwrap();
+    let cache1 = work.path().join("cache1");
+    let v1 = work.path().join("v1.tar");
+    harness::ok(
+        harness::airlock(&cache1)
+            .args(["pack", "--image", &web1, "-o"])
+            .arg(&v1),
+    );
+    // Only v1's bundle.json is kept; the cache that packed v1 is gone.
+    let v1_json = work.path().join("v1.bundle.json");
+    std::fs::write(&v1_json, bundle_json(&v1).to_string()).unwrap();
+    std::fs::remove_dir_all(&cache1).unwrap();
+
+    let cache2 = work.path().join("cache2");
+    let v2 = work.path().join("v2.tar");
+    let whole = work.path().join("v2-whole.tar");
+    let packed = harness::ok(
+        harness::airlock(&cache2)
+            .args(["pack", "--image", &web2, "--json", "--since"])
+            .arg(&v1_json)
+            .arg("-o")
+            .arg(&v2),
+    );
+    assert!(
+        !stderr(&packed).contains("carried whole"),
+        "{}",
+        stderr(&packed)
+    );
+    harness::ok(
+        harness::airlock(&cache2)
+            .args(["pack", "--image", &web2, "--no-patch", "--since"])
+            .arg(&v1_json)
+            .arg("-o")
+            .arg(&whole),
+    );
+    let meta1 = bundle_json(&v1);
+    let meta2 = bundle_json(&v2);
+    let web1_layers = meta1["images"][0]["layers"].as_array().unwrap().clone();
+    let web2_layers = meta2["images"][0]["layers"].as_array().unwrap().clone();
+    let top = web2_layers.len() - 1;
+    let patches = meta2["base"]["patches"].as_array().unwrap().clone();
+    assert_eq!(patches.len(), 1, "{:#}", meta2["base"]);
+    let p = &patches[0];
+    assert_eq!(p["image"], web2.as_str());
+    assert_eq!(p["index"], top);
+    assert_eq!(p["layer"], web2_layers[top]["digest"]);
+    assert_eq!(p["base"]["image"], web1.as_str());
+    assert_eq!(p["base"]["layer"], web1_layers[top]["digest"]);
+    // The base layer came from the registry into the (cleared) cache.
+    let base_hex = p["base"]["layer"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    assert!(
+        cache2.join("blobs/sha256").join(&base_hex).exists(),
+        "base layer {base_hex} not in the cache"
+    );
+    let (v2_len, whole_len) = (
+        std::fs::metadata(&v2).unwrap().len(),
+        std::fs::metadata(&whole).unwrap().len(),
+    );
+    eprintln!("patch bundle over bundle.json: {v2_len} bytes, --no-patch delta: {whole_len} bytes");
+    assert!(v2_len * 4 < whole_len, "{v2_len} vs {whole_len}");
+
+    // It proves and loads over v1 with the base bundle.
+    harness::ok(
+        harness::airlock(&cache2)
+            .arg("verify")
+            .arg(&v2)
+            .arg("--base")
+            .arg(&v1),
+    );
+    let offline = work.path().join("offline-cache");
+    harness::docker_quiet(&["rmi", "-f", &web1, &web2]);
+    harness::ok(harness::airlock(&offline).arg("load").arg(&v1));
+    harness::ok(
+        harness::airlock(&offline)
+            .arg("load")
+            .arg(&v2)
+            .arg("--base")
+            .arg(&v1),
+    );
+    assert_eq!(
+        harness::docker(&["run", "--rm", &web2, "cat", "/srv/version"]),
+        "version 2"
+    );
+
+    // A base layer the registry does not have (its digest changed in the bundle.json):
+    // the layer is carried whole, and pack says which and why.
+    let mut bad = meta1.clone();
+    let bogus = format!("sha256:{}", "0".repeat(64));
+    bad["images"][0]["layers"][top]["digest"] = serde_json::Value::String(bogus.clone());
+    let bad_json = work.path().join("v1-bad.bundle.json");
+    std::fs::write(&bad_json, bad.to_string()).unwrap();
+    let v2_bad = work.path().join("v2-bad.tar");
+    let out = harness::ok(
+        harness::airlock(&cache2)
+            .args(["pack", "--image", &web2, "--since"])
+            .arg(&bad_json)
+            .arg("-o")
+            .arg(&v2_bad),
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("layer {top} of `{web2}` is carried whole"))
+            && err.contains(&bogus)
+            && err.contains("registry"),
+        "{err}"
+    );
+    assert!(bundle_json(&v2_bad)["base"]["patches"].is_null());
 }

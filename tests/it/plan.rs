@@ -48,7 +48,10 @@ fn expected_lists(root: &Path) -> Vec<PathBuf> {
 /// Read an expected list's header; `None` for override fragments.
 fn case(root: &Path, expected: &Path) -> Option<Case> {
     let text = std::fs::read_to_string(expected).unwrap();
-    if text.lines().any(|l| l.starts_with("# features:") && l.contains("fragment")) {
+    if text
+        .lines()
+        .any(|l| l.starts_with("# features:") && l.contains("fragment"))
+    {
         return None;
     }
     let rel = expected.strip_prefix(root).unwrap();
@@ -57,9 +60,17 @@ fn case(root: &Path, expected: &Path) -> Option<Case> {
     let files = if let Some((_, order)) = first.split_once("files merged in this order (") {
         // `(docker compose -f a.yml -f b.yml):`
         let words: Vec<&str> = order.trim_end_matches("):").split_whitespace().collect();
-        words.windows(2).filter(|w| w[0] == "-f").map(|w| folder.join(w[1])).collect()
+        words
+            .windows(2)
+            .filter(|w| w[0] == "-f")
+            .map(|w| folder.join(w[1]))
+            .collect()
     } else {
-        vec![PathBuf::from(expected.to_string_lossy().trim_end_matches(".expected-images.txt"))]
+        vec![PathBuf::from(
+            expected
+                .to_string_lossy()
+                .trim_end_matches(".expected-images.txt"),
+        )]
     };
     let env_file = text
         .lines()
@@ -69,7 +80,10 @@ fn case(root: &Path, expected: &Path) -> Option<Case> {
         .map(|v| folder.join(v));
     let mut want = BTreeSet::new();
     let mut unresolved = false;
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
         let mut cols = line.split('\t');
         let kind = cols.next().unwrap().to_string();
         let image = cols.next().unwrap_or_default().to_string();
@@ -79,7 +93,14 @@ fn case(root: &Path, expected: &Path) -> Option<Case> {
             want.insert((kind, image));
         }
     }
-    Some(Case { expected: expected.to_path_buf(), folder, files, env_file, want, unresolved })
+    Some(Case {
+        expected: expected.to_path_buf(),
+        folder,
+        files,
+        env_file,
+        want,
+        unresolved,
+    })
 }
 
 /// Every compose file and combo of the fixtures: `plan --json` gives exactly the expected
@@ -88,7 +109,11 @@ fn case(root: &Path, expected: &Path) -> Option<Case> {
 fn fixtures_walk() {
     let root = fixtures();
     let lists = expected_lists(&root);
-    assert!(!lists.is_empty(), "no *.expected-images.txt under {}", root.display());
+    assert!(
+        !lists.is_empty(),
+        "no *.expected-images.txt under {}",
+        root.display()
+    );
     let cases: Vec<Case> = lists.iter().filter_map(|e| case(&root, e)).collect();
     let mut mismatches = Vec::new();
     for c in &cases {
@@ -101,7 +126,12 @@ fn fixtures_walk() {
             cmd.arg("--env-file").arg(e);
         }
         let out = cmd.output().unwrap();
-        let name = c.expected.strip_prefix(&root).unwrap().display().to_string();
+        let name = c
+            .expected
+            .strip_prefix(&root)
+            .unwrap()
+            .display()
+            .to_string();
         let stderr = String::from_utf8_lossy(&out.stderr);
         if c.unresolved {
             if out.status.code() != Some(2) {
@@ -121,12 +151,19 @@ fn fixtures_walk() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|i| (i["kind"].as_str().unwrap().to_string(), i["ref"].as_str().unwrap().to_string()))
+            .map(|i| {
+                (
+                    i["kind"].as_str().unwrap().to_string(),
+                    i["ref"].as_str().unwrap().to_string(),
+                )
+            })
             .collect();
         if got != c.want {
             let missing: Vec<_> = c.want.difference(&got).collect();
             let extra: Vec<_> = got.difference(&c.want).collect();
-            mismatches.push(format!("{name}:\n    missing {missing:?}\n    extra   {extra:?}"));
+            mismatches.push(format!(
+                "{name}:\n    missing {missing:?}\n    extra   {extra:?}"
+            ));
         }
     }
     eprintln!(
@@ -189,8 +226,14 @@ fn missing_file_is_one_line() {
 #[test]
 fn include_cycle_is_one_line() {
     let dir = project(&[
-        ("compose.yaml", "include:\n  - b.yaml\nservices:\n  a:\n    image: nginx:1\n"),
-        ("b.yaml", "include:\n  - compose.yaml\nservices:\n  b:\n    image: redis:7\n"),
+        (
+            "compose.yaml",
+            "include:\n  - b.yaml\nservices:\n  a:\n    image: nginx:1\n",
+        ),
+        (
+            "b.yaml",
+            "include:\n  - compose.yaml\nservices:\n  b:\n    image: redis:7\n",
+        ),
     ]);
     let line = fails_with_one_line(dir.path(), &[]);
     assert!(line.to_lowercase().contains("cycle"), "{line}");
@@ -200,18 +243,27 @@ fn include_cycle_is_one_line() {
 fn invalid_reference_is_one_line_naming_the_service() {
     let dir = project(&[("compose.yaml", "services:\n  web:\n    image: Nginx:1.25\n")]);
     let line = fails_with_one_line(dir.path(), &[]);
-    assert!(line.contains("`web`") && line.contains("Nginx:1.25") && line.contains("compose.yaml"), "{line}");
+    assert!(
+        line.contains("`web`") && line.contains("Nginx:1.25") && line.contains("compose.yaml"),
+        "{line}"
+    );
     let dir = project(&[
         ("compose.yaml", "services:\n  app:\n    build: .\n"),
         ("Dockerfile", "ARG BASE=Debian\nFROM ${BASE}\n"),
     ]);
     let line = fails_with_one_line(dir.path(), &[]);
-    assert!(line.contains("`app`") && line.contains("Dockerfile:2`") && line.contains("Debian"), "{line}");
+    assert!(
+        line.contains("`app`") && line.contains("Dockerfile:2`") && line.contains("Debian"),
+        "{line}"
+    );
 }
 
 #[test]
 fn unresolved_required_variable_exits_2() {
-    let dir = project(&[("compose.yaml", "services:\n  web:\n    image: nginx:${TAG:?set TAG}\n")]);
+    let dir = project(&[(
+        "compose.yaml",
+        "services:\n  web:\n    image: nginx:${TAG:?set TAG}\n",
+    )]);
     let line = fails_with_one_line(dir.path(), &[]);
     assert!(line.contains("TAG"), "{line}");
 }
@@ -223,18 +275,33 @@ fn bad_dockerfile_exits_2() {
         ("Dockerfile", "FROM alpine\nRUN <<EOF\necho never closed\n"),
     ]);
     let line = fails_with_one_line(dir.path(), &[]);
-    assert!(line.contains("heredoc") && line.contains("Dockerfile"), "{line}");
+    assert!(
+        line.contains("heredoc") && line.contains("Dockerfile"),
+        "{line}"
+    );
 }
 
 #[test]
 fn missing_dockerfile_is_a_finding() {
     let dir = project(&[("compose.yaml", "services:\n  app:\n    build: ./app\n")]);
     let out = plan_cmd(dir.path()).arg("--json").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let f = json["findings"].as_array().unwrap().iter().find(|f| f["code"] == "dockerfile-missing").unwrap();
+    let f = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "dockerfile-missing")
+        .unwrap();
     assert_eq!(f["level"], "error");
-    assert!(f["message"].as_str().unwrap().contains("app/Dockerfile"), "{f}");
+    assert!(
+        f["message"].as_str().unwrap().contains("app/Dockerfile"),
+        "{f}"
+    );
 }
 
 #[test]
@@ -251,7 +318,10 @@ fn run_files_are_listed_and_the_ones_not_carried_are_findings() {
     let out = plan_cmd(dir.path()).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("Run files the bundle carries (2): conf/ (1 file), web.env"), "{text}");
+    assert!(
+        text.contains("Run files the bundle carries (2): conf/ (1 file), web.env"),
+        "{text}"
+    );
 
     let out = plan_cmd(dir.path()).arg("--json").output().unwrap();
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -259,9 +329,17 @@ fn run_files_are_listed_and_the_ones_not_carried_are_findings() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| (f["path"].as_str().unwrap().to_string(), f["carried"] == true, f["reason"].as_str().map(String::from)))
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_string(),
+                f["carried"] == true,
+                f["reason"].as_str().map(String::from),
+            )
+        })
         .collect();
-    let row = |p: &str, carried: bool, reason: Option<&str>| (p.to_string(), carried, reason.map(String::from));
+    let row = |p: &str, carried: bool, reason: Option<&str>| {
+        (p.to_string(), carried, reason.map(String::from))
+    };
     assert_eq!(
         files,
         vec![
@@ -278,14 +356,34 @@ fn run_files_are_listed_and_the_ones_not_carried_are_findings() {
         .unwrap()
         .iter()
         .filter(|f| f["code"].as_str().unwrap().starts_with("run-file"))
-        .map(|f| (f["level"].as_str().unwrap().to_string(), f["message"].as_str().unwrap().to_string()))
+        .map(|f| {
+            (
+                f["level"].as_str().unwrap().to_string(),
+                f["message"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     // The missing required env file is an error, the missing bind source an info (Docker
     // creates the directory), the optional env file nothing, the outside path a warning.
     assert_eq!(findings.len(), 3, "{findings:?}");
-    assert!(findings.iter().any(|(l, m)| l == "error" && m.contains("`needed.env`")), "{findings:?}");
-    assert!(findings.iter().any(|(l, m)| l == "info" && m.contains("`data`")), "{findings:?}");
-    assert!(findings.iter().any(|(l, m)| l == "warning" && m.contains("`/etc/ssl/certs`")), "{findings:?}");
+    assert!(
+        findings
+            .iter()
+            .any(|(l, m)| l == "error" && m.contains("`needed.env`")),
+        "{findings:?}"
+    );
+    assert!(
+        findings
+            .iter()
+            .any(|(l, m)| l == "info" && m.contains("`data`")),
+        "{findings:?}"
+    );
+    assert!(
+        findings
+            .iter()
+            .any(|(l, m)| l == "warning" && m.contains("`/etc/ssl/certs`")),
+        "{findings:?}"
+    );
 }
 
 fn example() -> PathBuf {
@@ -297,14 +395,30 @@ fn images_of(json: &serde_json::Value) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|i| format!("{} {} {}", i["kind"].as_str().unwrap(), i["ref"].as_str().unwrap(), i["services"]))
+        .map(|i| {
+            format!(
+                "{} {} {}",
+                i["kind"].as_str().unwrap(),
+                i["ref"].as_str().unwrap(),
+                i["services"]
+            )
+        })
         .collect()
 }
 
 #[test]
 fn frappe_example() {
-    let out = plan_cmd(Path::new(env!("CARGO_MANIFEST_DIR"))).arg("--json").arg("-f").arg(example()).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = plan_cmd(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .arg("--json")
+        .arg("-f")
+        .arg(example())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["project"], "frappe");
     assert_eq!(
@@ -316,7 +430,12 @@ fn frappe_example() {
         ]
     );
     // Our own example is offline-ready: no warnings or errors.
-    assert_eq!(json["findings"], serde_json::json!([]), "{}", json["findings"]);
+    assert_eq!(
+        json["findings"],
+        serde_json::json!([]),
+        "{}",
+        json["findings"]
+    );
 
     // ERPNEXT_VERSION moves the erpnext tag.
     let out = plan_cmd(Path::new(env!("CARGO_MANIFEST_DIR")))
@@ -333,16 +452,27 @@ fn frappe_example() {
 fn built_in_example_without_compose_file() {
     let dir = project(&[]);
     let out = plan_cmd(dir.path()).arg("--json").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("no compose file here; showing the built-in Frappe example"), "{stderr}");
+    assert!(
+        stderr.contains("no compose file here; showing the built-in Frappe example"),
+        "{stderr}"
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["project"], "frappe");
     assert_eq!(json["images"].as_array().unwrap().len(), 3);
     // The human table lists the same images.
     let out = plan_cmd(dir.path()).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    for image in ["frappe/erpnext:v15.93.2", "mariadb:10.6", "redis:6.2-alpine"] {
+    for image in [
+        "frappe/erpnext:v15.93.2",
+        "mariadb:10.6",
+        "redis:6.2-alpine",
+    ] {
         assert!(stdout.contains(image), "{stdout}");
     }
 }
@@ -350,14 +480,20 @@ fn built_in_example_without_compose_file() {
 #[test]
 fn table_groups_by_image_and_lists_findings() {
     let dir = project(&[
-        ("compose.yaml", "services:\n  web:\n    image: nginx\n    pull_policy: always\n  app:\n    build: .\n"),
+        (
+            "compose.yaml",
+            "services:\n  web:\n    image: nginx\n    pull_policy: always\n  app:\n    build: .\n",
+        ),
         ("Dockerfile", "FROM nginx AS base\nFROM base\n"),
     ]);
     let out = plan_cmd(dir.path()).output().unwrap();
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     // nginx appears once in the image column: the build-from row continues its group.
-    let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with('│') && !l.contains("pinned")).collect();
+    let rows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with('│') && !l.contains("pinned"))
+        .collect();
     assert_eq!(rows.len(), 2, "{stdout}");
     assert_eq!(stdout.matches("nginx ").count(), 1, "{stdout}");
     for code in ["moving-tag", "pull-policy", "built-service"] {
@@ -375,13 +511,28 @@ fn platform_flag_sets_target_args() {
             "FROM --platform=$BUILDPLATFORM golang:1.22 AS build\nFROM base-${TARGETARCH}:1\nCOPY --from=build / /\n",
         ),
     ]);
-    let out = plan_cmd(dir.path()).args(["--json", "--platform", "linux/arm64"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = plan_cmd(dir.path())
+        .args(["--json", "--platform", "linux/arm64"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["platform"], "linux/arm64");
-    let refs: Vec<&str> = json["images"].as_array().unwrap().iter().map(|i| i["ref"].as_str().unwrap()).collect();
+    let refs: Vec<&str> = json["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["ref"].as_str().unwrap())
+        .collect();
     assert_eq!(refs, ["base-arm64:1", "golang:1.22"]);
-    let out = plan_cmd(dir.path()).args(["--platform", "linux"]).output().unwrap();
+    let out = plan_cmd(dir.path())
+        .args(["--platform", "linux"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -427,10 +578,15 @@ fn json_shape_snapshot() {
                       RUN --mount=type=bind,from=busybox:1.36,target=/b true\n";
     let dir = project(&[("compose.yaml", &compose), ("app/Dockerfile", dockerfile)]);
     let out = plan_cmd(dir.path()).arg("--json").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let root = std::fs::canonicalize(dir.path()).unwrap();
-    let text =
-        text.replace(&root.display().to_string(), "[PROJECT]").replace(&dir.path().display().to_string(), "[PROJECT]");
+    let text = text
+        .replace(&root.display().to_string(), "[PROJECT]")
+        .replace(&dir.path().display().to_string(), "[PROJECT]");
     insta::assert_snapshot!("plan_json_shape", text);
 }

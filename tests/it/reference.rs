@@ -18,8 +18,14 @@ fn reference_like() -> impl Strategy<Value = String> {
     ];
     let component = "[a-z0-9]{1,6}((\\.|_|__|-{1,3})[a-z0-9]{1,4}){0,2}";
     let path = proptest::collection::vec(component, 1..4).prop_map(|c| c.join("/"));
-    let tag = prop_oneof![Just(String::new()), "[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}".prop_map(|t| format!(":{t}"))];
-    let digest = prop_oneof![Just(String::new()), "[0-9a-f]{64}".prop_map(|h| format!("@sha256:{h}"))];
+    let tag = prop_oneof![
+        Just(String::new()),
+        "[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}".prop_map(|t| format!(":{t}"))
+    ];
+    let digest = prop_oneof![
+        Just(String::new()),
+        "[0-9a-f]{64}".prop_map(|h| format!("@sha256:{h}"))
+    ];
     (host, path, tag, digest).prop_map(|(h, p, t, d)| format!("{h}{p}{t}{d}"))
 }
 

@@ -325,7 +325,11 @@ fn engine_pulls_and_runs_from_serve() {
     // The classic store pulls config and every layer; a containerd-store engine fetches only
     // the blobs its content store lacks (the layers stay there after `docker rmi` while
     // another image uses them): at least the config.
-    let blobs_expected = if crate::harness::engine().containerd() { 1 } else { 3 };
+    let blobs_expected = if crate::harness::engine().containerd() {
+        1
+    } else {
+        3
+    };
     assert!(
         log.lines()
             .filter(|l| l.contains("/blobs/sha256:") && l.contains("\" 200 "))
