@@ -197,19 +197,14 @@ pub fn print_swarm_report(
         ));
     }
     for s in report.services.iter().filter(|s| s.status != Status::Ok) {
-        out.print(&format!("\n{} {}:", mark(s.status, out), s.service));
-        for p in &s.problems {
-            out.print(&format!("  - {p}"));
-        }
-        for sig in &s.signatures {
-            out.print(&format!("    hint: {}", sig.hint));
-        }
-        if !s.last_lines.is_empty() {
-            out.print(&format!("  last {} log lines:", s.last_lines.len()));
-            for l in &s.last_lines {
-                out.print(&format!("  | {l}"));
-            }
-        }
+        print_service_problems(
+            out,
+            s.status,
+            &s.service,
+            &s.problems,
+            &s.signatures,
+            &s.last_lines,
+        );
     }
     for p in &report.probes {
         let st = if p.ok { Status::Ok } else { Status::Fail };
@@ -232,6 +227,31 @@ pub fn print_swarm_report(
         }
     ));
     Ok(())
+}
+
+/// A failing or warning service: its problems, the hints of its log signatures and its last
+/// log lines (check and check --swarm).
+fn print_service_problems(
+    out: &Output,
+    status: Status,
+    service: &str,
+    problems: &[String],
+    signatures: &[crate::check::Signature],
+    last_lines: &[String],
+) {
+    out.print(&format!("\n{} {service}:", mark(status, out)));
+    for p in problems {
+        out.print(&format!("  - {p}"));
+    }
+    for sig in signatures {
+        out.print(&format!("    hint: {}", sig.hint));
+    }
+    if !last_lines.is_empty() {
+        out.print(&format!("  last {} log lines:", last_lines.len()));
+        for l in last_lines {
+            out.print(&format!("  | {l}"));
+        }
+    }
 }
 
 pub fn print_check_report(report: &CheckReport, out: &Output) -> crate::error::Result<()> {
@@ -269,19 +289,14 @@ pub fn print_check_report(report: &CheckReport, out: &Output) -> crate::error::R
     }
     out.print(&format!("project {}\n{table}", report.project));
     for s in report.services.iter().filter(|s| s.status != Status::Ok) {
-        out.print(&format!("\n{} {}:", mark(s.status, out), s.service));
-        for p in &s.problems {
-            out.print(&format!("  - {p}"));
-        }
-        for sig in &s.signatures {
-            out.print(&format!("    hint: {}", sig.hint));
-        }
-        if !s.last_lines.is_empty() {
-            out.print(&format!("  last {} log lines:", s.last_lines.len()));
-            for l in &s.last_lines {
-                out.print(&format!("  | {l}"));
-            }
-        }
+        print_service_problems(
+            out,
+            s.status,
+            &s.service,
+            &s.problems,
+            &s.signatures,
+            &s.last_lines,
+        );
     }
     out.print("\nchecklist:");
     for r in &report.checklist {

@@ -9,7 +9,7 @@ use crate::engine::Engine;
 use crate::progress::Reporter;
 use futures_util::StreamExt;
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Docker's label naming a service's stack.
 pub const STACK_LABEL: &str = "com.docker.stack.namespace";
@@ -354,9 +354,7 @@ pub async fn wait_converged(
     timeout: Duration,
     reporter: &dyn Reporter,
 ) -> crate::error::Result<bool> {
-    let start = Instant::now();
-    let mut last: Option<(String, Instant)> = None;
-    let mut last_line = String::new();
+    let mut settle = crate::up::wait::Settle::new(timeout);
     loop {
         let services = stack(engine, stack_name).await?;
         let by_name: BTreeMap<&str, &ServiceInfo> =
@@ -383,29 +381,11 @@ pub async fn wait_converged(
             .iter()
             .flat_map(|s| s.tasks.iter().map(|t| format!("{}:{};", t.id, t.state)))
             .collect();
-        if pending.is_empty() {
-            match &last {
-                Some((prev, since)) if *prev == snapshot => {
-                    if since.elapsed() >= Duration::from_secs(2) {
-                        return Ok(true);
-                    }
-                }
-                _ => last = Some((snapshot, Instant::now())),
-            }
-        } else {
-            last = None;
-            if !stuck.is_empty() && stuck.len() == pending.len() {
-                return Ok(false);
-            }
-            let line = format!("waiting for {}", pending.join(", "));
-            if line != last_line {
-                reporter.step(&line);
-                last_line = line;
-            }
-        }
-        if start.elapsed() >= timeout {
+        if !stuck.is_empty() && stuck.len() == pending.len() {
             return Ok(false);
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        if let Some(done) = settle.observe(&pending, snapshot, reporter).await {
+            return Ok(done);
+        }
     }
 }

@@ -14,9 +14,7 @@ pub async fn wait_settled(
     timeout: Duration,
     reporter: &dyn Reporter,
 ) -> crate::error::Result<bool> {
-    let start = Instant::now();
-    let mut last: Option<(Vec<String>, Instant)> = None;
-    let mut last_line = String::new();
+    let mut settle = Settle::new(timeout);
     loop {
         let containers = engine.containers(project).await?;
         let mut pending = Vec::new();
@@ -51,27 +49,62 @@ pub async fn wait_settled(
             .iter()
             .map(|c| format!("{}:{}:{:?}:{}", c.name, c.state, c.health, c.restarts))
             .collect();
+        if let Some(done) = settle.observe(&pending, snapshot, reporter).await {
+            return Ok(done);
+        }
+    }
+}
+
+/// The tail of a wait loop, polled every 500 ms: settled once nothing is pending and the
+/// snapshot has not changed for 2 s; the pending list reported when it changes; given up at
+/// the timeout.
+pub struct Settle<T> {
+    start: Instant,
+    timeout: Duration,
+    last: Option<(T, Instant)>,
+    last_line: String,
+}
+
+impl<T: PartialEq> Settle<T> {
+    pub fn new(timeout: Duration) -> Self {
+        Settle {
+            start: Instant::now(),
+            timeout,
+            last: None,
+            last_line: String::new(),
+        }
+    }
+
+    /// One poll's outcome: `Some(true)` settled, `Some(false)` timed out, `None` poll again
+    /// (after the 500 ms pause this call takes).
+    pub async fn observe(
+        &mut self,
+        pending: &[String],
+        snapshot: T,
+        reporter: &dyn Reporter,
+    ) -> Option<bool> {
         if pending.is_empty() {
-            match &last {
+            match &self.last {
                 Some((prev, since)) if prev == &snapshot => {
                     if since.elapsed() >= Duration::from_secs(2) {
-                        return Ok(true);
+                        return Some(true);
                     }
                 }
-                _ => last = Some((snapshot, Instant::now())),
+                _ => self.last = Some((snapshot, Instant::now())),
             }
         } else {
-            last = None;
+            self.last = None;
             let line = format!("waiting for {}", pending.join(", "));
-            if line != last_line {
+            if line != self.last_line {
                 reporter.step(&line);
-                last_line = line;
+                self.last_line = line;
             }
         }
-        if start.elapsed() >= timeout {
-            return Ok(false);
+        if self.start.elapsed() >= self.timeout {
+            return Some(false);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+        None
     }
 }
 

@@ -117,6 +117,26 @@ fn build_web_versions(name: &str, base: &str) -> (String, String) {
     tags
 }
 
+/// `airlock up BUNDLE --base BASE --dir DIR`, which must succeed.
+fn up_with_base(cache: &Path, bundle: &Path, base: &Path, dir: &Path) {
+    let up = harness::airlock(cache)
+        .arg("up")
+        .arg(bundle)
+        .arg("--base")
+        .arg(base)
+        .arg("--dir")
+        .arg(dir)
+        .args(["--timeout", "60s", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        up.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&up.stdout),
+        stderr(&up)
+    );
+}
+
 const COMPOSE: &str = "services:\n  web:\n    image: ${WEB}\n    command: [\"/bin/sh\", \"-c\", \"cat /srv/version; exec sleep 3600\"]\n";
 
 #[test]
@@ -452,22 +472,7 @@ fn patch_bundle_packs_verifies_and_loads_on_both_stores() {
     // up with the base bundle: rebuilt from v1, started.
     harness::docker_quiet(&["rmi", "-f", &web2]);
     let dir = work.path().join("offline");
-    let up = harness::airlock(&cache)
-        .arg("up")
-        .arg(&v2)
-        .arg("--base")
-        .arg(&v1)
-        .arg("--dir")
-        .arg(&dir)
-        .args(["--timeout", "60s", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        up.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&up.stdout),
-        stderr(&up)
-    );
+    up_with_base(&cache, &v2, &v1, &dir);
     let ps = harness::docker(&[
         "ps",
         "-q",
@@ -522,22 +527,7 @@ fn patch_bundle_packs_verifies_and_loads_on_both_stores() {
         images: vec![web2.clone(), web1.clone(), base.clone()],
     };
     harness::ok(harness::airlock(&cache).arg("load").arg(&v1));
-    let up = harness::airlock(&cache)
-        .arg("up")
-        .arg(&v3)
-        .arg("--base")
-        .arg(&v1)
-        .arg("--dir")
-        .arg(work.path().join("offline-pin"))
-        .args(["--timeout", "60s", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        up.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&up.stdout),
-        stderr(&up)
-    );
+    up_with_base(&cache, &v3, &v1, &work.path().join("offline-pin"));
     let ps = harness::docker(&[
         "ps",
         "-q",

@@ -82,19 +82,7 @@ impl SwarmMode {
             let gw =
                 harness::docker(&["network", "ls", "-q", "--filter", "name=^docker_gwbridge$"]);
             if gw.is_empty() {
-                harness::docker(&[
-                    "network",
-                    "create",
-                    "--driver",
-                    "bridge",
-                    "--opt",
-                    "com.docker.network.bridge.name=airlock26_gw",
-                    "--opt",
-                    "com.docker.network.bridge.enable_icc=false",
-                    "--opt",
-                    "com.docker.network.bridge.enable_ip_masquerade=true",
-                    "docker_gwbridge",
-                ]);
+                harness::docker(GWBRIDGE);
             }
         }
         let listen = format!("{addr}:2377");
@@ -198,6 +186,33 @@ fn http_get(port: u16, path: &str) -> Option<String> {
     s.read_to_string(&mut body).ok()?;
     body.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
 }
+
+/// `airlock up --swarm --json EXTRA --dir DIR BUNDLE`, exit 0; its JSON document.
+fn up_swarm(cache: &Path, dir: &Path, bundle: &Path, extra: &[&str]) -> serde_json::Value {
+    let out = ok(harness::airlock(cache)
+        .args(["up", "--swarm", "--json"])
+        .args(extra)
+        .arg("--dir")
+        .arg(dir)
+        .arg(bundle));
+    harness::json_of(&out)
+}
+
+/// Engine 26's own `docker_gwbridge` (device `airlock26_gw`), made before it joins a swarm:
+/// otherwise it would take the host engine's device.
+const GWBRIDGE: &[&str] = &[
+    "network",
+    "create",
+    "--driver",
+    "bridge",
+    "--opt",
+    "com.docker.network.bridge.name=airlock26_gw",
+    "--opt",
+    "com.docker.network.bridge.enable_icc=false",
+    "--opt",
+    "com.docker.network.bridge.enable_ip_masquerade=true",
+    "docker_gwbridge",
+];
 
 fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -450,11 +465,7 @@ fn swarm_stack_from_a_bundle() {
 
     // Again: nothing changes (no deploy, serve reused, same tasks).
     let before = running_tasks("airlock-it-swarm_web");
-    let out = ok(harness::airlock(&cache)
-        .args(["up", "--swarm", "--json", "--dir"])
-        .arg(&dir)
-        .arg(&v1));
-    let again = harness::json_of(&out);
+    let again = up_swarm(&cache, &dir, &v1, &[]);
     assert_eq!(again["ok"], true, "{again:#}");
     assert!(again["command"].is_null(), "deployed again: {again:#}");
     assert_eq!(again["serve_started"], false);
@@ -545,11 +556,7 @@ fn swarm_stack_from_a_bundle() {
     assert!(String::from_utf8_lossy(&text.stdout).contains("is down"));
     // The operator's way back: `up --swarm` again starts serve on the same address (the
     // image names stay valid), deploys nothing, and the check passes.
-    let out = ok(harness::airlock(&cache)
-        .args(["up", "--swarm", "--json", "--dir"])
-        .arg(&dir)
-        .arg(&v2));
-    let back = harness::json_of(&out);
+    let back = up_swarm(&cache, &dir, &v2, &[]);
     assert_eq!(back["ok"], true, "{back:#}");
     assert_eq!(back["serve_started"], true);
     assert_eq!(back["pull_from"], pull_from.as_str());
@@ -594,20 +601,12 @@ fn swarm_stack_from_a_bundle() {
     );
     harness::wait_for_port(unit_port, Duration::from_secs(10));
     let unit_dir = work.path().join("unit");
-    let out = ok(harness::airlock(&cache)
-        .args([
-            "up",
-            "--swarm",
-            "--timeout",
-            "120s",
-            "--json",
-            "--serve-addr",
-            &unit_addr,
-            "--dir",
-        ])
-        .arg(&unit_dir)
-        .arg(&v1));
-    let by_unit = harness::json_of(&out);
+    let by_unit = up_swarm(
+        &cache,
+        &unit_dir,
+        &v1,
+        &["--timeout", "120s", "--serve-addr", &unit_addr],
+    );
     drop(unit_serve);
     assert_eq!(by_unit["ok"], true, "{by_unit:#}");
     assert_eq!(by_unit["serve_started"], false);
@@ -619,20 +618,12 @@ fn swarm_stack_from_a_bundle() {
     let site = Registry::start();
     let site_host = site.url().trim_start_matches("http://").to_string();
     let reg_dir = work.path().join("registry");
-    let out = ok(harness::airlock(&cache)
-        .args([
-            "up",
-            "--swarm",
-            "--timeout",
-            "120s",
-            "--json",
-            "--registry",
-            &site_host,
-            "--dir",
-        ])
-        .arg(&reg_dir)
-        .arg(&v1));
-    let pushed = harness::json_of(&out);
+    let pushed = up_swarm(
+        &cache,
+        &reg_dir,
+        &v1,
+        &["--timeout", "120s", "--registry", &site_host],
+    );
     assert_eq!(pushed["ok"], true, "{pushed:#}");
     assert_eq!(pushed["source"], "registry");
     assert!(
@@ -762,22 +753,7 @@ networks:
     )
     .is_empty()
     {
-        docker_on(
-            &e26,
-            &[
-                "network",
-                "create",
-                "--driver",
-                "bridge",
-                "--opt",
-                "com.docker.network.bridge.name=airlock26_gw",
-                "--opt",
-                "com.docker.network.bridge.enable_icc=false",
-                "--opt",
-                "com.docker.network.bridge.enable_ip_masquerade=true",
-                "docker_gwbridge",
-            ],
-        );
+        docker_on(&e26, GWBRIDGE);
     }
     let gw = docker_on(
         &e26,
@@ -817,22 +793,19 @@ networks:
 
     // Placed on the worker, which never loaded anything: it pulls from serve on the manager.
     let url = format!("http://127.0.0.1:{port}/");
-    let out = ok(harness::airlock(&cache)
-        .args([
-            "up",
-            "--swarm",
+    let up = up_swarm(
+        &cache,
+        &dir,
+        &bundle,
+        &[
             "--serve-addr",
             "127.0.0.1:0",
             "--timeout",
             "120s",
-            "--json",
             "--http",
             &url,
-            "--dir",
-        ])
-        .arg(&dir)
-        .arg(&bundle));
-    let up = harness::json_of(&out);
+        ],
+    );
     assert_eq!(up["ok"], true, "{up:#}");
     let web_image = up["images"]["web"].as_str().unwrap().to_string();
     let web = up["check"]["services"]
