@@ -98,6 +98,22 @@ pub fn project(
     }
     undeclared(doc, &enabled, &mut project.warnings);
     project.run_files = run_files(doc, &enabled, project_dir);
+    for (section, into) in [
+        ("configs", &mut project.configs),
+        ("secrets", &mut project.secrets),
+    ] {
+        for (name, node) in doc.get(section).and_then(Node::as_map).unwrap_or(&empty) {
+            let mut def = node.to_json();
+            if let Some(serde_json::Value::String(f)) = def.get_mut("file")
+                && !f.starts_with('~')
+            {
+                *f = absolutize(project_dir, Path::new(f.as_str()))
+                    .to_string_lossy()
+                    .into_owned();
+            }
+            into.insert(name.clone(), def);
+        }
+    }
     project.services = enabled;
     project.disabled_services = disabled.into_keys().collect();
     project.volumes = doc

@@ -25,6 +25,13 @@ pub struct Project {
     pub disabled_services: Vec<String>,
     /// Top-level `volumes:` names.
     pub volumes: Vec<String>,
+    /// Top-level `configs:` and `secrets:` definitions by name, as merged and interpolated,
+    /// a relative `file:` made absolute against the project directory (`up --swarm` creates
+    /// Swarm objects from them).
+    #[serde(skip)]
+    pub configs: BTreeMap<String, serde_json::Value>,
+    #[serde(skip)]
+    pub secrets: BTreeMap<String, serde_json::Value>,
     /// Host files and directories the enabled services read at run time, sorted by path.
     pub run_files: Vec<RunFile>,
     /// Problems that did not stop loading (unset variables, ignored keys...).

@@ -107,8 +107,9 @@ pub const KEPT: &[&str] = &[
     "working_dir",
 ];
 
-/// Keys rendered from the typed service (`image`, `environment`, `ports`, `volumes`) or
-/// reported as unsupported (`network_mode`, `configs`, `secrets`).
+/// Keys rendered from the typed service (`image`, `environment`, `ports`, `volumes`), as
+/// Swarm objects (`configs`, `secrets`: `swarm::objects`), or reported as unsupported
+/// (`network_mode`, ...).
 const HANDLED: &[&str] = &[
     "image",
     "environment",
@@ -155,11 +156,103 @@ fn finding(level: Level, code: &str, service: &str, message: String, fix: &str) 
 }
 
 /// What Swarm ignores, refuses or does differently in `project`, service by service.
+/// The names of the configs or secrets a service's `configs:`/`secrets:` uses (short or long
+/// syntax).
+pub fn used_objects(used: Option<&serde_json::Value>) -> Vec<&str> {
+    match used {
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .filter_map(|i| match i {
+                serde_json::Value::String(s) => Some(s.as_str()),
+                serde_json::Value::Object(o) => o.get("source").and_then(|s| s.as_str()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// What `up --swarm` does with a config or secret a service uses: a `file:` becomes a Swarm
+/// object named by its content (`swarm::objects`); an `external` one must exist; one from
+/// `environment:` or `content:`, or not defined at all, cannot be deployed.
+fn object_finding(
+    stack: &str,
+    service: &str,
+    kind: &str,
+    source: &str,
+    def: Option<&serde_json::Value>,
+) -> Finding {
+    let sections = format!("{kind}s");
+    let Some(def) = def else {
+        return finding(
+            Level::Error,
+            "swarm-unsupported",
+            service,
+            format!("`{service}` uses {kind} `{source}`, which no top-level `{sections}:` defines"),
+            &format!("define it under the top-level `{sections}:` with `file:`"),
+        );
+    };
+    let external = def
+        .get("external")
+        .is_some_and(|e| e.as_bool() == Some(true) || e.is_object());
+    let explicit = def.get("name").and_then(|n| n.as_str());
+    if external {
+        return finding(
+            Level::Info,
+            "swarm-object",
+            service,
+            format!(
+                "`{service}` uses the external {kind} `{}`: it must exist in the swarm before the deploy",
+                explicit.unwrap_or(source)
+            ),
+            &format!("create it on a manager: docker {kind} create NAME FILE"),
+        );
+    }
+    match def.get("file").and_then(|f| f.as_str()) {
+        Some(file) => match explicit {
+            Some(n) => finding(
+                Level::Warning,
+                "swarm-object",
+                service,
+                format!(
+                    "`{service}` uses {kind} `{source}` (file `{file}`) named `{n}`: Swarm {sections} cannot change, so a deploy that changes the file under the same name fails"
+                ),
+                &format!(
+                    "remove `name:` from the {kind}: airlock then names it by its content, and an upgrade creates a new one"
+                ),
+            ),
+            None => finding(
+                Level::Info,
+                "swarm-object",
+                service,
+                format!(
+                    "`{service}` uses {kind} `{source}` (file `{file}`): `up --swarm` creates the Swarm {kind} `{stack}_{source}_<first 12 hex digits of its sha256>`, named by content, so an upgrade that changes the file creates a new one (Swarm {sections} cannot change)"
+                ),
+                &format!("nothing to do; old versions stay in the swarm until `docker {kind} rm`"),
+            ),
+        },
+        None => {
+            let from = ["environment", "content"]
+                .into_iter()
+                .find(|k| def.get(*k).is_some())
+                .unwrap_or("no `file:`");
+            finding(
+                Level::Error,
+                "swarm-unsupported",
+                service,
+                format!(
+                    "`{service}` uses {kind} `{source}` from `{from}`, which `docker stack deploy` cannot create"
+                ),
+                &format!("write the value to a file in the project and give the {kind} `file:`"),
+            )
+        }
+    }
+}
+
 pub fn findings(project: &Project) -> Vec<Finding> {
     let mut out = Vec::new();
     for (name, svc) in &project.services {
         let raw = svc.raw.as_object();
-        let has = |k: &str| raw.is_some_and(|m| m.contains_key(k));
         if svc.build.is_some() {
             out.push(finding(
                 Level::Warning,
@@ -309,14 +402,17 @@ pub fn findings(project: &Project) -> Vec<Finding> {
                 "attach the service to a network instead (networks:)",
             ));
         }
-        for section in ["configs", "secrets"] {
-            if has(section) {
-                out.push(finding(
-                    Level::Error,
-                    "swarm-unsupported",
+        for (kind, used, defined) in [
+            ("config", svc.raw.get("configs"), &project.configs),
+            ("secret", svc.raw.get("secrets"), &project.secrets),
+        ] {
+            for source in used_objects(used) {
+                out.push(object_finding(
+                    &project.name,
                     name,
-                    format!("`{name}` uses `{section}:`; airlock does not carry {section} into a stack yet"),
-                    "mount the file with a bind mount present on every node, or create the Swarm object by hand and deploy the stack with docker stack deploy",
+                    kind,
+                    source,
+                    defined.get(source),
                 ));
             }
         }
@@ -431,5 +527,47 @@ mod tests {
         assert_eq!(restart_condition("on-failure:3"), "on-failure");
         assert_eq!(port_mode(&p.services["web"].raw, 81), "host");
         assert_eq!(port_mode(&p.services["web"].raw, 80), "ingress");
+    }
+
+    #[test]
+    fn configs_and_secrets_from_files_deploy_others_do_not() {
+        let p = load(
+            "name: shop\nservices:\n  web:\n    image: nginx:1\n    configs: [motd, {source: pinned, target: /etc/p}]\n    secrets: [token, ext, envd, nowhere]\nconfigs:\n  motd: {file: ./motd.txt}\n  pinned: {file: ./p.txt, name: shop-p}\nsecrets:\n  token: {file: ./token}\n  ext: {external: true}\n  envd: {environment: TOKEN}\n",
+        );
+        let f = findings(&p);
+        let about = |what: &str| {
+            f.iter()
+                .filter(|f| f.code.starts_with("swarm-") && f.message.contains(what))
+                .map(|f| (f.code.as_str(), f.level))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(about("config `motd`"), [("swarm-object", Level::Info)]);
+        let motd = f
+            .iter()
+            .find(|f| f.message.contains("config `motd`"))
+            .unwrap();
+        assert!(
+            motd.message.contains("`shop_motd_<first 12"),
+            "{}",
+            motd.message
+        );
+        assert!(
+            motd.message
+                .contains(&p.directory.join("motd.txt").display().to_string())
+        );
+        assert_eq!(about("config `pinned`"), [("swarm-object", Level::Warning)]);
+        assert_eq!(about("secret `token`"), [("swarm-object", Level::Info)]);
+        assert_eq!(
+            about("external secret `ext`"),
+            [("swarm-object", Level::Info)]
+        );
+        assert_eq!(
+            about("secret `envd` from `environment`"),
+            [("swarm-unsupported", Level::Error)]
+        );
+        assert_eq!(
+            about("secret `nowhere`"),
+            [("swarm-unsupported", Level::Error)]
+        );
     }
 }

@@ -15,6 +15,7 @@
 
 pub mod check;
 pub mod cluster;
+pub mod objects;
 pub mod render;
 pub mod serving;
 
@@ -73,6 +74,13 @@ pub enum SwarmError {
     NoCli { message: String },
     #[error("`{}` was not written by `airlock up --swarm` (no {SWARM_STATE})", dir.display())]
     NoState { dir: PathBuf },
+    #[error("Cannot read the file `{}` of {kind} `{name}`; nothing was deployed: {message}", path.display())]
+    ObjectFile {
+        kind: String,
+        name: String,
+        path: PathBuf,
+        message: String,
+    },
 }
 
 impl Classify for SwarmError {
@@ -85,7 +93,8 @@ impl Classify for SwarmError {
             SwarmError::Refused { .. }
             | SwarmError::MissingImages { .. }
             | SwarmError::NeedsBase { .. }
-            | SwarmError::NoState { .. } => Class::Input,
+            | SwarmError::NoState { .. }
+            | SwarmError::ObjectFile { .. } => Class::Input,
             SwarmError::Deploy { .. } => Class::Failed,
         }
     }
@@ -101,6 +110,7 @@ impl Classify for SwarmError {
             ),
             SwarmError::NoCli { .. } => Some("install the docker CLI on the manager".into()),
             SwarmError::NoState { .. } => Some("run `airlock up BUNDLE --swarm` first, or name the stack with -p".into()),
+            SwarmError::ObjectFile { .. } => Some("`airlock plan` lists the run files a bundle does not carry; copy the file into the stack's directory".into()),
             _ => None,
         }
     }
@@ -522,7 +532,10 @@ pub fn up(opts: &SwarmOptions, reporter: Arc<dyn Reporter>) -> crate::error::Res
         .iter()
         .filter_map(|f| fs_err::read_to_string(dir.join(f)).ok())
         .collect();
-    let file = render::stack_file(&project, &images, &render::TopLevel::read(&texts));
+    let mut top = render::TopLevel::read(&texts);
+    let objects = objects::definitions(&project, &stack)?;
+    (top.configs, top.secrets) = (objects.configs, objects.secrets);
+    let file = render::stack_file(&project, &images, &top);
     let text = render::to_yaml(
         &file,
         &format!(

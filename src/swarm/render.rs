@@ -3,8 +3,10 @@
 //! 3.8, which every `docker stack deploy` since Docker 19.03 reads. Each service's image is
 //! its digest-pinned name on the registry the nodes pull from; `restart:` becomes
 //! `deploy.restart_policy`; ports and volumes are written in long syntax (host paths
-//! absolute); the keys the format has no place for, or Swarm ignores, are left out (the list
-//! is `plan::swarm::DROPPED`, which `plan --swarm` reports). Pure: no engine, no files.
+//! absolute); configs and secrets as the services write them, their top-level definitions
+//! from `swarm::objects`; the keys the format has no place for, or Swarm ignores, are left
+//! out (the list is `plan::swarm::DROPPED`, which `plan --swarm` reports). Pure: no engine,
+//! no files.
 
 use crate::compose::Project;
 use crate::plan::swarm::{KEPT, port_mode, restart_condition};
@@ -20,6 +22,9 @@ pub const VERSION: &str = "3.8";
 pub struct TopLevel {
     pub networks: Map<String, Value>,
     pub volumes: Map<String, Value>,
+    /// The configs and secrets the services use, as `swarm::objects` defines them.
+    pub configs: Map<String, Value>,
+    pub secrets: Map<String, Value>,
 }
 
 /// Keys of a top-level network and volume that compose file format 3.8 reads.
@@ -177,6 +182,11 @@ pub fn stack_file(project: &Project, images: &BTreeMap<String, String>, top: &To
                     .or_insert_with(|| json!("continue"));
             }
         }
+        for section in ["configs", "secrets"] {
+            if let Some(v) = raw.get(section) {
+                out.insert(section.into(), v.clone());
+            }
+        }
         match raw.get("networks") {
             Some(Value::Array(list)) => {
                 networks.extend(list.iter().filter_map(|n| n.as_str().map(str::to_string)))
@@ -219,6 +229,11 @@ pub fn stack_file(project: &Project, images: &BTreeMap<String, String>, top: &To
         .collect();
     if !volumes.is_empty() {
         file.insert("volumes".into(), Value::Object(volumes));
+    }
+    for (section, defs) in [("configs", &top.configs), ("secrets", &top.secrets)] {
+        if !defs.is_empty() {
+            file.insert(section.into(), Value::Object(defs.clone()));
+        }
     }
     Value::Object(file)
 }

@@ -228,7 +228,11 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 const COMPOSE: &str = "services:
   web:
     image: APP_IMAGE
-    command: [\"sh\", \"-c\", \"mkdir -p /www && cp /srv/version /www/index.html && exec httpd -f -p 8080 -h /www\"]
+    command: [\"sh\", \"-c\", \"mkdir -p /www && cp /srv/version /www/index.html && cp /etc/app/motd /www/motd && cp /run/secrets/token /www/token && exec httpd -f -p 8080 -h /www\"]
+    configs:
+      - source: motd
+        target: /etc/app/motd
+    secrets: [token]
     ports:
       - target: 8080
         published: ${PORT}
@@ -243,6 +247,12 @@ const COMPOSE: &str = "services:
   debug:
     image: 127.0.0.1:9/airlock-it/never-packed:1
     profiles: [debug]
+configs:
+  motd:
+    file: ./motd.txt
+secrets:
+  token:
+    file: ./token.txt
 ";
 
 #[test]
@@ -269,6 +279,11 @@ fn swarm_stack_from_a_bundle() {
         // The image in the compose file, the rest in .env (which `up` keeps once written).
         std::fs::write(p.join("compose.yaml"), COMPOSE.replace("APP_IMAGE", app)).unwrap();
         std::fs::write(p.join(".env"), format!("BASE={base}\nPORT={port}\n")).unwrap();
+        // A config that changes between the versions (Swarm configs cannot change: each
+        // version is its own object, named by content) and a secret that does not.
+        let n = if p == &p1 { 1 } else { 2 };
+        std::fs::write(p.join("motd.txt"), format!("motd {n}\n")).unwrap();
+        std::fs::write(p.join("token.txt"), "s3cret\n").unwrap();
     }
     let (v1, v2) = (work.path().join("v1.tar"), work.path().join("v2.tar"));
     ok(harness::airlock(&cache)
@@ -336,6 +351,7 @@ fn swarm_stack_from_a_bundle() {
         ("web", "swarm-restart"),
         ("web", "swarm-port-mode"),
         ("migrate", "swarm-restart"),
+        ("web", "swarm-object"),
     ] {
         assert!(
             codes.contains(&(svc.into(), code.into())),
@@ -457,6 +473,8 @@ fn swarm_stack_from_a_bundle() {
         up["check"]["probes"]
     );
     assert_eq!(http_get(port, "/").as_deref(), Some("version 1\n"));
+    assert_eq!(http_get(port, "/motd").as_deref(), Some("motd 1\n"));
+    assert_eq!(http_get(port, "/token").as_deref(), Some("s3cret\n"));
     let stack_file = std::fs::read_to_string(dir.join("airlock.stack.yml")).unwrap();
     assert!(
         stack_file.contains(&web_image) && !stack_file.contains("depends_on"),
@@ -513,6 +531,17 @@ fn swarm_stack_from_a_bundle() {
     assert_ne!(web2, web_image);
     assert_eq!(up2["images"]["migrate"], up["images"]["migrate"]);
     assert_eq!(http_get(port, "/").as_deref(), Some("version 2\n"));
+    // The changed config deployed as a new object beside the old one.
+    assert_eq!(http_get(port, "/motd").as_deref(), Some("motd 2\n"));
+    let configs = harness::docker(&["config", "ls", "--format", "{{.Name}}"]);
+    assert_eq!(
+        configs
+            .lines()
+            .filter(|c| c.starts_with("airlock-it-swarm_motd_"))
+            .count(),
+        2,
+        "{configs}"
+    );
     let served = state(&dir)["serving"]["bundles"].as_array().unwrap().len();
     assert_eq!(served, 2, "{:#}", state(&dir));
     let update = harness::docker(&[
