@@ -5,7 +5,9 @@
 //! hold (the classic store reuses a layer by ChainID before opening its file; formats.md
 //! section 8). A containerd-store engine gets the whole tar (it names images from
 //! index.json) but the blobs of the bundle's images whose top digest is an image ID there
-//! (its content store holds them; the importer takes them from there). Every blob is hashed while it is copied. Afterwards the references the
+//! (its content store holds them; the importer takes them from there), and the layers
+//! that the manifests airlock kept of earlier loads show there (`content`). Every blob is
+//! hashed while it is copied. Afterwards the references the
 //! compose files use are tagged; digest-pinned references get a local tag (`pinned_tag`).
 //! Reads with `bundle::read`; used by `up::load_bundle` (for `cli::load` and `up`).
 
@@ -19,6 +21,7 @@ use crate::image::{ArchiveEntry, chain_ids};
 use crate::progress::Reporter;
 use crate::reference::Reference;
 use crate::source::Source;
+use crate::store::Store;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -208,17 +211,23 @@ pub fn plan(meta: &Meta, state: &EngineState) -> LoadPlan {
     }
     if plan.whole && !plan.entries.is_empty() {
         // Containerd store: every member, but the blobs of images whose top digest is an
-        // image ID on the engine (those are in its content store, where the importer finds
-        // them).
+        // image ID on the engine, and the layers its content store is known to hold
+        // (`content::known_blobs`): the importer finds those there.
         let covered: HashMap<&Digest, u64> = meta
             .meta
             .images
             .iter()
-            .filter(|i| state.images.contains_key(&i.top.digest))
             .flat_map(|i| {
+                let whole = state.images.contains_key(&i.top.digest);
+                let layers = i
+                    .layers
+                    .iter()
+                    .map(|l| &l.blob)
+                    .filter(move |b| whole || state.known_blobs.contains(&b.digest));
                 [&i.top, &i.manifest, &i.config]
                     .into_iter()
-                    .chain(i.layers.iter().map(|l| &l.blob))
+                    .filter(move |_| whole)
+                    .chain(layers)
                     .map(|d| (&d.digest, d.size))
             })
             .collect();
@@ -625,10 +634,11 @@ async fn send(
 pub async fn load(
     engine: &Engine,
     meta: &Meta,
+    store: Option<&Store>,
     reporter: Arc<dyn Reporter>,
 ) -> Result<LoadReport, EngineError> {
     let source: Arc<dyn Source> = Arc::new(BundleSource::of(meta.clone()));
-    load_from(engine, meta, source, reporter).await
+    load_from(engine, meta, source, store, reporter).await
 }
 
 /// The engine load sink: load the images `meta` describes, their blobs read from `source`
@@ -639,10 +649,15 @@ pub async fn load(
 /// reaches it (an image removed meanwhile, `docker image prune`), the engine refuses the
 /// stream naming that layer's file. Then the engine is read again and the load re-planned and
 /// re-sent, at most twice.
+///
+/// With `store` (airlock's cache), a containerd-store engine also skips the layers that
+/// earlier loads' manifests show in its content store, and this load's manifests are kept
+/// there for the next (`content`).
 pub async fn load_from(
     engine: &Engine,
     meta: &Meta,
     source: Arc<dyn Source>,
+    store: Option<&Store>,
     reporter: Arc<dyn Reporter>,
 ) -> Result<LoadReport, EngineError> {
     let shared = Arc::new(meta.clone());
@@ -650,7 +665,10 @@ pub async fn load_from(
     // What the engine had before this command (a failed attempt may load some images).
     let mut present_before: Option<HashSet<Digest>> = None;
     let (state, plan, mut report) = loop {
-        let state = engine.state().await?;
+        let mut state = engine.state().await?;
+        if let Some(store) = store {
+            state.known_blobs = super::content::known_blobs(store, &state);
+        }
         // A delta: the engine must hold every layer it assumes; checked before anything is sent.
         check_delta(&meta.meta, &state)?;
         let plan = plan(meta, &state);
@@ -748,6 +766,16 @@ pub async fn load_from(
         });
     }
     report.pinned = pinned;
+    if state.containerd_store
+        && let Some(store) = store
+    {
+        let source = Arc::clone(&source);
+        let (store, images) = (store.clone(), meta.meta.images.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            super::content::remember(&store, source.as_ref(), &images)
+        })
+        .await;
+    }
     Ok(report)
 }
 

@@ -4,6 +4,7 @@
 //! space (`/info` DockerRootDir + statvfs when the engine is local). `load` streams a
 //! bundle into `/images/load`. Used by `cli` (load, up, check), `check` and `pack`.
 
+pub mod content;
 pub mod load;
 pub mod save;
 
@@ -225,6 +226,10 @@ pub struct EngineState {
     /// layer file a `manifest.json` names, even of layers it holds.
     pub podman: bool,
     pub root_dir: Option<std::path::PathBuf>,
+    /// Containerd store: blobs its content store holds beyond those of images a bundle
+    /// names, from the manifests airlock kept of earlier loads (`content::known_blobs`;
+    /// filled by `load::load_from`).
+    pub known_blobs: HashSet<Digest>,
 }
 
 /// A container of a Compose project, as `check` reads it.
@@ -329,14 +334,26 @@ impl Engine {
         let containerd_store = is_containerd_store(&info);
         let podman = is_podman(&version);
         let root_dir = info.docker_root_dir.map(std::path::PathBuf::from);
-        let summaries = self
-            .docker
-            .list_images(Some(bollard::query_parameters::ListImagesOptions {
-                all: false,
-                ..Default::default()
-            }))
-            .await
-            .map_err(self.api("GET /images/json"))?;
+        // On the containerd store the list answers 404 ("content digest ...: not found")
+        // while an image is being removed (its content goes before the image record): asked
+        // again, it answers once the removal is done.
+        let mut attempt = 0;
+        let summaries = loop {
+            match self
+                .docker
+                .list_images(Some(bollard::query_parameters::ListImagesOptions {
+                    all: false,
+                    ..Default::default()
+                }))
+                .await
+            {
+                Err(e) if is_not_found(&e) && attempt < 10 => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
+                }
+                r => break r.map_err(self.api("GET /images/json"))?,
+            }
+        };
         let mut state = EngineState {
             containerd_store,
             podman,

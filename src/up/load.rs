@@ -61,7 +61,9 @@ pub async fn load_bundle_with(
         )
     };
     if meta.meta.patches().is_empty() {
-        return crate::engine::load::load(engine, meta, reporter)
+        // The cache only saves bytes here (`engine::content`): a load goes on without it.
+        let store = Store::default_root().and_then(Store::open).ok();
+        return crate::engine::load::load(engine, meta, store.as_ref(), reporter)
             .await
             .with_context(context);
     }
@@ -70,7 +72,7 @@ pub async fn load_bundle_with(
         .await
         .with_context(context)?;
     let source: Arc<dyn Source> = Arc::new(patched::source(meta, &store));
-    let mut report = crate::engine::load::load_from(engine, &view, source, reporter)
+    let mut report = crate::engine::load::load_from(engine, &view, source, Some(&store), reporter)
         .await
         .with_context(context)?;
     report.rebuilt = stats.layers;

@@ -115,6 +115,15 @@ fn delta_carries_only_new_layers_and_loads_on_top_of_v1() {
         .arg("-o")
         .arg(&v2));
 
+    // app:1 and app:2 alone, full bundles (for the upgrade by full bundle at the end).
+    let (app1_only, app2_only) = (work.path().join("app1.tar"), work.path().join("app2.tar"));
+    ok(harness::airlock(&cache)
+        .args(["pack", "--image", &app1, "-o"])
+        .arg(&app1_only));
+    ok(harness::airlock(&cache)
+        .args(["pack", "--image", &app2, "-o"])
+        .arg(&app2_only));
+
     // The delta: only app:2's top layer and extra's top layer; every manifest and config.
     let (names1, meta1) = members(&v1);
     let (names2, meta2) = members(&v2);
@@ -359,6 +368,41 @@ fn delta_carries_only_new_layers_and_loads_on_top_of_v1() {
     let ran = harness::docker(&["run", "--rm", &app2]);
     assert_eq!(ran, "version 2");
     for r in [&base, &app1, &app2, &extra] {
+        harness::docker_quiet(&["rmi", "-f", r]);
+    }
+
+    // A full bundle as an upgrade: app:2 alone after app:1 alone. Its lower layers are
+    // app:1's and are not sent, on either store: the classic store holds them by ChainID;
+    // on the containerd store, airlock knows them from the manifest it kept in its cache
+    // when it loaded app:1 (engine::content), the API having no way to list them.
+    let lower = (layers_of(&members(&app2_only).1, "app:2").len() - 1) as u64;
+    let offline = work.path().join("offline-cache");
+    ok(harness::airlock(&offline).arg("load").arg(&app1_only));
+    let l = json_of(&ok(harness::airlock(&offline)
+        .arg("load")
+        .arg(&app2_only)
+        .arg("--json")));
+    eprintln!(
+        "full app:2 bundle over app:1: blobs_sent {} bytes_sent {} blobs_skipped {} bytes_skipped {}",
+        l["blobs_sent"], l["bytes_sent"], l["blobs_skipped"], l["bytes_skipped"]
+    );
+    assert!(
+        lower > 0 && l["blobs_skipped"].as_u64().unwrap() >= lower,
+        "{lower} lower layers: {l:#}"
+    );
+    assert_eq!(harness::docker(&["run", "--rm", &app2]), "version 2");
+    // Without that cache, the containerd store gets every layer again (engine-specific).
+    harness::docker_quiet(&["rmi", "-f", &app2]);
+    let l = json_of(&ok(harness::airlock(&work.path().join("fresh-cache"))
+        .arg("load")
+        .arg(&app2_only)
+        .arg("--json")));
+    if harness::engine().containerd() {
+        assert_eq!(l["blobs_skipped"], 0, "{l:#}");
+    } else {
+        assert!(l["blobs_skipped"].as_u64().unwrap() >= lower, "{l:#}");
+    }
+    for r in [&app1, &app2] {
         harness::docker_quiet(&["rmi", "-f", r]);
     }
 }
