@@ -66,6 +66,20 @@ pub struct LoadOptions {
     pub working_dir: Option<PathBuf>,
 }
 
+/// Tests: the project of `text`, written as `compose.yaml` into `dir`, with an empty
+/// environment.
+#[cfg(test)]
+pub fn load_text(dir: &Path, text: &str) -> Project {
+    let file = dir.join("compose.yaml");
+    fs_err::write(&file, text).unwrap();
+    load(&LoadOptions {
+        files: vec![file],
+        environment: Some(Default::default()),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
 /// Load a Compose project the way Compose v2 does.
 pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
     loader::load(opts)

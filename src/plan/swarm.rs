@@ -479,15 +479,7 @@ mod tests {
     use super::*;
 
     fn load(text: &str) -> Project {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("compose.yaml");
-        fs_err::write(&file, text).unwrap();
-        crate::compose::load(&crate::compose::LoadOptions {
-            files: vec![file],
-            environment: Some(Default::default()),
-            ..Default::default()
-        })
-        .unwrap()
+        crate::compose::load_text(tempfile::tempdir().unwrap().path(), text)
     }
 
     fn codes(p: &Project) -> Vec<(String, String, Level)> {

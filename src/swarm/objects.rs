@@ -90,20 +90,12 @@ mod tests {
     #[test]
     fn file_objects_are_named_by_content_others_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("compose.yaml");
         fs_err::write(dir.path().join("motd"), "hello\n").unwrap();
         fs_err::write(dir.path().join("token"), "s3cret").unwrap();
-        fs_err::write(
-            &file,
+        let p = crate::compose::load_text(
+            dir.path(),
             "services:\n  web:\n    image: nginx:1\n    configs: [motd, {source: fixed, target: /etc/f}]\n    secrets: [token, ext]\n  other:\n    image: nginx:1\n    configs: [motd]\nconfigs:\n  motd: {file: ./motd, labels: {a: b}, x-note: 1}\n  fixed: {file: ./motd, name: given}\n  unused: {file: ./nothing}\nsecrets:\n  token: {file: ./token}\n  ext: {external: true, name: site-token}\n",
-        )
-        .unwrap();
-        let p = crate::compose::load(&crate::compose::LoadOptions {
-            files: vec![file],
-            environment: Some(Default::default()),
-            ..Default::default()
-        })
-        .unwrap();
+        );
         let o = definitions(&p, "shop").unwrap();
         let motd = dir.path().join("motd");
         let short = |bytes: &[u8]| crate::digest::Digest::of(bytes).hex()[..12].to_string();

@@ -258,18 +258,10 @@ mod tests {
     #[test]
     fn renders_pinned_long_syntax_and_restart_policy() {
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("compose.yaml");
-        fs_err::write(
-            &file,
+        let p = crate::compose::load_text(
+            dir.path(),
             "services:\n  web:\n    image: nginx:1\n    container_name: w\n    restart: \"no\"\n    depends_on: [db]\n    environment: {A: \"no\", B: \"8080\"}\n    ports: [\"8080:80\", {target: 81, published: 8081, mode: host}]\n    volumes: [\"./conf:/etc/conf:ro\", \"data:/data\"]\n    healthcheck: {test: [\"CMD\", \"true\"], start_interval: 1s}\n    networks: [back]\n  db:\n    image: postgres:16\n    deploy: {restart_policy: {condition: on-failure}}\n    restart: always\nvolumes:\n  data: {driver: local, x-note: a}\nnetworks:\n  back: {external: true, name: host, enable_ipv6: false}\n",
-        )
-        .unwrap();
-        let p = crate::compose::load(&crate::compose::LoadOptions {
-            files: vec![file],
-            environment: Some(Default::default()),
-            ..Default::default()
-        })
-        .unwrap();
+        );
         let images = BTreeMap::from([(
             "web".to_string(),
             "127.0.0.1:5000/library/nginx@sha256:aa".to_string(),
