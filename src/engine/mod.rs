@@ -360,20 +360,35 @@ impl Engine {
             root_dir,
             ..Default::default()
         };
-        for s in summaries {
+        // One inspect per image for its layers, 8 at a time: on a containerd-store engine
+        // each takes 10-20 ms, which an engine holding a hundred images would otherwise
+        // add to every load.
+        let inspected: Vec<Option<(bollard::models::ImageSummary, Vec<Digest>)>> =
+            futures_util::stream::iter(summaries)
+                .map(|s| async move {
+                    match self.docker.inspect_image(&s.id).await {
+                        Ok(i) => {
+                            let layers = i
+                                .root_fs
+                                .and_then(|r| r.layers)
+                                .unwrap_or_default()
+                                .iter()
+                                .filter_map(|l| l.parse().ok())
+                                .collect();
+                            Ok(Some((s, layers)))
+                        }
+                        Err(e) if is_not_found(&e) => Ok(None), // removed meanwhile
+                        Err(e) => Err(self.api(format!("GET /images/{}/json", s.id))(e)),
+                    }
+                })
+                .buffered(8)
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Result<_, _>>()?;
+        for (s, layers) in inspected.into_iter().flatten() {
             let Ok(id) = s.id.parse::<Digest>() else {
                 continue;
-            };
-            let layers: Vec<Digest> = match self.docker.inspect_image(&s.id).await {
-                Ok(i) => i
-                    .root_fs
-                    .and_then(|r| r.layers)
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(|l| l.parse().ok())
-                    .collect(),
-                Err(e) if is_not_found(&e) => continue, // removed meanwhile
-                Err(e) => return Err(self.api(format!("GET /images/{}/json", s.id))(e)),
             };
             for c in crate::image::chain_ids(&layers) {
                 state.chains.insert(c);
