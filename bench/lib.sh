@@ -32,7 +32,7 @@ bench_stop() { for p in "${BENCH_PIDS[@]}"; do kill "$p" 2>/dev/null || true; do
 # airlock_bin: sets AIRLOCK to $AIRLOCK_BIN, or builds the release binary.
 airlock_bin() {
     if [ -n "${AIRLOCK_BIN:-}" ]; then
-        AIRLOCK="$AIRLOCK_BIN"
+        AIRLOCK="$(realpath "$AIRLOCK_BIN")"   # absolute: scripts cd into their work directory
     else
         echo "== building airlock (release)"
         (cd "$ROOT" && cargo build --release --quiet --bin airlock)

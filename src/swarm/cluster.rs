@@ -384,7 +384,10 @@ pub async fn wait_converged(
         if !stuck.is_empty() && stuck.len() == pending.len() {
             return Ok(false);
         }
-        if let Some(done) = settle.observe(&pending, snapshot, reporter).await {
+        if let Some(done) = settle
+            .observe(&pending, snapshot, crate::up::wait::HOLD, reporter)
+            .await
+        {
             return Ok(done);
         }
     }

@@ -6,7 +6,8 @@ use crate::progress::Reporter;
 use std::time::{Duration, Instant};
 
 /// Poll the project's containers until every service is settled (running and healthy or
-/// without healthcheck, exited, unhealthy, or crash-looping) and nothing changed for 2 s.
+/// without healthcheck, exited, unhealthy, or crash-looping) and, unless every container
+/// reports healthy, nothing changed for 2 s.
 pub async fn wait_settled(
     engine: &Engine,
     project: &str,
@@ -49,15 +50,30 @@ pub async fn wait_settled(
             .iter()
             .map(|c| format!("{}:{}:{:?}:{}", c.name, c.state, c.health, c.restarts))
             .collect();
-        if let Some(done) = settle.observe(&pending, snapshot, reporter).await {
+        // Every container reporting healthy is settled as it stands; otherwise (a container
+        // without healthcheck, or one that exited and may be restarted) nothing may change
+        // for 2 s, to catch one that dies right after starting.
+        let mine: Vec<_> = containers
+            .iter()
+            .filter(|c| !c.one_off && services.contains(&c.service))
+            .collect();
+        let all_healthy = !mine.is_empty()
+            && mine
+                .iter()
+                .all(|c| c.state == "running" && c.health.as_deref() == Some("healthy"));
+        let hold = if all_healthy { Duration::ZERO } else { HOLD };
+        if let Some(done) = settle.observe(&pending, snapshot, hold, reporter).await {
             return Ok(done);
         }
     }
 }
 
+/// How long nothing may change before a project without healthchecks counts as settled.
+pub const HOLD: Duration = Duration::from_secs(2);
+
 /// The tail of a wait loop, polled every 500 ms: settled once nothing is pending and the
-/// snapshot has not changed for 2 s; the pending list reported when it changes; given up at
-/// the timeout.
+/// snapshot has not changed for `hold` (at once when `hold` is zero); the pending list
+/// reported when it changes; given up at the timeout.
 pub struct Settle<T> {
     start: Instant,
     timeout: Duration,
@@ -81,12 +97,16 @@ impl<T: PartialEq> Settle<T> {
         &mut self,
         pending: &[String],
         snapshot: T,
+        hold: Duration,
         reporter: &dyn Reporter,
     ) -> Option<bool> {
+        if pending.is_empty() && hold.is_zero() {
+            return Some(true);
+        }
         if pending.is_empty() {
             match &self.last {
                 Some((prev, since)) if prev == &snapshot => {
-                    if since.elapsed() >= Duration::from_secs(2) {
+                    if since.elapsed() >= hold {
                         return Some(true);
                     }
                 }
