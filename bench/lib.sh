@@ -1,6 +1,6 @@
-# Shared by the bench/*.sh scripts (sourced): loopback ports, a docker-registry on loopback, and
-# the airlock binary. Callers set ROOT and WORK first and keep their own cleanup trap, which
-# should call `bench_stop` to kill what `start_registry` started.
+# Shared by the bench/*.sh scripts (sourced): loopback ports, a docker-registry on loopback, the
+# airlock binary, and `t` (time a command). Callers set ROOT and WORK first and keep their own
+# cleanup trap, which should call `bench_stop` to kill what `start_registry` started.
 
 BENCH_PIDS=()
 
@@ -24,6 +24,20 @@ start_registry() {
     LAST_PID=$!
     BENCH_PIDS+=("$LAST_PID")
     wait_port "$2"
+}
+
+# t NAME COMMAND...: run COMMAND (output to $WORK/out.NAME, shown if it fails), its wall seconds
+# into T[NAME], printed.
+declare -A T
+t() {
+    local name=$1; shift
+    sync
+    local s e
+    s=$(date +%s.%N)
+    "$@" >"$WORK/out.$name" 2>&1 || { cat "$WORK/out.$name"; exit 1; }
+    e=$(date +%s.%N)
+    T[$name]=$(echo "$e - $s" | bc -l)
+    printf '  %-22s %7.2f s\n' "$name" "${T[$name]}"
 }
 
 # bench_stop: kill every server start_registry started.

@@ -59,18 +59,6 @@ for v in v1 v2; do
 done
 ls -l "$WORK"/*.tar | awk '{printf "  %-40s %8.1f MB\n", $NF, $5/1e6}'
 
-declare -A T
-# t NAME COMMAND...: wall seconds of the command, into T[NAME]
-t() {
-    local name=$1; shift
-    sync
-    local s e
-    s=$(date +%s.%N)
-    "$@" >"$WORK/out.$name" 2>&1 || { cat "$WORK/out.$name"; exit 1; }
-    e=$(date +%s.%N)
-    T[$name]=$(echo "$e - $s" | bc -l)
-    printf '  %-22s %7.2f s\n' "$name" "${T[$name]}"
-}
 
 echo "== full load (nothing on the engine)"
 cat "$WORK"/*.tar >/dev/null   # page cache warm for both

@@ -89,17 +89,6 @@ docker save -o "$WORK/save.tar" $(refs)
 rmi_all
 ls -l "$WORK"/*.tar | awk '{printf "  %-40s %8.1f MB\n", $NF, $5/1e6}'
 
-declare -A T
-t() {
-    local name=$1; shift
-    sync
-    local s e
-    s=$(date +%s.%N)
-    "$@" >"$WORK/out.$name" 2>&1 || { cat "$WORK/out.$name"; exit 1; }
-    e=$(date +%s.%N)
-    T[$name]=$(echo "$e - $s" | bc -l)
-    printf '  %-22s %7.2f s\n' "$name" "${T[$name]}"
-}
 by_hand() {
     docker load -q -i "$WORK/save.tar" &&
         docker compose -p "$PROJECT" -f "$WORK/project/compose.yaml" up -d --pull never --wait
