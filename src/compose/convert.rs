@@ -98,9 +98,12 @@ pub fn project(
     }
     undeclared(doc, &enabled, &mut project.warnings);
     project.run_files = run_files(doc, &enabled, project_dir);
+    let defs = &mut project.definitions;
     for (section, into) in [
-        ("configs", &mut project.configs),
-        ("secrets", &mut project.secrets),
+        ("networks", &mut defs.networks),
+        ("volumes", &mut defs.volumes),
+        ("configs", &mut defs.configs),
+        ("secrets", &mut defs.secrets),
     ] {
         for (name, node) in doc.get(section).and_then(Node::as_map).unwrap_or(&empty) {
             let mut def = node.to_json();

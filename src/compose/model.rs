@@ -25,13 +25,10 @@ pub struct Project {
     pub disabled_services: Vec<String>,
     /// Top-level `volumes:` names.
     pub volumes: Vec<String>,
-    /// Top-level `configs:` and `secrets:` definitions by name, as merged and interpolated,
-    /// a relative `file:` made absolute against the project directory (`up --swarm` creates
-    /// Swarm objects from them).
+    /// Top-level definitions by name, as merged and interpolated (`up --swarm` writes them
+    /// into the stack file).
     #[serde(skip)]
-    pub configs: BTreeMap<String, serde_json::Value>,
-    #[serde(skip)]
-    pub secrets: BTreeMap<String, serde_json::Value>,
+    pub definitions: Definitions,
     /// Host files and directories the enabled services read at run time, sorted by path.
     pub run_files: Vec<RunFile>,
     /// Problems that did not stop loading (unset variables, ignored keys...).
@@ -50,6 +47,17 @@ pub struct RunFile {
     pub services: Vec<String>,
     /// False only for an `env_file` with `required: false` (Compose then skips a missing one).
     pub required: bool,
+}
+
+/// The top-level `networks:`, `volumes:`, `configs:` and `secrets:` mappings, by name (a
+/// definition written empty is `null`); a relative `file:` of a config or secret made absolute
+/// against the project directory.
+#[derive(Debug, Clone, Default)]
+pub struct Definitions {
+    pub networks: BTreeMap<String, serde_json::Value>,
+    pub volumes: BTreeMap<String, serde_json::Value>,
+    pub configs: BTreeMap<String, serde_json::Value>,
+    pub secrets: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -403,8 +403,16 @@ pub fn findings(project: &Project) -> Vec<Finding> {
             ));
         }
         for (kind, used, defined) in [
-            ("config", svc.raw.get("configs"), &project.configs),
-            ("secret", svc.raw.get("secrets"), &project.secrets),
+            (
+                "config",
+                svc.raw.get("configs"),
+                &project.definitions.configs,
+            ),
+            (
+                "secret",
+                svc.raw.get("secrets"),
+                &project.definitions.secrets,
+            ),
         ] {
             for source in used_objects(used) {
                 out.push(object_finding(

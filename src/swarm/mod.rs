@@ -527,15 +527,8 @@ pub fn up(opts: &SwarmOptions, reporter: Arc<dyn Reporter>) -> crate::error::Res
         }
         .into());
     }
-    let texts: Vec<String> = staged
-        .files
-        .iter()
-        .filter_map(|f| fs_err::read_to_string(dir.join(f)).ok())
-        .collect();
-    let mut top = render::TopLevel::read(&texts);
     let objects = objects::definitions(&project, &stack)?;
-    (top.configs, top.secrets) = (objects.configs, objects.secrets);
-    let file = render::stack_file(&project, &images, &top);
+    let file = render::stack_file(&project, &images, &objects);
     let text = render::to_yaml(
         &file,
         &format!(

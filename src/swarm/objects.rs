@@ -34,8 +34,18 @@ pub fn definitions(project: &Project, stack: &str) -> Result<Objects, SwarmError
     let mut out = Objects::default();
     for svc in project.services.values() {
         for (kind, section, defined, keys) in [
-            ("config", "configs", &project.configs, CONFIG_KEYS),
-            ("secret", "secrets", &project.secrets, SECRET_KEYS),
+            (
+                "config",
+                "configs",
+                &project.definitions.configs,
+                CONFIG_KEYS,
+            ),
+            (
+                "secret",
+                "secrets",
+                &project.definitions.secrets,
+                SECRET_KEYS,
+            ),
         ] {
             let into = if kind == "config" {
                 &mut out.configs

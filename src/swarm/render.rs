@@ -8,6 +8,7 @@
 //! out (the list is `plan::swarm::DROPPED`, which `plan --swarm` reports). Pure: no engine,
 //! no files.
 
+use super::objects::Objects;
 use crate::compose::Project;
 use crate::plan::swarm::{KEPT, port_mode, restart_condition};
 use serde_json::{Map, Value, json};
@@ -15,17 +16,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// The compose file format version written.
 pub const VERSION: &str = "3.8";
-
-/// The stack file for `project`, every service's image replaced by `images[service]`.
-/// Top-level `networks:` and `volumes:` definitions as the compose files write them.
-#[derive(Debug, Clone, Default)]
-pub struct TopLevel {
-    pub networks: Map<String, Value>,
-    pub volumes: Map<String, Value>,
-    /// The configs and secrets the services use, as `swarm::objects` defines them.
-    pub configs: Map<String, Value>,
-    pub secrets: Map<String, Value>,
-}
 
 /// Keys of a top-level network and volume that compose file format 3.8 reads.
 const NETWORK_KEYS: &[&str] = &[
@@ -40,31 +30,6 @@ const NETWORK_KEYS: &[&str] = &[
 ];
 const VOLUME_KEYS: &[&str] = &["driver", "driver_opts", "external", "labels", "name"];
 
-impl TopLevel {
-    /// The top-level `networks:` and `volumes:` of compose file texts, later files
-    /// overriding earlier ones entry by entry. Values are taken as written (a `${VAR}` in a
-    /// network or volume definition is not interpolated); unreadable files add nothing.
-    pub fn read(texts: &[String]) -> TopLevel {
-        let mut top = TopLevel::default();
-        for text in texts {
-            let Ok(Value::Object(doc)) = serde_saphyr::from_str::<Value>(text) else {
-                continue;
-            };
-            for (section, into) in [
-                ("networks", &mut top.networks),
-                ("volumes", &mut top.volumes),
-            ] {
-                if let Some(Value::Object(entries)) = doc.get(section) {
-                    for (k, v) in entries {
-                        into.insert(k.clone(), v.clone());
-                    }
-                }
-            }
-        }
-        top
-    }
-}
-
 /// A top-level definition with only the keys format 3.8 reads (`{}` when none is written).
 fn definition(def: Option<&Value>, keys: &[&str]) -> Value {
     match def {
@@ -78,7 +43,14 @@ fn definition(def: Option<&Value>, keys: &[&str]) -> Value {
     }
 }
 
-pub fn stack_file(project: &Project, images: &BTreeMap<String, String>, top: &TopLevel) -> Value {
+/// The stack file for `project`, every service's image replaced by `images[service]`, the
+/// configs and secrets it uses defined as `objects` says.
+pub fn stack_file(
+    project: &Project,
+    images: &BTreeMap<String, String>,
+    objects: &Objects,
+) -> Value {
+    let top = &project.definitions;
     let mut services = Map::new();
     let mut networks: BTreeSet<String> = BTreeSet::new();
     for (name, svc) in &project.services {
@@ -230,7 +202,7 @@ pub fn stack_file(project: &Project, images: &BTreeMap<String, String>, top: &To
     if !volumes.is_empty() {
         file.insert("volumes".into(), Value::Object(volumes));
     }
-    for (section, defs) in [("configs", &top.configs), ("secrets", &top.secrets)] {
+    for (section, defs) in [("configs", &objects.configs), ("secrets", &objects.secrets)] {
         if !defs.is_empty() {
             file.insert(section.into(), Value::Object(defs.clone()));
         }
@@ -260,14 +232,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = crate::compose::load_text(
             dir.path(),
-            "services:\n  web:\n    image: nginx:1\n    container_name: w\n    restart: \"no\"\n    depends_on: [db]\n    environment: {A: \"no\", B: \"8080\"}\n    ports: [\"8080:80\", {target: 81, published: 8081, mode: host}]\n    volumes: [\"./conf:/etc/conf:ro\", \"data:/data\"]\n    healthcheck: {test: [\"CMD\", \"true\"], start_interval: 1s}\n    networks: [back]\n  db:\n    image: postgres:16\n    deploy: {restart_policy: {condition: on-failure}}\n    restart: always\nvolumes:\n  data: {driver: local, x-note: a}\nnetworks:\n  back: {external: true, name: host, enable_ipv6: false}\n",
+            "services:\n  web:\n    image: nginx:1\n    container_name: w\n    restart: \"no\"\n    depends_on: [db]\n    environment: {A: \"no\", B: \"8080\"}\n    ports: [\"8080:80\", {target: 81, published: 8081, mode: host}]\n    volumes: [\"./conf:/etc/conf:ro\", \"data:/data\"]\n    healthcheck: {test: [\"CMD\", \"true\"], start_interval: 1s}\n    networks: [back]\n  db:\n    image: postgres:16\n    deploy: {restart_policy: {condition: on-failure}}\n    restart: always\nvolumes:\n  data: {driver: local, x-note: a}\nnetworks:\n  back: {external: true, name: \"${NET_NAME:-host}\", enable_ipv6: false}\n",
         );
         let images = BTreeMap::from([(
             "web".to_string(),
             "127.0.0.1:5000/library/nginx@sha256:aa".to_string(),
         )]);
-        let texts = vec![fs_err::read_to_string(dir.path().join("compose.yaml")).unwrap()];
-        let v = stack_file(&p, &images, &TopLevel::read(&texts));
+        let v = stack_file(&p, &images, &Objects::default());
         let web = &v["services"]["web"];
         assert_eq!(v["version"], "3.8");
         assert_eq!(web["image"], "127.0.0.1:5000/library/nginx@sha256:aa");
