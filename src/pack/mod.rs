@@ -186,8 +186,10 @@ pub fn pack(opts: &PackOptions, reporter: Arc<dyn Reporter>) -> crate::error::Re
     let rt = crate::runtime::build(crate::runtime::Workers::Two)?;
     let stats = PullStats::default();
 
+    // Ctrl-C or SIGTERM: `cancel` stops the client; `notify` ends the step under way (its
+    // permit, when none waits, ends the next).
+    let notify = Arc::new(tokio::sync::Notify::new());
     let images: Vec<ResolvedImage> = rt.block_on(async {
-        let notify = Arc::new(tokio::sync::Notify::new());
         install_signals(cancel.clone(), notify.clone());
         let work = fetch(&client, &store, &selection, &pins, &output, &stats, reporter.as_ref());
         tokio::select! {
@@ -219,10 +221,9 @@ pub fn pack(opts: &PackOptions, reporter: Arc<dyn Reporter>) -> crate::error::Re
         Some(b) if !opts.no_patch => {
             // Base layers a patch needs that neither the base bundle nor the cache holds
             // (a bundle.json or lock base): fetched from the base images' repositories.
-            let wanted = patches::base_layers_wanted(&images, b, &omit, &store);
+            let against = patches::Against::open(b);
+            let wanted = patches::base_layers_wanted(&images, &against, &omit, &store);
             let unfetched = rt.block_on(async {
-                let notify = Arc::new(tokio::sync::Notify::new());
-                install_signals(cancel.clone(), notify.clone());
                 let work = patches::fetch_base_layers(&client, &store, &wanted, &stats, reporter.as_ref());
                 tokio::select! {
                     r = work => r,
@@ -231,7 +232,7 @@ pub fn pack(opts: &PackOptions, reporter: Arc<dyn Reporter>) -> crate::error::Re
             })?;
             patches::make(
                 &images,
-                b,
+                &against,
                 &omit,
                 &unfetched,
                 &store,

@@ -48,12 +48,22 @@ fn base_version<'a>(base: &'a Base, img: &ResolvedImage) -> Option<&'a BaseImage
     })
 }
 
-/// The base bundle when `--since` names one (not a bundle.json or a lock).
-fn base_bundle(base: &Base) -> Option<BundleSource> {
-    if crate::bundle::delta::is_json_base(&base.path) {
-        return None;
+/// The base patches are made against, and its bundle when `--since` names one (not a
+/// bundle.json or a lock), opened once for `base_layers_wanted` and `make`.
+pub struct Against<'a> {
+    pub base: &'a Base,
+    pub bundle: Option<BundleSource>,
+}
+
+impl<'a> Against<'a> {
+    pub fn open(base: &'a Base) -> Self {
+        let bundle = if crate::bundle::delta::is_json_base(&base.path) {
+            None
+        } else {
+            BundleSource::open(&base.path).ok()
+        };
+        Against { base, bundle }
     }
-    BundleSource::open(&base.path).ok()
 }
 
 /// The layers a patch is tried for: each new layer (not in `omit`, each once) of an image
@@ -96,18 +106,18 @@ pub struct WantedBaseLayer {
 /// packed from the engine are not asked of any registry.
 pub fn base_layers_wanted(
     images: &[ResolvedImage],
-    base: &Base,
+    against: &Against,
     omit: &BTreeSet<Digest>,
     store: &Store,
 ) -> Vec<WantedBaseLayer> {
-    let bundle = base_bundle(base);
+    let (base, bundle) = (against.base, against.bundle.as_ref());
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     for (_, i, _, b) in candidates(images, base, omit) {
         let (blob, size) = &b.layers[i];
         if b.diff_ids.get(i).is_none()
             || b.from_engine
-            || bundle.as_ref().is_some_and(|s| s.blob_size(blob).is_some())
+            || bundle.is_some_and(|s| s.blob_size(blob).is_some())
             || store.has(blob, *size)
             || !seen.insert(blob.clone())
         {
@@ -197,17 +207,17 @@ fn messages(e: &dyn std::error::Error) -> String {
 /// says why base layers that `fetch_base_layers` could not get are missing.
 pub fn make(
     images: &[ResolvedImage],
-    base: &Base,
+    against: &Against,
     omit: &BTreeSet<Digest>,
     unfetched: &BTreeMap<Digest, String>,
     store: &Store,
     output: &Path,
     reporter: &dyn Reporter,
 ) -> crate::error::Result<Made> {
+    let (base, base_bundle) = (against.base, against.bundle.as_ref());
     let mut made = Made::default();
     // Where base layers come from: the base bundle (when --since named one), else the cache
     // (where `fetch_base_layers` put those the registry could give).
-    let base_bundle: Option<BundleSource> = base_bundle(base);
     let candidates = candidates(images, base, omit);
     if candidates.is_empty() {
         return Ok(made);
